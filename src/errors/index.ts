@@ -1,0 +1,1 @@
+export { ErrorCode, type ErrorContext, hasCode, isLadingError, LadingError } from './lading-error.ts';
