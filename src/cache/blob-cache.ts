@@ -1,0 +1,226 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type Digest, digestAlgorithm, digestHex, Limits, parseDigest, VerifyStream, verifyBytes } from '../digest/index.ts';
+import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
+import { ioError } from '../util/index.ts';
+
+/** The on-disk format version, part of every path so a new format never misreads an old one. */
+export const CACHE_FORMAT = 'v1';
+
+export interface CacheEntry {
+  digest: Digest;
+  size: number;
+  /** Last modification (write or touch), ms since epoch. */
+  mtimeMs: number;
+}
+
+/**
+ * A content-addressed store of verified blobs (cacache-style): `<root>/v1/blobs/<alg>/<ab>/<hex>`.
+ * Writes go to a temp file in the same directory, are verified while streaming, fsynced and renamed
+ * into place, so a reader never sees a partial entry and several processes can share one cache.
+ * Reads are verified again; a corrupt entry is removed and reported as a miss-with-error so the
+ * caller fetches again.
+ */
+export class BlobCache {
+  readonly root: string;
+  readonly #writes = new Map<string, Promise<void>>();
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  /** The path an entry lives at (whether or not it exists). */
+  pathFor(digest: Digest): string {
+    const hex = digestHex(digest);
+    return join(this.root, CACHE_FORMAT, 'blobs', digestAlgorithm(digest), hex.slice(0, 2), hex);
+  }
+
+  /** Size of a cached entry, or undefined. Does not verify the content. */
+  async size(digest: Digest): Promise<number | undefined> {
+    try {
+      const s = await stat(this.pathFor(digest));
+      return s.isFile() ? s.size : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async has(digest: Digest, size?: number): Promise<boolean> {
+    const s = await this.size(digest);
+    return s !== undefined && (size === undefined || s === size);
+  }
+
+  /**
+   * Opens a cached blob as a verified stream, or returns undefined when it is not cached (or its
+   * size is wrong, in which case the entry is removed). A digest mismatch surfaces as a stream
+   * error (E_DIGEST_MISMATCH) and removes the entry.
+   */
+  async open(digest: Digest, size?: number): Promise<Readable | undefined> {
+    const path = this.pathFor(digest);
+    const actual = await this.size(digest);
+    if (actual === undefined) return undefined;
+    if (size !== undefined && actual !== size) {
+      await rm(path, { force: true });
+      return undefined;
+    }
+    const verify = new VerifyStream({ digest, size: actual, source: `cache entry ${path}` });
+    pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), verify).catch(async (err) => {
+      if (hasCode(err, ErrorCode.DigestMismatch, ErrorCode.SizeMismatch)) await rm(path, { force: true });
+    });
+    return verify;
+  }
+
+  /** Reads a small cached blob into memory, verified; a corrupt entry is removed and undefined returned. */
+  async read(digest: Digest, limit: number = Limits.manifest): Promise<Buffer | undefined> {
+    const path = this.pathFor(digest);
+    const s = await this.size(digest);
+    if (s === undefined) return undefined;
+    if (s > limit) return undefined;
+    let data: Buffer;
+    try {
+      data = await readFile(path);
+    } catch {
+      return undefined;
+    }
+    try {
+      verifyBytes(data, digest);
+    } catch {
+      await rm(path, { force: true });
+      return undefined;
+    }
+    return data;
+  }
+
+  /** Stores bytes already in memory (verified first). */
+  async writeBytes(digest: Digest, data: Uint8Array): Promise<void> {
+    verifyBytes(data, digest, undefined, 'data for the cache');
+    await this.write(digest, [data], data.length);
+  }
+
+  /**
+   * Stores a stream under `digest`. The stream is verified while written; on any failure nothing
+   * is left behind. Concurrent writes of one digest in this process are de-duplicated; across
+   * processes the last rename wins, which is fine because the content is the same.
+   */
+  async write(digest: Digest, source: Readable | AsyncIterable<Uint8Array> | Uint8Array[], size?: number): Promise<void> {
+    parseDigest(digest);
+    const key = digest;
+    const running = this.#writes.get(key);
+    if (running) {
+      // Drain the duplicate source so its producer is not left hanging.
+      if (typeof (source as Readable).resume === 'function') (source as Readable).resume();
+      return running;
+    }
+    const p = this.#write(digest, source, size).finally(() => this.#writes.delete(key));
+    this.#writes.set(key, p);
+    return p;
+  }
+
+  async #write(digest: Digest, source: Readable | AsyncIterable<Uint8Array> | Uint8Array[], size?: number): Promise<void> {
+    const path = this.pathFor(digest);
+    const dir = join(path, '..');
+    const tmp = join(dir, `.${digestHex(digest)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const verify = new VerifyStream({ digest, size, source: 'cache write' });
+      await pipeline(source as AsyncIterable<Uint8Array>, verify, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw hasCode(err) ? err : ioError(err, path);
+    }
+  }
+
+  /**
+   * Passes `source` through unchanged while also writing it to the cache. The cache entry is
+   * committed only if the whole stream arrives and verifies; a consumer that stops early leaves
+   * no entry. Errors of the cache write never break the pass-through.
+   */
+  tee(digest: Digest, source: Readable, size?: number, onCacheError?: (err: unknown) => void): Readable {
+    const toCache = new PassThrough({ highWaterMark: 1 << 20 });
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    source.on('data', (chunk: Buffer) => {
+      toCache.write(chunk);
+      if (!out.write(chunk)) {
+        source.pause();
+        out.once('drain', () => source.resume());
+      }
+    });
+    source.once('end', () => {
+      toCache.end();
+      out.end();
+    });
+    source.once('error', (err) => {
+      toCache.destroy(err);
+      out.destroy(err);
+    });
+    out.once('close', () => {
+      if (!source.readableEnded) {
+        source.destroy();
+        toCache.destroy(new LadingError(ErrorCode.Aborted, 'consumer stopped early'));
+      }
+    });
+    this.write(digest, toCache, size).catch((err) => onCacheError?.(err));
+    return out;
+  }
+
+  /** Every entry (for `lading cache ls`). */
+  async list(): Promise<CacheEntry[]> {
+    const out: CacheEntry[] = [];
+    const base = join(this.root, CACHE_FORMAT, 'blobs');
+    for (const alg of await safeReaddir(base)) {
+      for (const prefix of await safeReaddir(join(base, alg))) {
+        for (const name of await safeReaddir(join(base, alg, prefix))) {
+          if (name.startsWith('.')) continue;
+          const digest = `${alg}:${name}`;
+          try {
+            parseDigest(digest);
+            const s = await stat(join(base, alg, prefix, name));
+            out.push({ digest: digest as Digest, size: s.size, mtimeMs: s.mtimeMs });
+          } catch {
+            // Not an entry of ours.
+          }
+        }
+      }
+    }
+    return out.sort((a, b) => a.digest.localeCompare(b.digest));
+  }
+
+  /** Removes entries (all, or those last written before `olderThanMs`) and stale temp files. */
+  async prune(opts: { olderThanMs?: number } = {}): Promise<{ removed: number; bytes: number }> {
+    let removed = 0;
+    let bytes = 0;
+    const cutoff = opts.olderThanMs === undefined ? Number.POSITIVE_INFINITY : Date.now() - opts.olderThanMs;
+    for (const e of await this.list()) {
+      if (e.mtimeMs < cutoff) {
+        await rm(this.pathFor(e.digest), { force: true });
+        removed++;
+        bytes += e.size;
+      }
+    }
+    return { removed, bytes };
+  }
+}
+
+async function safeReaddir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Raised when a cache root cannot be used. */
+export function cacheError(root: string, err: unknown): LadingError {
+  return new LadingError(ErrorCode.Io, `cannot use cache ${root}: ${(err as Error)?.message ?? err}`, { path: root });
+}

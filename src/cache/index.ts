@@ -1,0 +1,2 @@
+export { BlobCache, CACHE_FORMAT, type CacheEntry, cacheError } from './blob-cache.ts';
+export { IndexStore } from './index-store.ts';

@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { parseReference, type Reference } from '../reference/index.ts';
+import type { RegistryPool } from '../registry/index.ts';
+import type { CliIo } from './io.ts';
+import { type RegistryFlags, registryPool } from './options.ts';
+
+/** What a command's action gets: its I/O, parsed flags, a registry pool, and a warning sink. */
+export interface CommandContext<F> {
+  io: CliIo;
+  flags: F;
+  warn: (msg: string) => void;
+  /** Created on first use, closed after the command. */
+  pool: () => RegistryPool;
+  ref: (input: string) => Reference;
+}
+
+/** Wraps a command action: builds the context, and closes the registry pool afterwards. */
+export function action<F extends object, A extends unknown[]>(
+  io: CliIo,
+  run: (ctx: CommandContext<F & RegistryFlags>, ...args: A) => Promise<void>,
+): (...args: unknown[]) => Promise<void> {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const flags = cmd.optsWithGlobals() as F & RegistryFlags & { creds?: string | false; quiet?: boolean };
+    if (flags.creds === false) {
+      flags.noCreds = true;
+      flags.creds = undefined;
+    }
+    const warn = (msg: string): void => {
+      if (!flags.quiet) io.err.write(`lading: warning: ${msg}\n`);
+    };
+    let pool: RegistryPool | undefined;
+    const ctx: CommandContext<F & RegistryFlags> = {
+      io,
+      flags,
+      warn,
+      pool: () => {
+        pool ??= registryPool(flags, io, warn);
+        return pool;
+      },
+      ref: (input) => parseReference(input),
+    };
+    try {
+      await run(ctx, ...(args.slice(0, cmd.registeredArguments.length) as A));
+    } finally {
+      await pool?.close();
+    }
+  };
+}

@@ -1,0 +1,36 @@
+import type { Writable } from 'node:stream';
+
+/** Where a command writes: results to `out`, diagnostics to `err`, input from `stdin`. */
+export interface CliIo {
+  out: Writable;
+  err: Writable;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Whether stderr is a terminal (progress bars) . */
+  errIsTty: boolean;
+  stdinIsTty: boolean;
+}
+
+export function processIo(): CliIo {
+  return {
+    out: process.stdout,
+    err: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    cwd: process.cwd(),
+    errIsTty: process.stderr.isTTY === true,
+    stdinIsTty: process.stdin.isTTY === true,
+  };
+}
+
+/** Writes a line and waits until it is flushed (matters before exit and for pipes). */
+export function writeLine(stream: Writable, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.write(`${line}\n`, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+export function writeJson(stream: Writable, value: unknown): Promise<void> {
+  return writeLine(stream, JSON.stringify(value, null, 2));
+}

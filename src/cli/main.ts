@@ -1,0 +1,29 @@
+import { CommanderError } from 'commander';
+import { isLadingError } from '../errors/index.ts';
+import { exitCodeFor, ExitCode } from './exit-codes.ts';
+import { type CliIo, processIo } from './io.ts';
+import { buildProgram } from './program.ts';
+
+/** Runs the CLI; returns the exit status. Never throws. */
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ExitCode.Ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        return ExitCode.Ok;
+      }
+      return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    }
+    const debug = argv.includes('--debug');
+    if (isLadingError(err)) {
+      io.err.write(`lading: error: ${err.message}\n`);
+      if (debug && err.cause) io.err.write(`lading: cause: ${String((err.cause as Error)?.message ?? err.cause)}\n`);
+    } else {
+      io.err.write(`lading: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    }
+    return exitCodeFor(err);
+  }
+}

@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { blobCommand } from './commands/blob.ts';
+import { digestCommand } from './commands/digest.ts';
+import { inspectCommand } from './commands/inspect.ts';
+import { loginCommand, logoutCommand } from './commands/login.ts';
+import { tagsCommand } from './commands/tags.ts';
+import type { CliIo } from './io.ts';
+
+export const VERSION = '0.1.0';
+
+/** The `lading` command with every subcommand. */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('lading')
+    .description('Move container images between OCI/Docker registries, local disks and Nix.')
+    .version(VERSION, '-V, --version')
+    .option('-q, --quiet', 'print no warnings or progress')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => io.out.write(s),
+      writeErr: (s) => io.err.write(s),
+    })
+    .exitOverride();
+  for (const cmd of [
+    inspectCommand(io),
+    digestCommand(io),
+    tagsCommand(io),
+    blobCommand(io),
+    loginCommand(io),
+    logoutCommand(io),
+  ]) {
+    cmd.exitOverride();
+    cmd.configureOutput({ writeOut: (s: string) => io.out.write(s), writeErr: (s: string) => io.err.write(s) });
+    program.addCommand(cmd);
+  }
+  program.addHelpText(
+    'after',
+    `
+Examples:
+  lading inspect alpine
+  lading digest --platform linux/arm64 ghcr.io/org/app:1.4
+  lading login ghcr.io -u me --password-stdin < token.txt`,
+  );
+  return program;
+}

@@ -1,0 +1,32 @@
+export { type ImageConfig, parseConfig } from './config.ts';
+export { type Descriptor, parseDescriptor } from './descriptor.ts';
+export {
+  detectMediaType,
+  type ImageManifest,
+  type IndexManifest,
+  type Manifest,
+  manifestDigest,
+  parseManifest,
+  type Schema1Manifest,
+  schema1Payload,
+} from './manifest.ts';
+export {
+  isImageManifestMediaType,
+  isIndexMediaType,
+  isSchema1MediaType,
+  type KnownMediaType,
+  layerCompression,
+  MANIFEST_ACCEPT,
+  MediaType,
+} from './media-types.ts';
+export {
+  formatPlatform,
+  hostPlatform,
+  normaliseArch,
+  normalisePlatform,
+  normaliseVariant,
+  type Platform,
+  parsePlatform,
+  platformMatches,
+  selectPlatform,
+} from './platform.ts';

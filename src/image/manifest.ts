@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import type { Digest } from '../digest/index.ts';
+import { parseDigest } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { type Descriptor, parseDescriptor } from './descriptor.ts';
+import { isImageManifestMediaType, isIndexMediaType, isSchema1MediaType, MediaType } from './media-types.ts';
+
+/** An OCI image index or Docker manifest list. */
+export interface IndexManifest {
+  kind: 'index';
+  mediaType: string;
+  schemaVersion: 2;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** An OCI image manifest or Docker schema2 manifest. */
+export interface ImageManifest {
+  kind: 'image';
+  mediaType: string;
+  schemaVersion: 2;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+  subject?: Descriptor;
+}
+
+/** A legacy Docker schema1 manifest (read-only: layers bottom-first, no config blob). */
+export interface Schema1Manifest {
+  kind: 'schema1';
+  mediaType: string;
+  schemaVersion: 1;
+  name: string;
+  tag: string;
+  architecture: string;
+  /** Layer digests, bottom layer first (schema1 lists them top first). */
+  layers: Digest[];
+  /** Raw `v1Compatibility` strings, top first as in the manifest. */
+  history: string[];
+}
+
+export type Manifest = IndexManifest | ImageManifest | Schema1Manifest;
+
+function invalid(why: string, ref?: string): LadingError {
+  return new LadingError(ErrorCode.ManifestInvalid, `malformed manifest${ref ? ` of ${ref}` : ''}: ${why}`, { ref });
+}
+
+/** Strips parameters from a Content-Type (`application/json; charset=utf-8`). */
+function bareType(ct: string | undefined): string | undefined {
+  return ct?.split(';')[0]?.trim().toLowerCase() || undefined;
+}
+
+/**
+ * Works out a manifest's media type: its own `mediaType` field, else the served Content-Type,
+ * else from its shape (as containers/image `GuessMIMEType`).
+ */
+export function detectMediaType(json: Record<string, unknown>, contentType?: string): string {
+  if (typeof json.mediaType === 'string' && json.mediaType !== '') return json.mediaType;
+  const ct = bareType(contentType);
+  if (json.schemaVersion === 1) {
+    return ct && isSchema1MediaType(ct) ? ct : 'signatures' in json ? MediaType.DockerSchema1Signed : MediaType.DockerSchema1;
+  }
+  if (ct && (isIndexMediaType(ct) || isImageManifestMediaType(ct))) return ct;
+  if (Array.isArray(json.manifests)) return MediaType.OciIndex;
+  if (json.config !== undefined) return MediaType.OciManifest;
+  return ct ?? 'application/octet-stream';
+}
+
+/**
+ * Parses and validates manifest bytes. Every digest is validated before it can reach a URL or path.
+ * Throws E_MANIFEST_INVALID (malformed) or E_MANIFEST_UNSUPPORTED (unknown media type).
+ */
+export function parseManifest(bytes: Uint8Array, contentType?: string, ref?: string): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw invalid(`not JSON (${(err as Error).message})`, ref);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw invalid('not a JSON object', ref);
+  const obj = json as Record<string, unknown>;
+  const mediaType = detectMediaType(obj, contentType);
+  if (isIndexMediaType(mediaType)) {
+    if (obj.schemaVersion !== 2) throw invalid(`schemaVersion must be 2, got ${JSON.stringify(obj.schemaVersion)}`, ref);
+    if (!Array.isArray(obj.manifests)) throw invalid('index has no manifests array', ref);
+    const m: IndexManifest = {
+      kind: 'index',
+      mediaType,
+      schemaVersion: 2,
+      manifests: obj.manifests.map((d, i) => parseDescriptor(d, `manifests[${i}]`)),
+    };
+    if (isPlainObject(obj.annotations)) m.annotations = obj.annotations as Record<string, string>;
+    return m;
+  }
+  if (isImageManifestMediaType(mediaType)) {
+    if (obj.schemaVersion !== 2) throw invalid(`schemaVersion must be 2, got ${JSON.stringify(obj.schemaVersion)}`, ref);
+    if (!Array.isArray(obj.layers)) throw invalid('manifest has no layers array', ref);
+    const m: ImageManifest = {
+      kind: 'image',
+      mediaType,
+      schemaVersion: 2,
+      config: parseDescriptor(obj.config, 'config'),
+      layers: obj.layers.map((d, i) => parseDescriptor(d, `layers[${i}]`)),
+    };
+    if (isPlainObject(obj.annotations)) m.annotations = obj.annotations as Record<string, string>;
+    if (obj.subject !== undefined) m.subject = parseDescriptor(obj.subject, 'subject');
+    return m;
+  }
+  if (isSchema1MediaType(mediaType)) {
+    if (obj.schemaVersion !== 1) throw invalid('schema1 manifest must have schemaVersion 1', ref);
+    if (!Array.isArray(obj.fsLayers)) throw invalid('schema1 manifest has no fsLayers', ref);
+    const layers = obj.fsLayers.map((l, i) => {
+      const sum = (l as Record<string, unknown>)?.blobSum;
+      if (typeof sum !== 'string') throw invalid(`fsLayers[${i}] has no blobSum`, ref);
+      return parseDigest(sum, `fsLayers[${i}].blobSum`);
+    });
+    const history = Array.isArray(obj.history)
+      ? obj.history.map((h) => String((h as Record<string, unknown>)?.v1Compatibility ?? ''))
+      : [];
+    return {
+      kind: 'schema1',
+      mediaType,
+      schemaVersion: 1,
+      name: String(obj.name ?? ''),
+      tag: String(obj.tag ?? ''),
+      architecture: String(obj.architecture ?? ''),
+      layers: layers.reverse(),
+      history,
+    };
+  }
+  throw new LadingError(
+    ErrorCode.ManifestUnsupported,
+    `unsupported manifest media type ${JSON.stringify(mediaType)}${ref ? ` for ${ref}` : ''}`,
+    { ref, found: mediaType },
+  );
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The digest a registry gives a manifest: sha256 of the bytes, except signed schema1 manifests,
+ * whose digest covers the payload without the JWS signatures.
+ */
+export function manifestDigest(bytes: Uint8Array, algorithm: 'sha256' | 'sha512' = 'sha256'): Digest {
+  const payload = schema1Payload(bytes) ?? bytes;
+  return `${algorithm}:${createHash(algorithm).update(payload).digest('hex')}` as Digest;
+}
+
+/** For a signed schema1 manifest, the canonical payload its digest is computed over. */
+export function schema1Payload(bytes: Uint8Array): Buffer | undefined {
+  const text = Buffer.from(bytes).toString('utf8');
+  if (!text.includes('"signatures"')) return undefined;
+  try {
+    const json = JSON.parse(text) as { schemaVersion?: number; signatures?: { protected?: string }[] };
+    if (json.schemaVersion !== 1 || !Array.isArray(json.signatures) || !json.signatures[0]?.protected) return undefined;
+    const header = JSON.parse(Buffer.from(json.signatures[0].protected, 'base64url').toString('utf8')) as {
+      formatLength?: number;
+      formatTail?: string;
+    };
+    if (typeof header.formatLength !== 'number' || typeof header.formatTail !== 'string') return undefined;
+    return Buffer.concat([
+      Buffer.from(bytes).subarray(0, header.formatLength),
+      Buffer.from(header.formatTail, 'base64url'),
+    ]);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,122 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Digest, VerifyStream } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { redactUrl } from '../util/index.ts';
+import type { RegistryClient } from './client.ts';
+import { responseError } from './errors.ts';
+import { backoffDelay, isRetryableError, networkError } from './http.ts';
+
+/**
+ * Opens `GET /v2/<repository>/blobs/<digest>` as one verified stream. If the connection breaks
+ * after some bytes, the rest is requested with `Range: bytes=N-` (a server that ignores the range
+ * gets its first N bytes skipped) and the whole blob is still hashed once, end to end.
+ * Only this function opens blob bodies.
+ */
+export async function openBlobStream(
+  client: RegistryClient,
+  repository: string,
+  digest: Digest,
+  opts: { size?: number; signal?: AbortSignal; onProgress?: (bytes: number) => void },
+): Promise<Readable> {
+  const path = `/v2/${repository}/blobs/${digest}`;
+  const what = `blob ${digest} in ${client.registry}/${repository}`;
+  const first = await client.request({ method: 'GET', path, repository, signal: opts.signal });
+  if (first.status !== 200) {
+    throw await responseError(first, {
+      method: 'GET',
+      what,
+      registry: client.registry,
+      authenticated: await client.auth.hasCredentials(repository),
+      secrets: client.auth.secrets,
+    });
+  }
+  const lengthHeader = first.headers['content-length'];
+  const length = lengthHeader === undefined ? undefined : Number(Array.isArray(lengthHeader) ? lengthHeader[0] : lengthHeader);
+  const source = redactUrl(first.url);
+  if (opts.size !== undefined && length !== undefined && length !== opts.size) {
+    await first.body.dump().catch(() => {});
+    throw new LadingError(
+      ErrorCode.SizeMismatch,
+      `size mismatch for ${what}: expected ${opts.size} bytes, the registry sends ${length} [GET ${source}]`,
+      { registry: client.registry, url: source, expected: opts.size, found: length },
+    );
+  }
+  const size = opts.size ?? length;
+  const retry = client.http.retry;
+
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let offset = 0;
+    let body = first.body;
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          offset += chunk.length;
+          opts.onProgress?.(chunk.length);
+          yield chunk;
+        }
+        return;
+      } catch (err) {
+        body.destroy();
+        if (opts.signal?.aborted) throw err;
+        if (!isRetryableError(err) || failures >= retry.times) throw networkError(err, 'GET', first.url);
+        if (size !== undefined && offset >= size) throw networkError(err, 'GET', first.url);
+        failures++;
+        await sleep(backoffDelay(failures, retry), undefined, { signal: opts.signal });
+        client.http.debug(`resuming ${what} at byte ${offset}`);
+        const res = await client.request({
+          method: 'GET',
+          path,
+          repository,
+          headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+          signal: opts.signal,
+        });
+        if (res.status === 206) {
+          const cr = String(res.headers['content-range'] ?? '');
+          const m = /^bytes (\d+)-/.exec(cr);
+          if (!m || Number(m[1]) !== offset) {
+            await res.body.dump().catch(() => {});
+            throw new LadingError(ErrorCode.Registry, `resume of ${what} got Content-Range ${JSON.stringify(cr)}, wanted bytes ${offset}-`, {
+              registry: client.registry,
+              url: redactUrl(res.url),
+            });
+          }
+          body = res.body;
+        } else if (res.status === 200) {
+          // Range ignored: skip what we already have.
+          body = skipBytes(res.body as AsyncIterable<Buffer>, offset) as unknown as typeof body;
+        } else {
+                throw await responseError(res, {
+            method: 'GET',
+            what,
+            registry: client.registry,
+            authenticated: await client.auth.hasCredentials(repository),
+            secrets: client.auth.secrets,
+          });
+        }
+      }
+    }
+  }
+
+  const verify = new VerifyStream({ digest, size, source: `${what} [GET ${source}]` });
+  pipeline(Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 }), verify, { signal: opts.signal }).catch(
+    (err) => {
+      if (!verify.destroyed) verify.destroy(err);
+    },
+  );
+  return verify;
+}
+
+async function* skipBytes(body: AsyncIterable<Buffer>, n: number): AsyncGenerator<Buffer> {
+  let left = n;
+  for await (const chunk of body) {
+    if (left >= chunk.length) {
+      left -= chunk.length;
+      continue;
+    }
+    yield left > 0 ? chunk.subarray(left) : chunk;
+    left = 0;
+  }
+}

@@ -1,0 +1,352 @@
+import type { Readable } from 'node:stream';
+import { type Digest, Limits, parseDigest, readAtMost } from '../digest/index.ts';
+import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
+import { MANIFEST_ACCEPT, manifestDigest } from '../image/index.ts';
+import type { Reference } from '../reference/index.ts';
+import { Limiter, redactUrl } from '../util/index.ts';
+import { Authenticator, type CredentialLookup, type RegistryCredential } from './authenticator.ts';
+import { openBlobStream } from './blob-stream.ts';
+import { responseError } from './errors.ts';
+import { Http, type HttpOptions, type HttpResponse, isLoopbackHost, type SendOptions } from './http.ts';
+
+export interface RegistryClientOptions extends HttpOptions {
+  /** Registry host as in references (`docker.io`, `127.0.0.1:5000`). */
+  registry: string;
+  /** Host to connect to, if different (Docker Hub's `registry-1.docker.io`). */
+  apiHost?: string;
+  /** Credentials per repository (default: anonymous). */
+  credentials?: CredentialLookup;
+  /** Parallel requests to this registry (default 6). */
+  jobs?: number;
+  /** Force a scheme instead of HTTPS-with-loopback-fallback. */
+  scheme?: 'https' | 'http';
+}
+
+/** A manifest as served: exact bytes plus what the registry said about it. */
+export interface FetchedManifest {
+  bytes: Buffer;
+  /** Digest of `bytes` (verified against the reference's digest and `Docker-Content-Digest`). */
+  digest: Digest;
+  /** Content-Type the registry served. */
+  contentType: string;
+}
+
+/** What a HEAD of a manifest tells. */
+export interface ManifestHead {
+  digest: Digest | undefined;
+  contentType: string;
+  size: number | undefined;
+}
+
+export interface RequestOptions {
+  method: SendOptions['method'];
+  /** Path below the registry root, e.g. `/v2/library/alpine/manifests/latest`. */
+  path: string;
+  /** Repository the request is about (for credentials). */
+  repository: string;
+  /** Token scopes the request needs (default pull on `repository`). */
+  scopes?: string[];
+  headers?: Record<string, string>;
+  body?: SendOptions['body'];
+  signal?: AbortSignal;
+  retry?: boolean;
+  /** Full URL instead of `path` (upload locations). */
+  url?: URL;
+}
+
+const DEFAULT_JOBS = 6;
+
+/**
+ * A client for one OCI Distribution / Docker Registry v2 registry. It learns the scheme and the
+ * authentication challenge once (`GET /v2/`), answers challenges, retries, bounds concurrency,
+ * and verifies every manifest and blob it returns.
+ */
+export class RegistryClient {
+  readonly registry: string;
+  readonly apiHost: string;
+  readonly http: Http;
+  readonly limiter: Limiter;
+  readonly auth: Authenticator;
+  #base: Promise<URL> | undefined;
+  readonly #scheme: 'https' | 'http' | undefined;
+
+  constructor(opts: RegistryClientOptions) {
+    this.registry = opts.registry;
+    this.apiHost = opts.apiHost ?? opts.registry;
+    this.http = new Http(opts);
+    this.limiter = new Limiter(opts.jobs ?? DEFAULT_JOBS);
+    this.auth = new Authenticator(
+      this.http,
+      this.registry,
+      opts.credentials ?? (async (): Promise<RegistryCredential> => ({ kind: 'anonymous' })),
+    );
+    this.#scheme = opts.scheme;
+  }
+
+  /** The registry's base URL, after the scheme check and the `/v2/` ping. */
+  base(signal?: AbortSignal): Promise<URL> {
+    this.#base ??= this.#ping(signal);
+    this.#base.catch(() => {
+      this.#base = undefined;
+    });
+    return this.#base;
+  }
+
+  async #ping(signal?: AbortSignal): Promise<URL> {
+    const candidates: URL[] = [];
+    if (this.#scheme) candidates.push(new URL(`${this.#scheme}://${this.apiHost}/`));
+    else {
+      candidates.push(new URL(`https://${this.apiHost}/`));
+      // Docker's rule: loopback registries may speak plain HTTP; elsewhere only with --tls-verify=false.
+      if (isLoopbackHost(this.apiHost) || !this.http.tlsVerify) candidates.push(new URL(`http://${this.apiHost}/`));
+    }
+    let lastError: unknown;
+    for (const base of candidates) {
+      const url = new URL('/v2/', base);
+      let res: HttpResponse;
+      try {
+        res = await this.http.send(url, { method: 'GET', signal, retry: candidates.length === 1 });
+      } catch (err) {
+        lastError = err;
+        continue;
+      }
+      await res.body.dump().catch(() => {});
+      if (res.status === 401) this.auth.learn(res);
+      else if (res.status !== 200 && res.status !== 404) {
+        // 404: some registries do not implement /v2/ but serve the API.
+        throw await responseError(res, { method: 'GET', what: `registry ${this.registry}`, registry: this.registry });
+      }
+      return base;
+    }
+    if (isLadingError(lastError)) {
+      throw new LadingError(
+        lastError.code,
+        `cannot reach registry ${this.registry}: ${lastError.message}${
+          !isLoopbackHost(this.apiHost) && this.http.tlsVerify ? ' (for plain HTTP use --tls-verify=false)' : ''
+        }`,
+        { registry: this.registry, url: lastError.url, temporary: lastError.temporary },
+        { cause: lastError },
+      );
+    }
+    throw lastError;
+  }
+
+  /**
+   * Sends an authorised request. Answers a 401 once (new challenge, `insufficient_scope` widening,
+   * Basic instead of Bearer) and returns the final response; non-2xx responses are returned.
+   */
+  async request(opts: RequestOptions): Promise<HttpResponse> {
+    const base = await this.base(opts.signal);
+    const url = opts.url ?? new URL(opts.path, base);
+    let scopes = opts.scopes ?? [`repository:${opts.repository}:pull`];
+    for (let attempt = 0; ; attempt++) {
+      const authz = await this.auth.authorization(opts.repository, scopes, opts.signal);
+      const headers = { ...opts.headers };
+      if (authz) headers.authorization = authz;
+      const res = await this.http.send(url, {
+        method: opts.method,
+        headers,
+        body: opts.body,
+        signal: opts.signal,
+        retry: opts.retry,
+      });
+      if (res.status !== 401 || attempt >= 2) return res;
+      const before = this.auth.scheme;
+      const wider = this.auth.insufficientScope(res);
+      this.auth.learn(res);
+      const more = wider.filter((s) => !scopes.includes(s));
+      if (more.length) {
+        scopes = [...scopes, ...more];
+      } else if (authz && before === this.auth.scheme) {
+        // Same challenge, token refused: drop cached tokens and try once more, then give up.
+        if (attempt >= 1) return res;
+        this.auth.invalidate();
+      } else if (!authz && !this.auth.scheme) {
+        return res;
+      }
+      await res.body.dump().catch(() => {});
+    }
+  }
+
+  async #errorFor(res: HttpResponse, method: string, what: string, repository: string, ref?: string): Promise<LadingError> {
+    return responseError(res, {
+      method,
+      what,
+      ref,
+      registry: this.registry,
+      authenticated: await this.auth.hasCredentials(repository),
+      secrets: this.auth.secrets,
+    });
+  }
+
+  /** HEAD of a manifest: the digest without downloading (a HEAD is not a Docker Hub pull). */
+  async headManifest(ref: Reference, signal?: AbortSignal): Promise<ManifestHead | undefined> {
+    return this.limiter.run(async () => {
+      const res = await this.request({
+        method: 'HEAD',
+        path: `/v2/${ref.repository}/manifests/${ref.identifier}`,
+        repository: ref.repository,
+        headers: { accept: MANIFEST_ACCEPT },
+        signal,
+      });
+      await res.body.dump().catch(() => {});
+      if (res.status === 404) return undefined;
+      if (res.status !== 200) throw await this.#errorFor(res, 'HEAD', `manifest ${ref}`, ref.repository, String(ref));
+      const dcd = header(res, 'docker-content-digest');
+      const length = header(res, 'content-length');
+      return {
+        digest: dcd ? parseDigest(dcd, 'Docker-Content-Digest') : undefined,
+        contentType: header(res, 'content-type') ?? '',
+        size: length ? Number(length) : undefined,
+      };
+    });
+  }
+
+  /**
+   * GET a manifest by tag or digest: exact bytes, capped at 4 MiB, digest checked against the
+   * reference's digest and the `Docker-Content-Digest` header.
+   */
+  async getManifest(ref: Reference, signal?: AbortSignal): Promise<FetchedManifest> {
+    return this.limiter.run(async () => {
+      const what = `manifest ${ref}`;
+      const res = await this.request({
+        method: 'GET',
+        path: `/v2/${ref.repository}/manifests/${ref.identifier}`,
+        repository: ref.repository,
+        headers: { accept: MANIFEST_ACCEPT },
+        signal,
+      });
+      if (res.status !== 200) throw await this.#errorFor(res, 'GET', what, ref.repository, String(ref));
+      const bytes = await readAtMost(res.body, Limits.manifest, what);
+      const algorithm = ref.digest?.startsWith('sha512:') ? 'sha512' : 'sha256';
+      const digest = manifestDigest(bytes, algorithm);
+      const url = redactUrl(res.url);
+      if (ref.digest && digest !== ref.digest) {
+        throw new LadingError(
+          ErrorCode.DigestMismatch,
+          `digest mismatch for ${what}: expected ${ref.digest}, got ${digest} (${bytes.length} bytes) [GET ${url}]`,
+          { ref: String(ref), registry: this.registry, url, expected: ref.digest, found: digest },
+        );
+      }
+      const dcd = header(res, 'docker-content-digest');
+      if (dcd && !ref.digest) {
+        const served = parseDigest(dcd, 'Docker-Content-Digest');
+        const ours = served.startsWith('sha512:') ? manifestDigest(bytes, 'sha512') : digest;
+        if (served !== ours) {
+          throw new LadingError(
+            ErrorCode.DigestMismatch,
+            `digest mismatch for ${what}: the registry says ${served}, the bytes hash to ${ours} [GET ${url}]`,
+            { ref: String(ref), registry: this.registry, url, expected: served, found: ours },
+          );
+        }
+      }
+      return { bytes, digest, contentType: header(res, 'content-type') ?? '' };
+    });
+  }
+
+  /** Whether a blob exists (HEAD). */
+  async blobExists(repository: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    return this.limiter.run(async () => {
+      const res = await this.request({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, repository, signal });
+      await res.body.dump().catch(() => {});
+      if (res.status === 200) return true;
+      if (res.status === 404) return false;
+      throw await this.#errorFor(res, 'HEAD', `blob ${digest} in ${this.registry}/${repository}`, repository);
+    });
+  }
+
+  /**
+   * A blob as a verified stream: size and digest are checked inside the stream, so the consumer
+   * sees an error instead of `end` when the bytes are wrong. A broken connection resumes with
+   * `Range`. The concurrency slot is held until the stream ends.
+   */
+  async openBlob(
+    repository: string,
+    digest: Digest,
+    opts: { size?: number; signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  ): Promise<Readable> {
+    await this.limiter.acquire();
+    try {
+      const stream = await openBlobStream(this, repository, digest, opts);
+      let released = false;
+      const release = (): void => {
+        if (!released) {
+          released = true;
+          this.limiter.release();
+        }
+      };
+      stream.once('close', release);
+      stream.once('end', release);
+      stream.once('error', release);
+      return stream;
+    } catch (err) {
+      this.limiter.release();
+      throw err;
+    }
+  }
+
+  /** Reads a small blob (a config) into memory, verified, capped at `limit`. */
+  async getBlobBytes(repository: string, digest: Digest, opts: { size?: number; limit?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+    const limit = opts.limit ?? Limits.config;
+    if (opts.size !== undefined && opts.size > limit) {
+      throw new LadingError(ErrorCode.TooLarge, `blob ${digest} is ${opts.size} bytes, over the ${limit}-byte limit`, {
+        registry: this.registry,
+        expected: limit,
+        found: opts.size,
+      });
+    }
+    const stream = await this.openBlob(repository, digest, { size: opts.size, signal: opts.signal });
+    return readAtMost(stream, limit, `blob ${digest}`);
+  }
+
+  /** Every tag of a repository, following `Link` pagination. */
+  async listTags(repository: string, signal?: AbortSignal): Promise<string[]> {
+    const tags: string[] = [];
+    let path: string | undefined = `/v2/${repository}/tags/list`;
+    for (let page = 0; path && page < 10_000; page++) {
+      const current: string = path;
+      const res = await this.limiter.run(() => this.request({ method: 'GET', path: current, repository, signal }));
+      if (res.status !== 200) throw await this.#errorFor(res, 'GET', `tags of ${this.registry}/${repository}`, repository);
+      const raw = await readAtMost(res.body, Limits.manifest, `tag list of ${repository}`);
+      let json: { tags?: unknown };
+      try {
+        json = JSON.parse(raw.toString('utf8'));
+      } catch {
+        throw new LadingError(ErrorCode.Registry, `tag list of ${this.registry}/${repository} is not JSON`, {
+          registry: this.registry,
+        });
+      }
+      if (Array.isArray(json.tags)) for (const t of json.tags) if (typeof t === 'string') tags.push(t);
+      path = nextLink(header(res, 'link'));
+    }
+    return tags;
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+}
+
+function header(res: HttpResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The next page from an RFC 5988 `Link: </v2/…?last=x&n=y>; rel="next"` header (same origin only). */
+export function nextLink(link: string | undefined): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(',')) {
+    const m = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(part);
+    if (m?.[1]) {
+      const target = m[1];
+      if (target.startsWith('/')) return target;
+      try {
+        const u = new URL(target);
+        return u.pathname + u.search;
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}

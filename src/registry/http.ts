@@ -1,0 +1,235 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, type Dispatcher, request } from 'undici';
+import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
+import { redactHeaders, redactUrl } from '../util/index.ts';
+
+/** How lading retries: bounded attempts, jittered exponential backoff, `Retry-After` honoured. */
+export interface RetryOptions {
+  /** Extra attempts after the first (default 3). */
+  times: number;
+  /** Base delay in milliseconds (default 1000); attempt n waits about delay·2ⁿ⁻¹ (±50%). */
+  delayMs: number;
+  /** Upper bound for any single wait, including a server's `Retry-After` (default 60 s). */
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryOptions = { times: 3, delayMs: 1000, maxDelayMs: 60_000 };
+
+export interface HttpOptions {
+  /** Verify TLS certificates and require HTTPS for non-loopback hosts (default true). */
+  tlsVerify?: boolean;
+  retry?: Partial<RetryOptions>;
+  /** User-Agent header. */
+  userAgent?: string;
+  /** Called with one line per request/response (headers redacted). */
+  onDebug?: (line: string) => void;
+  /** Called when a request is retried (for progress/warnings). */
+  onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
+  /** A custom undici dispatcher (tests, proxies). */
+  dispatcher?: Dispatcher;
+}
+
+export interface SendOptions {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  headers?: Record<string, string>;
+  body?: Dispatcher.DispatchOptions['body'];
+  signal?: AbortSignal;
+  /** Retry this request (only for idempotent requests or bodies that can be re-sent). */
+  retry?: boolean;
+  /** Follow redirects (default true). Credentials are dropped when the origin changes. */
+  followRedirects?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that finally answered (after redirects). */
+  url: URL;
+}
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const RETRY_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_ABORTED',
+]);
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
+
+/** True when a thrown error is a network failure worth retrying. */
+export function isRetryableError(err: unknown): boolean {
+  if (isLadingError(err)) return err.temporary === true;
+  const e = err as { code?: string; cause?: { code?: string }; name?: string };
+  if (e?.name === 'AbortError') return false;
+  return RETRY_CODES.has(e?.code ?? '') || RETRY_CODES.has(e?.cause?.code ?? '');
+}
+
+/** True for localhost, 127.0.0.0/8 and ::1 (with or without a port). */
+export function isLoopbackHost(host: string): boolean {
+  let h = host;
+  if (h.startsWith('[')) h = h.slice(1, h.indexOf(']'));
+  else if (h.includes(':') && isIP(h) !== 6) h = h.slice(0, h.lastIndexOf(':'));
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1';
+}
+
+/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+/** Backoff before attempt `n` (1-based): delay·2ⁿ⁻¹ with ±50% jitter, capped. */
+export function backoffDelay(n: number, opts: RetryOptions): number {
+  const base = opts.delayMs * 2 ** (n - 1);
+  const jittered = base * (0.5 + Math.random());
+  return Math.min(opts.maxDelayMs, Math.round(jittered));
+}
+
+/**
+ * The HTTP layer of the registry client: retries, manual redirects that drop credentials across
+ * origins, debug lines with secrets redacted, and network errors turned into LadingErrors.
+ */
+export class Http {
+  readonly retry: RetryOptions;
+  readonly tlsVerify: boolean;
+  readonly userAgent: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #debug: ((line: string) => void) | undefined;
+  readonly #onRetry: HttpOptions['onRetry'];
+
+  constructor(opts: HttpOptions = {}) {
+    this.tlsVerify = opts.tlsVerify !== false;
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.userAgent = opts.userAgent ?? 'lading/0.1';
+    this.#dispatcher =
+      opts.dispatcher ??
+      new Agent({
+        connect: { rejectUnauthorized: this.tlsVerify, timeout: 30_000 },
+        connections: 16,
+        pipelining: 1,
+        headersTimeout: 60_000,
+        bodyTimeout: 120_000,
+      });
+    this.#debug = opts.onDebug;
+    this.#onRetry = opts.onRetry;
+  }
+
+  debug(line: string): void {
+    this.#debug?.(line);
+  }
+
+  /** Sends one request, with retries and redirects. Non-2xx responses are returned, not thrown. */
+  async send(url: URL, opts: SendOptions): Promise<HttpResponse> {
+    const retries = opts.retry === false ? 0 : this.retry.times;
+    for (let attempt = 0; ; attempt++) {
+      let res: HttpResponse;
+      try {
+        res = await this.#sendFollowing(url, opts);
+      } catch (err) {
+        if (attempt < retries && isRetryableError(err) && !opts.signal?.aborted) {
+          const delayMs = backoffDelay(attempt + 1, this.retry);
+          this.#retrying(url, attempt + 1, delayMs, describeNetworkError(err));
+          await sleep(delayMs, undefined, { signal: opts.signal });
+          continue;
+        }
+        throw networkError(err, opts.method, url);
+      }
+      if (RETRY_STATUS.has(res.status) && attempt < retries) {
+        const after = parseRetryAfter(res.headers['retry-after']);
+        const delayMs = Math.min(this.retry.maxDelayMs, after ?? backoffDelay(attempt + 1, this.retry));
+        await res.body.dump().catch(() => {});
+        this.#retrying(url, attempt + 1, delayMs, `HTTP ${res.status}`);
+        await sleep(delayMs, undefined, { signal: opts.signal });
+        continue;
+      }
+      return res;
+    }
+  }
+
+  #retrying(url: URL, attempt: number, delayMs: number, reason: string): void {
+    const safe = redactUrl(url);
+    this.debug(`retry ${attempt}/${this.retry.times} in ${delayMs} ms: ${reason} (${safe})`);
+    this.#onRetry?.({ url: safe, attempt, delayMs, reason });
+  }
+
+  async #sendFollowing(start: URL, opts: SendOptions): Promise<HttpResponse> {
+    let url = start;
+    let headers: Record<string, string> = { 'user-agent': this.userAgent, ...opts.headers };
+    let method = opts.method;
+    let body = opts.body;
+    for (let hop = 0; hop <= 10; hop++) {
+      this.debug(`> ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(headers))}`);
+      const res = await request(url, {
+        method,
+        headers,
+        body,
+        dispatcher: this.#dispatcher,
+        signal: opts.signal,
+      });
+      this.debug(`< ${res.statusCode} ${method} ${redactUrl(url)}`);
+      const location = res.headers.location;
+      if (opts.followRedirects !== false && [301, 302, 303, 307, 308].includes(res.statusCode) && location) {
+        await res.body.dump().catch(() => {});
+        const next = new URL(Array.isArray(location) ? location[0]! : location, url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+          throw new LadingError(ErrorCode.Network, `refusing redirect to ${next.protocol} URL from ${redactUrl(url)}`);
+        }
+        if (next.origin !== url.origin) {
+          // Never forward credentials to another origin (S3/CDN signed URLs reject them, and they leak).
+          headers = Object.fromEntries(
+            Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.includes(k.toLowerCase())),
+          );
+        }
+        if (res.statusCode === 303 && method !== 'HEAD') {
+          method = 'GET';
+          body = undefined;
+        }
+        url = next;
+        continue;
+      }
+      return { status: res.statusCode, headers: res.headers, body: res.body, url };
+    }
+    throw new LadingError(ErrorCode.Network, `too many redirects from ${redactUrl(start)}`, { url: redactUrl(start) });
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher.close();
+  }
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  return e?.cause?.code ?? e?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+}
+
+/** Turns an undici/network failure into a LadingError with a redacted URL. */
+export function networkError(err: unknown, method: string, url: URL): LadingError {
+  if (isLadingError(err)) return err;
+  const e = err as { name?: string };
+  if (e?.name === 'AbortError') {
+    return new LadingError(ErrorCode.Aborted, `${method} ${redactUrl(url)} aborted`, { url: redactUrl(url), method });
+  }
+  return new LadingError(
+    ErrorCode.Network,
+    `${method} ${redactUrl(url)}: ${describeNetworkError(err)}`,
+    { url: redactUrl(url), method, temporary: isRetryableError(err) },
+    { cause: err },
+  );
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { BlobCache, IndexStore } from '../../src/cache/index.ts';
+import { sha256 } from '../../src/digest/index.ts';
+import { isLadingError } from '../../src/errors/index.ts';
+
+async function drain(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function allFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).map(String);
+}
+
+test('stores verified blobs and reads them back verified', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const cache = new BlobCache(root);
+  const data = randomBytes(3 << 20);
+  const d = sha256(data);
+  assert.equal(await cache.open(d), undefined);
+  await cache.write(d, Readable.from([data.subarray(0, 1000), data.subarray(1000)]), data.length);
+  assert.ok(await cache.has(d, data.length));
+  const s = await cache.open(d, data.length);
+  assert.ok(s);
+  assert.ok((await drain(s)).equals(data));
+  assert.deepEqual((await cache.list()).map((e) => e.digest), [d]);
+});
+
+test('a stream with the wrong bytes leaves no entry and no temp file', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const cache = new BlobCache(root);
+  const d = sha256('right');
+  await assert.rejects(cache.write(d, Readable.from([Buffer.from('wrong')])), (e: unknown) => isLadingError(e) && e.code === 'E_DIGEST_MISMATCH');
+  assert.equal(await cache.has(d), false);
+  assert.deepEqual((await allFiles(root)).filter((f) => f.endsWith('.tmp')), []);
+});
+
+test('a corrupted entry is detected on read and removed (self-heal)', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const cache = new BlobCache(root);
+  const data = Buffer.from('some layer bytes');
+  const d = sha256(data);
+  await cache.writeBytes(d, data);
+  await writeFile(cache.pathFor(d), Buffer.from('some layer bytez'));
+  const s = await cache.open(d);
+  assert.ok(s);
+  await assert.rejects(drain(s), (e: unknown) => isLadingError(e) && e.code === 'E_DIGEST_MISMATCH');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await cache.has(d), false);
+  // In-memory reads heal the same way.
+  await cache.writeBytes(d, data);
+  await writeFile(cache.pathFor(d), 'xx');
+  assert.equal(await cache.read(d), undefined);
+  assert.equal(await cache.has(d), false);
+});
+
+test('tee commits only a complete, verified stream', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const cache = new BlobCache(root);
+  const data = randomBytes(2 << 20);
+  const d = sha256(data);
+  const out = await drain(cache.tee(d, Readable.from([data]), data.length));
+  assert.ok(out.equals(data));
+  for (let i = 0; i < 50 && !(await cache.has(d)); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(await cache.has(d, data.length));
+});
+
+test('several processes writing the same digest leave one good entry', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const data = randomBytes(4 << 20);
+  const file = join(root, 'src.bin');
+  await writeFile(file, data);
+  const d = sha256(data);
+  const script = `
+    import { BlobCache } from ${JSON.stringify(new URL('../../src/cache/index.ts', import.meta.url).href)};
+    import { createReadStream } from 'node:fs';
+    await new BlobCache(${JSON.stringify(join(root, 'c'))}).write(${JSON.stringify(d)}, createReadStream(${JSON.stringify(file)}), ${data.length});
+  `;
+  const runs = Array.from({ length: 4 }, () =>
+    new Promise<number>((resolve) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+      p.on('exit', (code) => resolve(code ?? 1));
+    }),
+  );
+  assert.deepEqual(await Promise.all(runs), [0, 0, 0, 0]);
+  const cache = new BlobCache(join(root, 'c'));
+  assert.ok((await readFile(cache.pathFor(d))).equals(data));
+  assert.deepEqual((await allFiles(join(root, 'c'))).filter((f) => f.endsWith('.tmp')), []);
+});
+
+test('index records round-trip and a torn record reads as a miss', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const idx = new IndexStore(root);
+  await idx.set('tag:docker.io/library/alpine:latest', { digest: 'sha256:x' });
+  assert.deepEqual(await idx.get('tag:docker.io/library/alpine:latest'), { digest: 'sha256:x' });
+  const files = (await allFiles(join(root, 'v1', 'index'))).filter((f) => f.endsWith('.json'));
+  assert.equal(files.length, 1);
+  const p = join(root, 'v1', 'index', files[0]!);
+  const text = await readFile(p, 'utf8');
+  await writeFile(p, text.replace('sha256:x', 'sha256:y'));
+  assert.equal(await idx.get('tag:docker.io/library/alpine:latest'), undefined);
+});
