@@ -322,9 +322,194 @@ export class RegistryClient {
     return tags;
   }
 
+  /**
+   * Tries a cross-repository mount of `digest` from `fromRepository` (same registry). Returns true
+   * when the registry mounted it; false when it started an ordinary upload instead (cancelled).
+   */
+  async mountBlob(repository: string, digest: Digest, fromRepository: string, signal?: AbortSignal): Promise<boolean> {
+    return this.limiter.run(async () => {
+      const q = new URLSearchParams({ mount: digest, from: fromRepository });
+      const res = await this.request({
+        method: 'POST',
+        path: `/v2/${repository}/blobs/uploads/?${q}`,
+        repository,
+        scopes: [`repository:${repository}:pull,push`, `repository:${fromRepository}:pull`],
+        signal,
+        retry: true,
+      });
+      await res.body.dump().catch(() => {});
+      if (res.status === 201) return true;
+      if (res.status === 202) {
+        const loc = header(res, 'location');
+        if (loc) {
+          const del = await this.request({
+            method: 'DELETE',
+            url: new URL(loc, res.url),
+            path: '',
+            repository,
+            scopes: [`repository:${repository}:pull,push`],
+            signal,
+          }).catch(() => undefined);
+          await del?.body.dump().catch(() => {});
+        }
+        return false;
+      }
+      throw await this.#errorFor(res, 'POST', `mount of ${digest} into ${this.registry}/${repository}`, repository);
+    });
+  }
+
+  /**
+   * Uploads a blob: `POST` to start, then one streaming `PUT ?digest=` (monolithic), or `PATCH`
+   * chunks of `chunkSize` bytes followed by the closing `PUT` (chunked). The registry checks the
+   * digest; `open` is called again for each retry, so a broken upload starts over cleanly.
+   */
+  async uploadBlob(
+    repository: string,
+    digest: Digest,
+    size: number,
+    open: () => Promise<Readable>,
+    opts: { chunkSize?: number; signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  ): Promise<void> {
+    const scopes = [`repository:${repository}:pull,push`];
+    const what = `upload of ${digest} to ${this.registry}/${repository}`;
+    await this.limiter.run(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const start = await this.request({
+            method: 'POST',
+            path: `/v2/${repository}/blobs/uploads/`,
+            repository,
+            scopes,
+            signal: opts.signal,
+            retry: true,
+          });
+          await start.body.dump().catch(() => {});
+          if (start.status !== 202) throw await this.#errorFor(start, 'POST', what, repository);
+          let location = new URL(header(start, 'location') ?? '', start.url);
+          const body = await open();
+          if (opts.chunkSize && opts.chunkSize < size) {
+            let offset = 0;
+            for await (const chunk of chunked(body, opts.chunkSize)) {
+              const res = await this.request({
+                method: 'PATCH',
+                url: location,
+                path: '',
+                repository,
+                scopes,
+                headers: {
+                  'content-type': 'application/octet-stream',
+                  'content-length': String(chunk.length),
+                  'content-range': `${offset}-${offset + chunk.length - 1}`,
+                },
+                body: chunk,
+                signal: opts.signal,
+                retry: false,
+              });
+              await res.body.dump().catch(() => {});
+              if (res.status !== 202) throw await this.#errorFor(res, 'PATCH', what, repository);
+              offset += chunk.length;
+              opts.onProgress?.(chunk.length);
+              location = new URL(header(res, 'location') ?? location.href, res.url);
+            }
+            location.searchParams.set('digest', digest);
+            const done = await this.request({
+              method: 'PUT',
+              url: location,
+              path: '',
+              repository,
+              scopes,
+              headers: { 'content-length': '0' },
+              signal: opts.signal,
+              retry: false,
+            });
+            await done.body.dump().catch(() => {});
+            if (done.status !== 201) throw await this.#errorFor(done, 'PUT', what, repository);
+          } else {
+            location.searchParams.set('digest', digest);
+            if (opts.onProgress) body.on('data', (c: Buffer) => opts.onProgress?.(c.length));
+            const res = await this.request({
+              method: 'PUT',
+              url: location,
+              path: '',
+              repository,
+              scopes,
+              headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+              body,
+              signal: opts.signal,
+              retry: false,
+            });
+            await res.body.dump().catch(() => {});
+            if (res.status !== 201) throw await this.#errorFor(res, 'PUT', what, repository);
+          }
+          return;
+        } catch (err) {
+          const retryable = isLadingError(err) ? err.temporary === true : true;
+          if (!retryable || attempt >= this.http.retry.times || opts.signal?.aborted) throw err;
+          this.http.debug(`${what} failed (${(err as Error).message}); starting over`);
+        }
+      }
+    });
+  }
+
+  /** Pushes a manifest under a tag or its digest; checks the digest the registry reports. */
+  async putManifest(
+    repository: string,
+    tagOrDigest: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    signal?: AbortSignal,
+  ): Promise<Digest> {
+    const digest = manifestDigest(bytes);
+    return this.limiter.run(async () => {
+      const what = `manifest ${this.registry}/${repository}:${tagOrDigest}`;
+      const res = await this.request({
+        method: 'PUT',
+        path: `/v2/${repository}/manifests/${tagOrDigest}`,
+        repository,
+        scopes: [`repository:${repository}:pull,push`],
+        headers: { 'content-type': mediaType },
+        body: Buffer.from(bytes),
+        signal,
+      });
+      await res.body.dump().catch(() => {});
+      if (res.status !== 201 && res.status !== 200) throw await this.#errorFor(res, 'PUT', what, repository);
+      const dcd = header(res, 'docker-content-digest');
+      if (dcd && dcd !== digest) {
+        throw new LadingError(ErrorCode.DigestMismatch, `${what}: the registry stored ${dcd}, expected ${digest}`, {
+          registry: this.registry,
+          expected: digest,
+          found: dcd,
+        });
+      }
+      return digest;
+    });
+  }
+
   async close(): Promise<void> {
     await this.http.close();
   }
+}
+
+/** Re-chunks a stream into buffers of exactly `size` bytes (the last may be shorter). */
+async function* chunked(stream: Readable, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const c of stream as AsyncIterable<Buffer>) {
+    let chunk = c;
+    while (have + chunk.length >= size) {
+      const take = size - have;
+      parts.push(chunk.subarray(0, take));
+      yield Buffer.concat(parts, size);
+      chunk = chunk.subarray(take);
+      parts = [];
+      have = 0;
+    }
+    if (chunk.length) {
+      parts.push(chunk);
+      have += chunk.length;
+    }
+  }
+  if (have) yield Buffer.concat(parts, have);
 }
 
 function header(res: HttpResponse, name: string): string | undefined {

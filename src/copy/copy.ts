@@ -1,0 +1,181 @@
+import { type Digest, sha256 } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import {
+  type Descriptor,
+  formatPlatform,
+  hostPlatform,
+  type ImageManifest,
+  type IndexManifest,
+  type Platform,
+  parseConfig,
+  parseManifest,
+  selectPlatform,
+} from '../image/index.ts';
+import type { ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
+import { mapLimit, readAtMostFrom } from './util.ts';
+
+/** What the orchestrator reports while it works (rendered by the CLI's progress display). */
+export type CopyEvent =
+  | { type: 'blob-start'; digest: Digest; size: number; mediaType: string }
+  | { type: 'blob-progress'; digest: Digest; bytes: number }
+  | { type: 'blob-done'; digest: Digest; size: number }
+  | { type: 'blob-skip'; digest: Digest; size: number; reason: 'exists' | 'mounted' }
+  | { type: 'manifest'; digest: Digest; mediaType: string };
+
+export interface CopyOptions {
+  /** Platforms to copy from an index (default: the host's). Several keep an index of just those. */
+  platforms?: Platform[];
+  /** Copy the whole index, every platform, unchanged. */
+  all?: boolean;
+  /** Parallel blob transfers (default 6). */
+  jobs?: number;
+  signal?: AbortSignal;
+  onEvent?: (e: CopyEvent) => void;
+}
+
+export interface CopyResult {
+  /** Digest of the manifest written as the destination's top level. */
+  digest: Digest;
+  mediaType: string;
+  /** Digests of the image manifests copied. */
+  images: Digest[];
+  blobsCopied: number;
+  blobsSkipped: number;
+  bytesCopied: number;
+}
+
+function asImage(m: RawManifest, where: string): ImageManifest {
+  const parsed = parseManifest(m.bytes, m.mediaType, where);
+  if (parsed.kind !== 'image') {
+    throw new LadingError(ErrorCode.ManifestUnsupported, `${where}: expected an image manifest, got ${parsed.mediaType}`);
+  }
+  return parsed;
+}
+
+/**
+ * Copies an image (or an index) from `src` to `dst`: blobs first (skipping what the destination
+ * has, mounting where it can), then manifests, then commit. On any failure the sink is aborted, so
+ * nothing is left where the result belongs. Digests never change unless platforms are filtered
+ * out of an index (the new index is then written).
+ */
+export async function copyImage(src: ImageSource, dst: ImageSink, opts: CopyOptions = {}): Promise<CopyResult> {
+  const result: CopyResult = { digest: '' as Digest, mediaType: '', images: [], blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 };
+  try {
+    const top = await src.topManifest(opts.signal);
+    const parsed = parseManifest(top.bytes, top.mediaType, src.name);
+    if (parsed.kind === 'schema1') {
+      throw new LadingError(ErrorCode.ManifestUnsupported, `${src.name} is a Docker schema1 manifest, which lading does not copy`);
+    }
+    if (parsed.kind === 'index') {
+      const wanted = opts.platforms?.length ? opts.platforms : [hostPlatform()];
+      if (opts.all || (wanted.length > 1 && dst.acceptsIndex)) {
+        if (!dst.acceptsIndex) {
+          throw new LadingError(ErrorCode.BadArgument, `${dst.name} holds one image; --all needs a destination that stores an index`);
+        }
+        const chosen = opts.all ? parsed.manifests : wanted.map((p) => pick(parsed, p, src.name));
+        for (const d of dedupe(chosen)) {
+          const inst = await src.manifest(d.digest, opts.signal);
+          const kind = parseManifest(inst.bytes, inst.mediaType, `${src.name}@${d.digest}`).kind;
+          if (kind === 'image') await copyOne(src, dst, inst, false, opts, result);
+          else await dst.putManifest(inst, false, opts.signal);
+        }
+        const index = opts.all ? top : filteredIndex(top, parsed, dedupe(chosen));
+        await dst.putManifest(index, true, opts.signal);
+        opts.onEvent?.({ type: 'manifest', digest: index.digest, mediaType: index.mediaType });
+        result.digest = index.digest;
+        result.mediaType = index.mediaType;
+      } else {
+        const d = pick(parsed, wanted[0]!, src.name);
+        const inst = await src.manifest(d.digest, opts.signal);
+        await copyOne(src, dst, inst, true, opts, result);
+      }
+    } else {
+      await copyOne(src, dst, top, true, opts, result);
+    }
+    await dst.commit(opts.signal);
+    return result;
+  } catch (err) {
+    await dst.abort().catch(() => {});
+    throw err;
+  }
+}
+
+function pick(index: IndexManifest, p: Platform, where: string): Descriptor {
+  const i = selectPlatform(p, index.manifests.map((d) => d.platform));
+  const d = i === -1 ? undefined : index.manifests[i];
+  if (!d) {
+    const have = index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : m.digest));
+    throw new LadingError(ErrorCode.NoMatchingPlatform, `no image for platform ${formatPlatform(p)} in ${where}; it has: ${have.join(', ')}`, {
+      expected: formatPlatform(p),
+    });
+  }
+  return d;
+}
+
+function dedupe(ds: Descriptor[]): Descriptor[] {
+  const seen = new Set<string>();
+  return ds.filter((d) => (seen.has(d.digest) ? false : (seen.add(d.digest), true)));
+}
+
+function filteredIndex(top: RawManifest, index: IndexManifest, keep: Descriptor[]): RawManifest {
+  const json = JSON.parse(top.bytes.toString('utf8')) as Record<string, unknown>;
+  const keepSet = new Set<string>(keep.map((d) => d.digest));
+  json.manifests = (json.manifests as { digest: string }[]).filter((m) => keepSet.has(m.digest));
+  const bytes = Buffer.from(JSON.stringify(json));
+  return { bytes, digest: sha256(bytes), mediaType: index.mediaType };
+}
+
+async function copyOne(
+  src: ImageSource,
+  dst: ImageSink,
+  m: RawManifest,
+  top: boolean,
+  opts: CopyOptions,
+  result: CopyResult,
+): Promise<void> {
+  const image = asImage(m, `${src.name}@${m.digest}`);
+  if (dst.writeImage) {
+    const configBytes = await readAtMostFrom(await src.blob(image.config, { signal: opts.signal }), `config of ${src.name}`);
+    parseConfig(configBytes, `config ${image.config.digest}`);
+    const whole: WholeImage = {
+      manifest: m,
+      configDescriptor: image.config,
+      configBytes,
+      layers: image.layers,
+      blob: (d, o) => src.blob(d, o),
+    };
+    await dst.writeImage(whole, opts.signal);
+  } else {
+    const blobs = dedupe([image.config, ...image.layers]);
+    // Largest first, so the long transfers start early.
+    const order = [...blobs].sort((a, b) => b.size - a.size);
+    await mapLimit(order, opts.jobs ?? 6, async (d) => {
+      if (await dst.hasBlob(d, opts.signal)) {
+        result.blobsSkipped++;
+        opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason: 'exists' });
+        return;
+      }
+      if (dst.reuseBlob && (await dst.reuseBlob(d, opts.signal))) {
+        result.blobsSkipped++;
+        opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason: 'mounted' });
+        return;
+      }
+      opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
+      await dst.putBlob(
+        d,
+        () => src.blob(d, { signal: opts.signal, onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes }) }),
+        opts.signal,
+      );
+      result.blobsCopied++;
+      result.bytesCopied += d.size;
+      opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size });
+    });
+  }
+  if (!dst.writeImage) await dst.putManifest(m, top, opts.signal);
+  opts.onEvent?.({ type: 'manifest', digest: m.digest, mediaType: m.mediaType });
+  result.images.push(m.digest);
+  if (top) {
+    result.digest = m.digest;
+    result.mediaType = m.mediaType;
+  }
+}

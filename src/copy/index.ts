@@ -1,0 +1,1 @@
+export { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from './copy.ts';

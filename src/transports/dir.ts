@@ -1,0 +1,125 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { type Digest, digestHex } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
+import { writeFileAtomic } from '../util/index.ts';
+import { readSmallFile, verified, writeBlobFile } from './files.ts';
+import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+
+/** skopeo's `version` file, exactly. */
+export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
+
+/** Where skopeo puts an index instance's manifest in a `dir:` layout. */
+function instanceManifestName(digest: Digest): string {
+  return `${digestHex(digest)}.manifest.json`;
+}
+
+/** Reads a skopeo `dir:` layout: `version`, `manifest.json`, blobs named by digest hex. */
+export class DirSource implements ImageSource {
+  readonly name: string;
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.name = `dir:${root}`;
+  }
+
+  async topManifest(): Promise<RawManifest> {
+    const bytes = await readSmallFile(join(this.root, 'manifest.json'), 'dir: manifest.json');
+    const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    return { bytes, mediaType: detectMediaType(json), digest: manifestDigest(bytes) };
+  }
+
+  async manifest(digest: Digest): Promise<RawManifest> {
+    const top = await this.topManifest();
+    if (top.digest === digest) return top;
+    const bytes = await readSmallFile(join(this.root, instanceManifestName(digest)), `manifest ${digest}`, digest);
+    const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    return { bytes, mediaType: detectMediaType(json), digest };
+  }
+
+  async blob(desc: Descriptor): Promise<Readable> {
+    const path = join(this.root, digestHex(desc.digest));
+    try {
+      await stat(path);
+    } catch {
+      throw new LadingError(ErrorCode.NotFound, `blob ${desc.digest} missing from ${this.root}`, { path });
+    }
+    return verified(createReadStream(path, { highWaterMark: 1 << 20 }), desc, path);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Writes a skopeo `dir:` layout. Everything is staged in a temp directory beside the destination
+ * and renamed into place on commit, so a failed copy leaves nothing where the result belongs.
+ */
+export class DirSink implements ImageSink {
+  readonly name: string;
+  readonly root: string;
+  readonly acceptsIndex = true;
+  readonly #stage: string;
+  #ready: Promise<void> | undefined;
+  #replace = false;
+
+  constructor(root: string) {
+    this.root = root;
+    this.name = `dir:${root}`;
+    this.#stage = join(root, '..', `.${root.split('/').filter(Boolean).pop() ?? 'dir'}.lading-${process.pid}.tmp`);
+  }
+
+  #prepare(): Promise<void> {
+    this.#ready ??= (async () => {
+      let entries: string[] | undefined;
+      try {
+        entries = await readdir(this.root);
+      } catch {
+        entries = undefined;
+      }
+      if (entries && entries.length > 0) {
+        if (!entries.includes('version')) {
+          throw new LadingError(
+            ErrorCode.Exists,
+            `${this.root} exists, is not empty and is not a dir: layout; refusing to overwrite it`,
+            { path: this.root },
+          );
+        }
+        this.#replace = true;
+      }
+      await rm(this.#stage, { recursive: true, force: true });
+      await mkdir(this.#stage, { recursive: true });
+    })();
+    return this.#ready;
+  }
+
+  async hasBlob(): Promise<boolean> {
+    return false;
+  }
+
+  async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<void> {
+    await this.#prepare();
+    await writeBlobFile(join(this.#stage, digestHex(desc.digest)), await open(), desc);
+  }
+
+  async putManifest(m: RawManifest, top: boolean): Promise<void> {
+    await this.#prepare();
+    const name = top ? 'manifest.json' : instanceManifestName(m.digest);
+    await writeFileAtomic(join(this.#stage, name), m.bytes);
+  }
+
+  async commit(): Promise<void> {
+    await this.#prepare();
+    await writeFileAtomic(join(this.#stage, 'version'), DIR_VERSION);
+    if (this.#replace) await rm(this.root, { recursive: true, force: true });
+    else await rm(this.root, { recursive: true, force: true }).catch(() => {});
+    await rename(this.#stage, this.root);
+  }
+
+  async abort(): Promise<void> {
+    await rm(this.#stage, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,49 @@
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { type Digest, digestHex, Limits, VerifyStream, verifyBytes } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import type { Descriptor } from '../image/index.ts';
+import { writeFileAtomic } from '../util/index.ts';
+
+/** Pipes `source` through a verifier for `desc`; errors of either end up on the result. */
+export function verified(source: Readable, desc: { digest: Digest; size?: number }, where: string): Readable {
+  const v = new VerifyStream({ digest: desc.digest, size: desc.size, source: where });
+  source.once('error', (err) => v.destroy(err));
+  return source.pipe(v);
+}
+
+/** Writes a blob file atomically, verifying it on the way; nothing is left on failure. */
+export async function writeBlobFile(path: string, source: Readable, desc: Descriptor, mode = 0o644): Promise<void> {
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFileAtomic(path, verified(source, desc, path), { mode });
+}
+
+/** Reads a small file (manifest, index.json) with a cap, verifying a digest when given. */
+export async function readSmallFile(path: string, what: string, digest?: Digest, limit: number = Limits.manifest): Promise<Buffer> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch {
+    throw new LadingError(ErrorCode.NotFound, `${what} not found: ${path}`, { path });
+  }
+  if (size > limit) throw new LadingError(ErrorCode.TooLarge, `${what} ${path} is larger than ${limit} bytes`, { path });
+  const data = await readFile(path);
+  if (digest) verifyBytes(data, digest, undefined, path);
+  return data;
+}
+
+/** True when `dir` is missing or an empty directory. */
+export async function isMissingOrEmpty(dir: string): Promise<boolean> {
+  const { readdir } = await import('node:fs/promises');
+  try {
+    return (await readdir(dir)).length === 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
+}
+
+export function blobName(digest: Digest): string {
+  return digestHex(digest);
+}

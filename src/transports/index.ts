@@ -1,0 +1,4 @@
+export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
+export { OciLayoutSink, OciLayoutSource, splitPathAndTag } from './oci-layout.ts';
+export { RegistrySink, type RegistrySinkOptions, RegistrySource, type RegistrySourceOptions } from './registry.ts';
+export type { ImageSink, ImageSource, RawManifest, TransportRef, WholeImage } from './transport.ts';

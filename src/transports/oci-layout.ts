@@ -1,0 +1,191 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { type Digest, digestAlgorithm, digestHex } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
+import { writeFileAtomic } from '../util/index.ts';
+import { readSmallFile, verified, writeBlobFile } from './files.ts';
+import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+
+const REF_NAME = 'org.opencontainers.image.ref.name';
+const LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}';
+
+/** Splits `DIR[:TAG]` at the first colon, as containers/image does. */
+export function splitPathAndTag(details: string): { path: string; tag: string | undefined } {
+  const i = details.indexOf(':');
+  if (i === -1) return { path: details, tag: undefined };
+  return { path: details.slice(0, i), tag: details.slice(i + 1) || undefined };
+}
+
+function blobPath(root: string, digest: Digest): string {
+  return join(root, 'blobs', digestAlgorithm(digest), digestHex(digest));
+}
+
+interface OciIndexFile {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+async function readIndex(root: string): Promise<OciIndexFile> {
+  const bytes = await readSmallFile(join(root, 'index.json'), 'OCI layout index.json');
+  const m = parseManifest(bytes, MediaType.OciIndex, `oci:${root}`);
+  if (m.kind !== 'index') throw new LadingError(ErrorCode.Archive, `${root}/index.json is not an OCI index`, { path: root });
+  return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: m.manifests, annotations: m.annotations };
+}
+
+/** Reads an OCI image layout directory (`oci:DIR[:TAG]`). */
+export class OciLayoutSource implements ImageSource {
+  readonly name: string;
+  readonly root: string;
+  readonly tag: string | undefined;
+
+  constructor(root: string, tag?: string) {
+    this.root = root;
+    this.tag = tag;
+    this.name = `oci:${root}${tag ? `:${tag}` : ''}`;
+  }
+
+  async #topDescriptor(): Promise<Descriptor> {
+    const index = await readIndex(this.root);
+    if (this.tag) {
+      const d = index.manifests.find((m) => m.annotations?.[REF_NAME] === this.tag);
+      if (!d) {
+        const tags = index.manifests.map((m) => m.annotations?.[REF_NAME]).filter(Boolean);
+        throw new LadingError(
+          ErrorCode.NotFound,
+          `no image tagged ${JSON.stringify(this.tag)} in ${this.root} (it has: ${tags.join(', ') || 'no tags'})`,
+          { path: this.root },
+        );
+      }
+      return d;
+    }
+    if (index.manifests.length !== 1) {
+      throw new LadingError(
+        ErrorCode.BadReference,
+        `${this.root} holds ${index.manifests.length} images: name one as oci:${this.root}:TAG`,
+        { path: this.root },
+      );
+    }
+    return index.manifests[0]!;
+  }
+
+  async topManifest(): Promise<RawManifest> {
+    const d = await this.#topDescriptor();
+    return this.manifest(d.digest);
+  }
+
+  async manifest(digest: Digest): Promise<RawManifest> {
+    const bytes = await readSmallFile(blobPath(this.root, digest), `manifest ${digest}`, digest);
+    const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    return { bytes, digest, mediaType: detectMediaType(json) };
+  }
+
+  async blob(desc: Descriptor): Promise<Readable> {
+    const path = blobPath(this.root, desc.digest);
+    try {
+      await stat(path);
+    } catch {
+      throw new LadingError(ErrorCode.NotFound, `blob ${desc.digest} missing from ${this.root}`, { path });
+    }
+    return verified(createReadStream(path, { highWaterMark: 1 << 20 }), desc, path);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Writes into an OCI image layout (`oci:DIR[:TAG]`); an existing layout gains the image. */
+export class OciLayoutSink implements ImageSink {
+  readonly name: string;
+  readonly root: string;
+  readonly tag: string | undefined;
+  readonly acceptsIndex = true;
+  #created = false;
+  #written: string[] = [];
+  #top: RawManifest | undefined;
+  #ready: Promise<void> | undefined;
+
+  constructor(root: string, tag?: string) {
+    this.root = root;
+    this.tag = tag;
+    this.name = `oci:${root}${tag ? `:${tag}` : ''}`;
+  }
+
+  #prepare(): Promise<void> {
+    this.#ready ??= (async () => {
+      let entries: string[] | undefined;
+      try {
+        entries = await readdir(this.root);
+      } catch {
+        entries = undefined;
+      }
+      if (entries && entries.length > 0 && !entries.includes('oci-layout')) {
+        throw new LadingError(
+          ErrorCode.Exists,
+          `${this.root} exists, is not empty and is not an OCI layout; refusing to write into it`,
+          { path: this.root },
+        );
+      }
+      if (!entries) this.#created = true;
+      await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
+    })();
+    return this.#ready;
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    await this.#prepare();
+    try {
+      return (await stat(blobPath(this.root, desc.digest))).size === desc.size;
+    } catch {
+      return false;
+    }
+  }
+
+  async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<void> {
+    await this.#prepare();
+    const path = blobPath(this.root, desc.digest);
+    await writeBlobFile(path, await open(), desc);
+    this.#written.push(path);
+  }
+
+  async putManifest(m: RawManifest, top: boolean): Promise<void> {
+    await this.#prepare();
+    const path = blobPath(this.root, m.digest);
+    await mkdir(join(path, '..'), { recursive: true });
+    await writeFileAtomic(path, m.bytes);
+    this.#written.push(path);
+    if (top) this.#top = m;
+  }
+
+  async commit(): Promise<void> {
+    await this.#prepare();
+    const top = this.#top;
+    if (!top) throw new LadingError(ErrorCode.Internal, `no manifest was written to ${this.name}`);
+    let index: OciIndexFile;
+    try {
+      index = await readIndex(this.root);
+    } catch (err) {
+      if ((err as LadingError).code !== ErrorCode.NotFound) throw err;
+      index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+    }
+    const desc: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+    if (this.tag) desc.annotations = { [REF_NAME]: this.tag };
+    // A tag moves to the new image; an untagged write replaces an identical untagged entry.
+    index.manifests = index.manifests.filter((m) =>
+      this.tag ? m.annotations?.[REF_NAME] !== this.tag : !(m.digest === top.digest && !m.annotations?.[REF_NAME]),
+    );
+    index.manifests.push(desc);
+    const out: Record<string, unknown> = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: index.manifests };
+    if (index.annotations) out.annotations = index.annotations;
+    await writeFile(join(this.root, 'oci-layout'), LAYOUT_FILE);
+    await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(out));
+  }
+
+  async abort(): Promise<void> {
+    if (this.#created) await rm(this.root, { recursive: true, force: true });
+    else await Promise.all(this.#written.map((p) => rm(p, { force: true })));
+  }
+}

@@ -1,0 +1,155 @@
+import type { Readable } from 'node:stream';
+import type { BlobCache } from '../cache/index.ts';
+import { type Digest, Limits } from '../digest/index.ts';
+import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
+import { type Descriptor, detectMediaType } from '../image/index.ts';
+import type { Reference } from '../reference/index.ts';
+import type { RegistryClient } from '../registry/index.ts';
+import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+
+export interface RegistrySourceOptions {
+  /** Verified blobs and manifests are read from and written to this cache. */
+  cache?: BlobCache;
+  /** Called for every blob byte fetched from the network (not from the cache). */
+  onFetch?: (bytes: number) => void;
+}
+
+/**
+ * A registry repository as an image source. Tags are resolved with HEAD; manifests and blobs
+ * already in the cache are not fetched again, so a repeated command sends only that HEAD.
+ */
+export class RegistrySource implements ImageSource {
+  readonly name: string;
+  readonly client: RegistryClient;
+  readonly ref: Reference;
+  readonly #cache: BlobCache | undefined;
+  readonly #onFetch: ((bytes: number) => void) | undefined;
+  #top: Promise<RawManifest> | undefined;
+  /** Bytes of blobs fetched over the network so far. */
+  fetchedBytes = 0;
+
+  constructor(client: RegistryClient, ref: Reference, opts: RegistrySourceOptions = {}) {
+    this.client = client;
+    this.ref = ref;
+    this.name = `docker://${ref}`;
+    this.#cache = opts.cache;
+    this.#onFetch = opts.onFetch;
+  }
+
+  topManifest(signal?: AbortSignal): Promise<RawManifest> {
+    this.#top ??= this.#resolveTop(signal);
+    return this.#top;
+  }
+
+  async #resolveTop(signal?: AbortSignal): Promise<RawManifest> {
+    let digest = this.ref.digest;
+    if (!digest && this.#cache) {
+      const head = await this.client.headManifest(this.ref, signal);
+      if (!head) {
+        throw new LadingError(ErrorCode.NotFound, `manifest ${this.ref} not found in ${this.ref.registry}`, {
+          ref: String(this.ref),
+          registry: this.ref.registry,
+        });
+      }
+      digest = head.digest;
+    }
+    if (digest) {
+      const cached = await this.#cache?.read(digest, Limits.manifest);
+      if (cached) return rawManifest(cached, digest);
+    }
+    const m = await this.client.getManifest(digest ? this.ref.withDigest(digest) : this.ref, signal);
+    await this.#cache?.writeBytes(m.digest, m.bytes).catch(() => {});
+    return { bytes: m.bytes, digest: m.digest, mediaType: detectMediaType(JSON.parse(m.bytes.toString('utf8')), m.contentType) };
+  }
+
+  async manifest(digest: Digest, signal?: AbortSignal): Promise<RawManifest> {
+    const cached = await this.#cache?.read(digest, Limits.manifest);
+    if (cached) return rawManifest(cached, digest);
+    const m = await this.client.getManifest(this.ref.withDigest(digest), signal);
+    await this.#cache?.writeBytes(m.digest, m.bytes).catch(() => {});
+    return { bytes: m.bytes, digest: m.digest, mediaType: detectMediaType(JSON.parse(m.bytes.toString('utf8')), m.contentType) };
+  }
+
+  async blob(desc: Descriptor, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<Readable> {
+    const cached = await this.#cache?.open(desc.digest, desc.size);
+    if (cached) {
+      if (opts.onProgress) cached.on('data', (c: Buffer) => opts.onProgress?.(c.length));
+      return cached;
+    }
+    const stream = await this.client.openBlob(this.ref.repository, desc.digest, {
+      size: desc.size,
+      signal: opts.signal,
+      onProgress: (n) => {
+        this.fetchedBytes += n;
+        this.#onFetch?.(n);
+        opts.onProgress?.(n);
+      },
+    });
+    return this.#cache ? this.#cache.tee(desc.digest, stream, desc.size) : stream;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function rawManifest(bytes: Buffer, digest: Digest): RawManifest {
+  return { bytes, digest, mediaType: detectMediaType(JSON.parse(bytes.toString('utf8'))) };
+}
+
+export interface RegistrySinkOptions {
+  /** Extra tags to push the top manifest under. */
+  tags?: string[];
+  /** The source repository, when it is on the same registry (enables cross-repository mounts). */
+  mountFrom?: { registry: string; repository: string };
+  /** Upload in chunks of this many bytes instead of one PUT. */
+  chunkSize?: number;
+}
+
+/** A registry repository as a destination: HEAD to skip, mount when possible, upload, push manifests. */
+export class RegistrySink implements ImageSink {
+  readonly name: string;
+  readonly client: RegistryClient;
+  readonly ref: Reference;
+  readonly acceptsIndex = true;
+  readonly #opts: RegistrySinkOptions;
+
+  constructor(client: RegistryClient, ref: Reference, opts: RegistrySinkOptions = {}) {
+    this.client = client;
+    this.ref = ref;
+    this.name = `docker://${ref}`;
+    this.#opts = opts;
+  }
+
+  hasBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
+    return this.client.blobExists(this.ref.repository, desc.digest, signal).catch((err) => {
+      // A registry that refuses HEAD for pull-less tokens: upload instead.
+      if (hasCode(err, ErrorCode.Denied, ErrorCode.Unauthorized)) return false;
+      throw err;
+    });
+  }
+
+  async reuseBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
+    const from = this.#opts.mountFrom;
+    if (!from || from.registry !== this.ref.registry || from.repository === this.ref.repository) return false;
+    return this.client.mountBlob(this.ref.repository, desc.digest, from.repository, signal).catch(() => false);
+  }
+
+  async putBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal): Promise<void> {
+    await this.client.uploadBlob(this.ref.repository, desc.digest, desc.size, open, {
+      chunkSize: this.#opts.chunkSize,
+      signal,
+    });
+  }
+
+  async putManifest(m: RawManifest, top: boolean, signal?: AbortSignal): Promise<void> {
+    if (!top) {
+      await this.client.putManifest(this.ref.repository, m.digest, m.bytes, m.mediaType, signal);
+      return;
+    }
+    const tags = [...new Set([...(this.ref.tag ? [this.ref.tag] : []), ...(this.#opts.tags ?? [])])];
+    if (tags.length === 0) await this.client.putManifest(this.ref.repository, m.digest, m.bytes, m.mediaType, signal);
+    for (const tag of tags) await this.client.putManifest(this.ref.repository, tag, m.bytes, m.mediaType, signal);
+  }
+
+  async commit(): Promise<void> {}
+  async abort(): Promise<void> {}
+}

@@ -1,0 +1,75 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest/index.ts';
+import type { Descriptor } from '../image/index.ts';
+
+/** A manifest as a transport holds it: the exact bytes, their media type and digest. */
+export interface RawManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: Digest;
+}
+
+/**
+ * Where images come from. Every method returns *verified* data: a blob stream errors instead of
+ * ending when its bytes do not match the descriptor, and a manifest fetched by digest matches it.
+ * Streams are fresh on each call, so a consumer may read a blob twice or retry.
+ */
+export interface ImageSource {
+  /** How the user named it (`oci:/tmp/x:latest`), for messages. */
+  readonly name: string;
+  /** The top-level manifest (an index, or a single image manifest). */
+  topManifest(signal?: AbortSignal): Promise<RawManifest>;
+  /** A manifest by digest (an index's instance). */
+  manifest(digest: Digest, signal?: AbortSignal): Promise<RawManifest>;
+  /** A blob (config or layer) as a fresh verified stream. */
+  blob(desc: Descriptor, opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<Readable>;
+  close(): Promise<void>;
+}
+
+/** One image with everything needed to write it as a whole (what docker-archive sinks take). */
+export interface WholeImage {
+  manifest: RawManifest;
+  configDescriptor: Descriptor;
+  configBytes: Buffer;
+  layers: Descriptor[];
+  /** Opens a layer's compressed bytes, verified. */
+  blob(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Readable>;
+}
+
+/**
+ * Where images go. The contract (containers/image's, written down):
+ * - Blobs MUST be put before the manifests that reference them, and instance manifests before
+ *   the index that lists them.
+ * - `putBlob` MUST verify the stream against the descriptor while storing it, and on ANY error
+ *   (including one raised by the stream at its very end) MUST fail and delete what it stored.
+ * - Nothing becomes visible under the destination's name until `commit()`; `abort()` removes
+ *   whatever was staged. A sink is used once.
+ */
+export interface ImageSink {
+  readonly name: string;
+  /** Whether the sink can store an index (else only one platform's image). */
+  readonly acceptsIndex: boolean;
+  /**
+   * Sinks that write a whole image at once (docker-archive) implement this instead of the
+   * blob/manifest methods.
+   */
+  writeImage?(image: WholeImage, signal?: AbortSignal): Promise<void>;
+  /** True when the blob is already there (HEAD, stat), so it can be skipped. */
+  hasBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean>;
+  /** Optional cheaper reuse (cross-repository mount). Returns true when the blob is now present. */
+  reuseBlob?(desc: Descriptor, signal?: AbortSignal): Promise<boolean>;
+  putBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal): Promise<void>;
+  /** Stores a manifest; `top` marks the one the destination's name points at. */
+  putManifest(manifest: RawManifest, top: boolean, signal?: AbortSignal): Promise<void>;
+  commit(signal?: AbortSignal): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** A parsed `transport:reference` string. */
+export interface TransportRef {
+  transport: string;
+  /** The part after `transport:`, e.g. a path with optional tag. */
+  details: string;
+  /** Canonical string form, for messages. */
+  toString(): string;
+}
