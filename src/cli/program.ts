@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { blobCommand } from './commands/blob.ts';
+import { cacheCommand } from './commands/cache.ts';
+import { copyCommand } from './commands/copy.ts';
 import { digestCommand } from './commands/digest.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
@@ -27,6 +29,9 @@ export function buildProgram(io: CliIo): Command {
     blobCommand(io),
     loginCommand(io),
     logoutCommand(io),
+    copyCommand(io, 'copy'),
+    copyCommand(io, 'pull'),
+    cacheCommand(io),
   ]) {
     cmd.exitOverride();
     cmd.configureOutput({ writeOut: (s: string) => io.out.write(s), writeErr: (s: string) => io.err.write(s) });

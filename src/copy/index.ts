@@ -1,1 +1,2 @@
 export { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from './copy.ts';
+export { type OpenOptions, openSink, openSource, type SinkOptions } from './locations.ts';

@@ -2,3 +2,4 @@ export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
 export { OciLayoutSink, OciLayoutSource, splitPathAndTag } from './oci-layout.ts';
 export { RegistrySink, type RegistrySinkOptions, RegistrySource, type RegistrySourceOptions } from './registry.ts';
 export type { ImageSink, ImageSource, RawManifest, TransportRef, WholeImage } from './transport.ts';
+export { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from './parse.ts';

@@ -1,0 +1,80 @@
+import { Command } from 'commander';
+import { copyImage, openSink, openSource } from '../../copy/index.ts';
+import { parsePlatform } from '../../image/index.ts';
+import { formatLocation, parseLocation } from '../../transports/index.ts';
+import { action } from '../context.ts';
+import { cacheFrom, type CacheFlags, withCacheOptions } from '../cache-options.ts';
+import { type CliIo, writeJson, writeLine } from '../io.ts';
+import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { Progress } from '../render/progress.ts';
+
+interface Flags extends PlatformFlags, CacheFlags {
+  all?: boolean;
+  additionalTag?: string[];
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command {
+  const cmd = new Command(name);
+  if (name === 'copy') {
+    cmd
+      .description('copy an image between registries, OCI layouts, docker-archives and dir: layouts')
+      .argument('<source>', 'docker://REF, oci:DIR[:TAG], dir:DIR, … or a bare reference')
+      .argument('<destination>', 'docker://REF, oci:DIR[:TAG], dir:DIR, …');
+  } else {
+    cmd
+      .description('pull an image from a registry to a local destination (copy with a registry source)')
+      .argument('<image>', 'image reference')
+      .argument('<destination>', 'oci:DIR[:TAG], dir:DIR, …');
+  }
+  cmd
+    .option('--all', 'copy every platform of an index (the index keeps its digest)')
+    .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
+    .option('--json', 'print the result as JSON');
+  withPlatformOptions(cmd);
+  withCacheOptions(cmd);
+  withRegistryOptions(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+--platform may be given several times (or comma-separated); with an index destination only those
+platforms are kept. Digests never change unless platforms are filtered out.
+
+Examples:
+  lading copy docker://alpine:3.20 oci:/tmp/alpine:3.20
+  lading copy --all ghcr.io/org/app:1.4 docker://127.0.0.1:5000/app:1.4
+  lading pull alpine dir:/tmp/alpine`,
+  );
+  return cmd.action(
+    action<Flags, [string, string]>(io, async (ctx, srcArg, dstArg) => {
+      const src = parseLocation(name === 'pull' && !srcArg.startsWith('docker://') ? `docker://${srcArg}` : srcArg);
+      const dst = parseLocation(dstArg);
+      const cache = await cacheFrom(ctx.flags, io);
+      const platforms = ctx.flags.platform
+        ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
+        : [platformFrom(ctx.flags).platform];
+      const progress = new Progress({ out: io.err, tty: io.errIsTty, quiet: ctx.flags.quiet, label: `${formatLocation(src)} → ${formatLocation(dst)}` });
+      const source = openSource(src, { pool: ctx.pool(), cache });
+      const sink = openSink(dst, { pool: ctx.pool(), cache, tags: ctx.flags.additionalTag, source: src });
+      try {
+        const r = await copyImage(source, sink, {
+          platforms,
+          all: ctx.flags.all,
+          jobs: ctx.flags.jobs,
+          onEvent: progress.onEvent,
+        });
+        progress.finish();
+        if (ctx.flags.json) await writeJson(io.out, { source: formatLocation(src), destination: formatLocation(dst), ...r });
+        else await writeLine(io.out, r.digest);
+      } finally {
+        progress.finish();
+        await source.close();
+      }
+    }),
+  );
+}

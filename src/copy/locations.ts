@@ -1,0 +1,61 @@
+import type { BlobCache } from '../cache/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import type { RegistryPool } from '../registry/index.ts';
+import {
+  DirSink,
+  DirSource,
+  formatLocation,
+  type ImageLocation,
+  type ImageSink,
+  type ImageSource,
+  OciLayoutSink,
+  OciLayoutSource,
+  RegistrySink,
+  RegistrySource,
+} from '../transports/index.ts';
+
+export interface OpenOptions {
+  pool: RegistryPool;
+  cache?: BlobCache;
+}
+
+function unsupported(loc: ImageLocation, as: string): LadingError {
+  return new LadingError(ErrorCode.Transport, `${formatLocation(loc)} cannot be used as ${as} yet`, { ref: formatLocation(loc) });
+}
+
+/** Opens an image location for reading. */
+export function openSource(loc: ImageLocation, opts: OpenOptions): ImageSource {
+  switch (loc.transport) {
+    case 'docker':
+      return new RegistrySource(opts.pool.forRef(loc.ref), loc.ref, { cache: opts.cache });
+    case 'oci':
+      return new OciLayoutSource(loc.path, loc.tag);
+    case 'dir':
+      return new DirSource(loc.path);
+    default:
+      throw unsupported(loc, 'a source');
+  }
+}
+
+export interface SinkOptions extends OpenOptions {
+  /** Extra tags for registry destinations. */
+  tags?: string[];
+  /** Where the image comes from (enables cross-repository mounts on the same registry). */
+  source?: ImageLocation;
+}
+
+/** Opens an image location for writing. */
+export function openSink(loc: ImageLocation, opts: SinkOptions): ImageSink {
+  switch (loc.transport) {
+    case 'docker': {
+      const from = opts.source?.transport === 'docker' ? { registry: opts.source.ref.registry, repository: opts.source.ref.repository } : undefined;
+      return new RegistrySink(opts.pool.forRef(loc.ref), loc.ref, { tags: opts.tags, mountFrom: from });
+    }
+    case 'oci':
+      return new OciLayoutSink(loc.path, loc.tag);
+    case 'dir':
+      return new DirSink(loc.path);
+    default:
+      throw unsupported(loc, 'a destination');
+  }
+}
