@@ -4,6 +4,7 @@ import type { RegistryPool } from '../registry/index.ts';
 import {
   DirSink,
   DirSource,
+  DockerArchiveSource,
   formatLocation,
   type ImageLocation,
   type ImageSink,
@@ -17,6 +18,8 @@ import {
 export interface OpenOptions {
   pool: RegistryPool;
   cache?: BlobCache;
+  /** Standard input, for `-` as an archive path. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 function unsupported(loc: ImageLocation, as: string): LadingError {
@@ -32,6 +35,8 @@ export function openSource(loc: ImageLocation, opts: OpenOptions): ImageSource {
       return new OciLayoutSource(loc.path, loc.tag);
     case 'dir':
       return new DirSource(loc.path);
+    case 'docker-archive':
+      return new DockerArchiveSource(loc.path, { ref: loc.ref, index: loc.index, stdin: opts.stdin });
     default:
       throw unsupported(loc, 'a source');
   }

@@ -179,6 +179,19 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * Checks that the registry accepts this client's credentials (what `login` does before storing
+   * them): a token without scopes for Bearer registries, `GET /v2/` for Basic ones.
+   */
+  async checkCredentials(signal?: AbortSignal): Promise<void> {
+    await this.base(signal);
+    const res = await this.request({ method: 'GET', path: '/v2/', repository: '', scopes: [], signal });
+    if (res.status !== 200) {
+      throw await this.#errorFor(res, 'GET', `login to ${this.registry}`, '');
+    }
+    await res.body.dump().catch(() => {});
+  }
+
   /** HEAD of a manifest: the digest without downloading (a HEAD is not a Docker Hub pull). */
   async headManifest(ref: Reference, signal?: AbortSignal): Promise<ManifestHead | undefined> {
     return this.limiter.run(async () => {

@@ -3,3 +3,5 @@ export { OciLayoutSink, OciLayoutSource, splitPathAndTag } from './oci-layout.ts
 export { RegistrySink, type RegistrySinkOptions, RegistrySource, type RegistrySourceOptions } from './registry.ts';
 export type { ImageSink, ImageSource, RawManifest, TransportRef, WholeImage } from './transport.ts';
 export { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from './parse.ts';
+export { DockerArchiveSource } from './docker-archive-source.ts';
+export { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';

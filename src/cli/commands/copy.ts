@@ -59,7 +59,7 @@ Examples:
         ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
         : [platformFrom(ctx.flags).platform];
       const progress = new Progress({ out: io.err, tty: io.errIsTty, quiet: ctx.flags.quiet, label: `${formatLocation(src)} → ${formatLocation(dst)}` });
-      const source = openSource(src, { pool: ctx.pool(), cache });
+      const source = openSource(src, { pool: ctx.pool(), cache, stdin: io.stdin });
       const sink = openSink(dst, { pool: ctx.pool(), cache, tags: ctx.flags.additionalTag, source: src });
       try {
         const r = await copyImage(source, sink, {
