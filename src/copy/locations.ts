@@ -9,6 +9,8 @@ import {
   type ImageLocation,
   type ImageSink,
   type ImageSource,
+  OciArchiveSink,
+  OciArchiveSource,
   OciLayoutSink,
   OciLayoutSource,
   RegistrySink,
@@ -35,6 +37,8 @@ export function openSource(loc: ImageLocation, opts: OpenOptions): ImageSource {
       return new OciLayoutSource(loc.path, loc.tag);
     case 'dir':
       return new DirSource(loc.path);
+    case 'oci-archive':
+      return new OciArchiveSource(loc.path, loc.tag);
     case 'docker-archive':
       return new DockerArchiveSource(loc.path, { ref: loc.ref, index: loc.index, stdin: opts.stdin });
     default:
@@ -45,6 +49,8 @@ export function openSource(loc: ImageLocation, opts: OpenOptions): ImageSource {
 export interface SinkOptions extends OpenOptions {
   /** Extra tags for registry destinations. */
   tags?: string[];
+  /** Standard output, for `-` as an archive path. */
+  stdout?: NodeJS.WritableStream;
   /** Where the image comes from (enables cross-repository mounts on the same registry). */
   source?: ImageLocation;
 }
@@ -60,6 +66,8 @@ export function openSink(loc: ImageLocation, opts: SinkOptions): ImageSink {
       return new OciLayoutSink(loc.path, loc.tag);
     case 'dir':
       return new DirSink(loc.path);
+    case 'oci-archive':
+      return new OciArchiveSink(loc.path, loc.tag, opts.stdout);
     default:
       throw unsupported(loc, 'a destination');
   }

@@ -5,3 +5,4 @@ export type { ImageSink, ImageSource, RawManifest, TransportRef, WholeImage } fr
 export { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from './parse.ts';
 export { DockerArchiveSource } from './docker-archive-source.ts';
 export { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
+export { OciArchiveSink, OciArchiveSource } from './oci-archive.ts';

@@ -60,7 +60,7 @@ Examples:
         : [platformFrom(ctx.flags).platform];
       const progress = new Progress({ out: io.err, tty: io.errIsTty, quiet: ctx.flags.quiet, label: `${formatLocation(src)} → ${formatLocation(dst)}` });
       const source = openSource(src, { pool: ctx.pool(), cache, stdin: io.stdin });
-      const sink = openSink(dst, { pool: ctx.pool(), cache, tags: ctx.flags.additionalTag, source: src });
+      const sink = openSink(dst, { pool: ctx.pool(), cache, tags: ctx.flags.additionalTag, source: src, stdout: io.out });
       try {
         const r = await copyImage(source, sink, {
           platforms,
