@@ -1,7 +1,7 @@
 import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { redactUrl } from '../util/index.ts';
-import { parseChallenges } from './challenges.ts';
+import { parseChallenges } from '../auth/index.ts';
 import type { Http, HttpResponse } from './http.ts';
 
 /** What the registry client needs to know about a credential (the `auth` module produces these). */
