@@ -313,9 +313,10 @@ export class RegistryClient {
   }
 
   /** Every tag of a repository, following `Link` pagination. */
-  async listTags(repository: string, signal?: AbortSignal): Promise<string[]> {
+  async listTags(repository: string, opts: { signal?: AbortSignal; pageSize?: number } = {}): Promise<string[]> {
+    const { signal } = opts;
     const tags: string[] = [];
-    let path: string | undefined = `/v2/${repository}/tags/list`;
+    let path: string | undefined = `/v2/${repository}/tags/list${opts.pageSize ? `?n=${opts.pageSize}` : ''}`;
     for (let page = 0; path && page < 10_000; page++) {
       const current: string = path;
       const res = await this.limiter.run(() => this.request({ method: 'GET', path: current, repository, signal }));
