@@ -23,7 +23,17 @@ const LEVEL: Record<string, number> = {
   cli: 6,
 };
 // Pure modules that must not pull in the network stack.
-const NO_UNDICI = new Set(['errors', 'digest', 'util', 'reference', 'image', 'cache', 'nix', 'auth', 'layers']);
+const NO_UNDICI = new Set([
+  'errors',
+  'digest',
+  'util',
+  'reference',
+  'image',
+  'cache',
+  'nix',
+  'auth',
+  'layers',
+]);
 
 const src = join(import.meta.dirname, '..', 'src');
 
@@ -37,7 +47,8 @@ function* files(dir: string): Generator<string> {
 
 test('every src folder has a level', () => {
   for (const name of readdirSync(src)) {
-    if (statSync(join(src, name)).isDirectory()) assert.ok(name in LEVEL, `src/${name} has no level in the boundary test`);
+    if (statSync(join(src, name)).isDirectory())
+      assert.ok(name in LEVEL, `src/${name} has no level in the boundary test`);
   }
 });
 
@@ -54,7 +65,8 @@ test('imports only go down the levels', () => {
       if (!spec.startsWith('.')) continue;
       const target = relative(src, join(file, '..', spec)).split('/')[0]!;
       if (target === folder || !(target in LEVEL)) continue;
-      if (LEVEL[target]! >= LEVEL[folder]!) violations.push(`${rel} (level ${LEVEL[folder]}) imports ${target} (level ${LEVEL[target]})`);
+      if (LEVEL[target]! >= LEVEL[folder]!)
+        violations.push(`${rel} (level ${LEVEL[folder]}) imports ${target} (level ${LEVEL[target]})`);
     }
   }
   assert.deepEqual(violations, []);

@@ -19,7 +19,13 @@ export interface AuthFile {
   credsStore?: string;
 }
 
-const HUB_KEYS = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'https://index.docker.io/v1/', 'https://index.docker.io/v1'];
+const HUB_KEYS = [
+  'docker.io',
+  'index.docker.io',
+  'registry-1.docker.io',
+  'https://index.docker.io/v1/',
+  'https://index.docker.io/v1',
+];
 
 /** Reads an auth file; undefined when it does not exist. Malformed content is an error naming the file only. */
 export async function readAuthFile(path: string): Promise<AuthFile | undefined> {
@@ -29,12 +35,17 @@ export async function readAuthFile(path: string): Promise<AuthFile | undefined> 
   } catch {
     return undefined;
   }
-  if (size > Limits.authFile) throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is too large`, { path });
+  if (size > Limits.authFile)
+    throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is too large`, { path });
   let raw: string;
   try {
     raw = await readFile(path, 'utf8');
   } catch (err) {
-    throw new LadingError(ErrorCode.AuthFile, `cannot read auth file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { path });
+    throw new LadingError(
+      ErrorCode.AuthFile,
+      `cannot read auth file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      { path },
+    );
   }
   return parseAuthFile(raw, path);
 }
@@ -82,7 +93,8 @@ export function normaliseAuthKey(key: string): string {
   k = k.replace(/\/v[12]$/, '');
   const slash = k.indexOf('/');
   const host = slash === -1 ? k : k.slice(0, slash);
-  if (host === 'index.docker.io' || host === 'registry-1.docker.io') k = `docker.io${slash === -1 ? '' : k.slice(slash)}`;
+  if (host === 'index.docker.io' || host === 'registry-1.docker.io')
+    k = `docker.io${slash === -1 ? '' : k.slice(slash)}`;
   return k;
 }
 
@@ -90,7 +102,11 @@ export function normaliseAuthKey(key: string): string {
  * Finds the entry for `host`/`repository`: keys may be a host or host/namespace; the longest match
  * wins (`quay.io/org/repo` over `quay.io/org` over `quay.io`).
  */
-export function lookupAuth(file: AuthFile, host: string, repository: string): { key: string; entry: AuthEntry } | undefined {
+export function lookupAuth(
+  file: AuthFile,
+  host: string,
+  repository: string,
+): { key: string; entry: AuthEntry } | undefined {
   const target = `${host}/${repository}`;
   let best: { key: string; entry: AuthEntry; len: number } | undefined;
   for (const [rawKey, entry] of Object.entries(file.auths)) {
@@ -112,7 +128,12 @@ export function helperFor(file: AuthFile, host: string): string | undefined {
 export function decodeAuth(auth: string, path: string): { username: string; password: string } {
   const text = Buffer.from(auth, 'base64').toString('utf8');
   const i = text.indexOf(':');
-  if (i <= 0) throw new LadingError(ErrorCode.AuthFile, `auth file ${path}: an "auth" value is not base64 of user:password`, { path });
+  if (i <= 0)
+    throw new LadingError(
+      ErrorCode.AuthFile,
+      `auth file ${path}: an "auth" value is not base64 of user:password`,
+      { path },
+    );
   return { username: text.slice(0, i), password: text.slice(i + 1) };
 }
 

@@ -21,7 +21,12 @@ export async function runCredentialHelper(
     return { warning: `ignoring credential helper with an invalid name ${JSON.stringify(name)}` };
   }
   const bin = `docker-credential-${name}`;
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException }>((resolve) => {
+  const r = await new Promise<{
+    code: number | null;
+    stdout: string;
+    stderr: string;
+    error?: NodeJS.ErrnoException;
+  }>((resolve) => {
     let stdout = '';
     let stderr = '';
     const child = spawn(bin, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
@@ -36,23 +41,33 @@ export async function runCredentialHelper(
     child.stdin.on('error', () => {});
     child.stdin.end(serverUrl);
   });
-  if (r.error?.code === 'ENOENT') return { warning: `credential helper ${bin} not found on PATH; continuing without credentials` };
-  if (r.error) return { warning: `credential helper ${bin} failed to start (${r.error.code ?? 'error'}); continuing without credentials` };
+  if (r.error?.code === 'ENOENT')
+    return { warning: `credential helper ${bin} not found on PATH; continuing without credentials` };
+  if (r.error)
+    return {
+      warning: `credential helper ${bin} failed to start (${r.error.code ?? 'error'}); continuing without credentials`,
+    };
   if (r.code !== 0) {
     const out = `${r.stdout}${r.stderr}`;
     if (/credentials not found/i.test(out)) return {};
-    return { warning: `credential helper ${bin} exited with status ${r.code}; continuing without credentials` };
+    return {
+      warning: `credential helper ${bin} exited with status ${r.code}; continuing without credentials`,
+    };
   }
   let json: { Username?: unknown; Secret?: unknown };
   try {
     json = JSON.parse(r.stdout);
   } catch {
-    throw new LadingError(ErrorCode.CredentialHelper, `credential helper ${bin} printed something that is not JSON`);
+    throw new LadingError(
+      ErrorCode.CredentialHelper,
+      `credential helper ${bin} printed something that is not JSON`,
+    );
   }
   const username = typeof json.Username === 'string' ? json.Username : '';
   const secret = typeof json.Secret === 'string' ? json.Secret : '';
   if (!secret) return {};
   const source = bin;
-  if (username === '<token>') return { credential: sealCredential({ kind: 'identity-token', token: secret, source }) };
+  if (username === '<token>')
+    return { credential: sealCredential({ kind: 'identity-token', token: secret, source }) };
   return { credential: sealCredential({ kind: 'basic', username, password: secret, source }) };
 }

@@ -14,21 +14,33 @@ export function parseCredentialFile(text: string, path: string): Credential {
     const eq = line.indexOf('=');
     const key = eq === -1 ? '' : line.slice(0, eq).trim();
     if (!['USERNAME', 'PASSWORD', 'BEARER_TOKEN'].includes(key)) {
-      throw new LadingError(ErrorCode.AuthFile, `could not parse credentials file ${path}: line ${i + 1} is not USERNAME=, PASSWORD= or BEARER_TOKEN=`, { path });
+      throw new LadingError(
+        ErrorCode.AuthFile,
+        `could not parse credentials file ${path}: line ${i + 1} is not USERNAME=, PASSWORD= or BEARER_TOKEN=`,
+        { path },
+      );
     }
     fields[key] = line.slice(eq + 1);
   });
   const source = path;
   if (fields.BEARER_TOKEN !== undefined) {
     if (fields.USERNAME !== undefined || fields.PASSWORD !== undefined) {
-      throw new LadingError(ErrorCode.AuthFile, `could not parse credentials file ${path}: give BEARER_TOKEN or USERNAME and PASSWORD, not both`, { path });
+      throw new LadingError(
+        ErrorCode.AuthFile,
+        `could not parse credentials file ${path}: give BEARER_TOKEN or USERNAME and PASSWORD, not both`,
+        { path },
+      );
     }
     return sealCredential({ kind: 'bearer', token: fields.BEARER_TOKEN, source });
   }
   if (fields.USERNAME !== undefined && fields.PASSWORD !== undefined) {
     return sealCredential({ kind: 'basic', username: fields.USERNAME, password: fields.PASSWORD, source });
   }
-  throw new LadingError(ErrorCode.AuthFile, `could not parse credentials file ${path}: it needs USERNAME and PASSWORD lines, or BEARER_TOKEN`, { path });
+  throw new LadingError(
+    ErrorCode.AuthFile,
+    `could not parse credentials file ${path}: it needs USERNAME and PASSWORD lines, or BEARER_TOKEN`,
+    { path },
+  );
 }
 
 export async function readCredentialFile(path: string): Promise<Credential> {
@@ -36,7 +48,11 @@ export async function readCredentialFile(path: string): Promise<Credential> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new LadingError(ErrorCode.AuthFile, `cannot read credentials file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { path });
+    throw new LadingError(
+      ErrorCode.AuthFile,
+      `cannot read credentials file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      { path },
+    );
   }
   return parseCredentialFile(text, path);
 }

@@ -1,6 +1,13 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { type AuthFile, decodeAuth, helperFor, lookupAuth, parseAuthFile, readAuthFile } from './auth-file.ts';
+import {
+  type AuthFile,
+  decodeAuth,
+  helperFor,
+  lookupAuth,
+  parseAuthFile,
+  readAuthFile,
+} from './auth-file.ts';
 import { runCredentialHelper } from './cred-helper.ts';
 import { ANONYMOUS, type Credential, sealCredential } from './credential.ts';
 import { readCredentialFile } from './credential-file.ts';
@@ -40,7 +47,9 @@ export function authFilePaths(env: NodeJS.ProcessEnv, authFile?: string): string
   const paths: string[] = [];
   if (env.XDG_RUNTIME_DIR) paths.push(join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
   paths.push(join(env.XDG_CONFIG_HOME || join(home, '.config'), 'containers', 'auth.json'));
-  paths.push(env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : join(home, '.docker', 'config.json'));
+  paths.push(
+    env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : join(home, '.docker', 'config.json'),
+  );
   return paths;
 }
 
@@ -48,7 +57,13 @@ function serverUrlFor(host: string): string {
   return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
 }
 
-async function fromFile(file: AuthFile, host: string, repository: string, env: NodeJS.ProcessEnv, warnings: string[]): Promise<Credential | undefined> {
+async function fromFile(
+  file: AuthFile,
+  host: string,
+  repository: string,
+  env: NodeJS.ProcessEnv,
+  warnings: string[],
+): Promise<Credential | undefined> {
   const helper = helperFor(file, host);
   if (helper) {
     const r = await runCredentialHelper(helper, serverUrlFor(host), env);
@@ -82,13 +97,19 @@ async function fromFile(file: AuthFile, host: string, repository: string, env: N
 export async function resolveCredential(input: ResolveCredentialInput): Promise<ResolvedCredential> {
   const o = input.options ?? {};
   const warnings: string[] = [];
-  if (o.creds) return { credential: sealCredential({ kind: 'basic', ...o.creds, source: '--creds' }), warnings };
-  if (o.registryToken) return { credential: sealCredential({ kind: 'bearer', token: o.registryToken, source: '--registry-token' }), warnings };
+  if (o.creds)
+    return { credential: sealCredential({ kind: 'basic', ...o.creds, source: '--creds' }), warnings };
+  if (o.registryToken)
+    return {
+      credential: sealCredential({ kind: 'bearer', token: o.registryToken, source: '--registry-token' }),
+      warnings,
+    };
   if (o.noCreds) return { credential: sealCredential({ kind: 'anonymous', source: '--no-creds' }), warnings };
   if (o.credentialFile) return { credential: await readCredentialFile(o.credentialFile), warnings };
   const files: AuthFile[] = [];
   const explicit = o.authFile ?? input.env.REGISTRY_AUTH_FILE;
-  if (!explicit && input.env.DOCKER_AUTH_CONFIG) files.push(parseAuthFile(input.env.DOCKER_AUTH_CONFIG, '$DOCKER_AUTH_CONFIG'));
+  if (!explicit && input.env.DOCKER_AUTH_CONFIG)
+    files.push(parseAuthFile(input.env.DOCKER_AUTH_CONFIG, '$DOCKER_AUTH_CONFIG'));
   for (const p of authFilePaths(input.env, o.authFile)) {
     const f = await readAuthFile(p);
     if (f) files.push(f);

@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
 import { encodeAuth, normaliseAuthKey } from './auth-file.ts';
@@ -25,7 +25,9 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error();
     return v as Record<string, unknown>;
   } catch {
-    throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is not valid JSON; not changing it`, { path });
+    throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is not valid JSON; not changing it`, {
+      path,
+    });
   }
 }
 
@@ -38,10 +40,19 @@ async function writeJson(path: string, value: Record<string, unknown>): Promise<
  * Stores `username`/`password` for `host` (or `host/namespace`) in the containers auth.json, as
  * podman does, keeping every other key. Returns the file written. Verify the credentials first.
  */
-export async function login(input: { host: string; username: string; password: string; authFile?: string; env: NodeJS.ProcessEnv }): Promise<string> {
+export async function login(input: {
+  host: string;
+  username: string;
+  password: string;
+  authFile?: string;
+  env: NodeJS.ProcessEnv;
+}): Promise<string> {
   const path = loginAuthFile(input.env, input.authFile);
   const doc = await readJson(path);
-  const auths = (typeof doc.auths === 'object' && doc.auths !== null ? doc.auths : {}) as Record<string, unknown>;
+  const auths = (typeof doc.auths === 'object' && doc.auths !== null ? doc.auths : {}) as Record<
+    string,
+    unknown
+  >;
   const key = normaliseAuthKey(input.host);
   for (const k of Object.keys(auths)) if (k !== key && normaliseAuthKey(k) === key) delete auths[k];
   auths[key] = { auth: encodeAuth(input.username, input.password) };
@@ -51,10 +62,18 @@ export async function login(input: { host: string; username: string; password: s
 }
 
 /** Removes the entry for `host` (or every entry with `all`). Returns a one-line summary. */
-export async function logout(input: { host?: string; all?: boolean; authFile?: string; env: NodeJS.ProcessEnv }): Promise<string> {
+export async function logout(input: {
+  host?: string;
+  all?: boolean;
+  authFile?: string;
+  env: NodeJS.ProcessEnv;
+}): Promise<string> {
   const path = loginAuthFile(input.env, input.authFile);
   const doc = await readJson(path);
-  const auths = (typeof doc.auths === 'object' && doc.auths !== null ? doc.auths : {}) as Record<string, unknown>;
+  const auths = (typeof doc.auths === 'object' && doc.auths !== null ? doc.auths : {}) as Record<
+    string,
+    unknown
+  >;
   if (input.all) {
     doc.auths = {};
     await writeJson(path, doc);
@@ -63,7 +82,8 @@ export async function logout(input: { host?: string; all?: boolean; authFile?: s
   if (!input.host) throw new LadingError(ErrorCode.BadArgument, 'logout needs a registry or --all');
   const key = normaliseAuthKey(input.host);
   const found = Object.keys(auths).filter((k) => normaliseAuthKey(k) === key);
-  if (found.length === 0) throw new LadingError(ErrorCode.NotFound, `not logged in to ${key} (in ${path})`, { path });
+  if (found.length === 0)
+    throw new LadingError(ErrorCode.NotFound, `not logged in to ${key} (in ${path})`, { path });
   for (const k of found) delete auths[k];
   doc.auths = auths;
   await writeJson(path, doc);

@@ -4,7 +4,15 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type Digest, digestAlgorithm, digestHex, Limits, parseDigest, VerifyStream, verifyBytes } from '../digest/index.ts';
+import {
+  type Digest,
+  digestAlgorithm,
+  digestHex,
+  Limits,
+  parseDigest,
+  VerifyStream,
+  verifyBytes,
+} from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { ioError } from '../util/index.ts';
 
@@ -106,7 +114,11 @@ export class BlobCache {
    * is left behind. Concurrent writes of one digest in this process are de-duplicated; across
    * processes the last rename wins, which is fine because the content is the same.
    */
-  async write(digest: Digest, source: Readable | AsyncIterable<Uint8Array> | Uint8Array[], size?: number): Promise<void> {
+  async write(
+    digest: Digest,
+    source: Readable | AsyncIterable<Uint8Array> | Uint8Array[],
+    size?: number,
+  ): Promise<void> {
     parseDigest(digest);
     const key = digest;
     const running = this.#writes.get(key);
@@ -120,14 +132,22 @@ export class BlobCache {
     return p;
   }
 
-  async #write(digest: Digest, source: Readable | AsyncIterable<Uint8Array> | Uint8Array[], size?: number): Promise<void> {
+  async #write(
+    digest: Digest,
+    source: Readable | AsyncIterable<Uint8Array> | Uint8Array[],
+    size?: number,
+  ): Promise<void> {
     const path = this.pathFor(digest);
     const dir = join(path, '..');
     const tmp = join(dir, `.${digestHex(digest)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     try {
       await mkdir(dir, { recursive: true });
       const verify = new VerifyStream({ digest, size, source: 'cache write' });
-      await pipeline(source as AsyncIterable<Uint8Array>, verify, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      await pipeline(
+        source as AsyncIterable<Uint8Array>,
+        verify,
+        createWriteStream(tmp, { flags: 'wx', mode: 0o644 }),
+      );
       const fh = await open(tmp, 'r');
       try {
         await fh.sync();
@@ -222,5 +242,7 @@ async function safeReaddir(dir: string): Promise<string[]> {
 
 /** Raised when a cache root cannot be used. */
 export function cacheError(root: string, err: unknown): LadingError {
-  return new LadingError(ErrorCode.Io, `cannot use cache ${root}: ${(err as Error)?.message ?? err}`, { path: root });
+  return new LadingError(ErrorCode.Io, `cannot use cache ${root}: ${(err as Error)?.message ?? err}`, {
+    path: root,
+  });
 }

@@ -13,7 +13,9 @@ interface Stored<T> {
 }
 
 function checksum(key: string, value: unknown): string {
-  return createHash('sha256').update(JSON.stringify([key, value])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([key, value]))
+    .digest('hex');
 }
 
 /**

@@ -8,7 +8,10 @@ import type { RegistryFlags } from './options.ts';
 export function parseCredsFlag(value: string): { username: string; password: string } {
   const i = value.indexOf(':');
   if (i <= 0) {
-    throw new LadingError(ErrorCode.BadArgument, '--creds takes USER:PASSWORD (use lading login for a prompt)');
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      '--creds takes USER:PASSWORD (use lading login for a prompt)',
+    );
   }
   return { username: value.slice(0, i), password: value.slice(i + 1) };
 }
@@ -47,7 +50,10 @@ export function credentialResolver(
       env: io.env,
     });
     for (const w of warnings) warn(w);
-    if (flags.debug) io.err.write(`debug: credentials for ${registry}/${repository}: ${credential.kind} (${credential.source ?? 'none'})\n`);
+    if (flags.debug)
+      io.err.write(
+        `debug: credentials for ${registry}/${repository}: ${credential.kind} (${credential.source ?? 'none'})\n`,
+      );
     return toRegistryCredential(credential);
   };
 }

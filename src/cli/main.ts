@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander';
 import { isLadingError } from '../errors/index.ts';
-import { exitCodeFor, ExitCode } from './exit-codes.ts';
+import { ExitCode, exitCodeFor } from './exit-codes.ts';
 import { type CliIo, processIo } from './io.ts';
 import { buildProgram } from './program.ts';
 
@@ -12,7 +12,11 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     return ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      ) {
         return ExitCode.Ok;
       }
       return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
@@ -20,7 +24,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     const debug = argv.includes('--debug');
     if (isLadingError(err)) {
       io.err.write(`lading: error: ${err.message}\n`);
-      if (debug && err.cause) io.err.write(`lading: cause: ${String((err.cause as Error)?.message ?? err.cause)}\n`);
+      if (debug && err.cause)
+        io.err.write(`lading: cause: ${String((err.cause as Error)?.message ?? err.cause)}\n`);
     } else {
       io.err.write(`lading: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     }

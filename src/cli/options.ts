@@ -2,8 +2,8 @@ import { type Command, Option } from 'commander';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { hostPlatform, normaliseArch, type Platform, parsePlatform } from '../image/index.ts';
 import { RegistryPool } from '../registry/index.ts';
-import type { CliIo } from './io.ts';
 import { credentialResolver } from './credentials.ts';
+import type { CliIo } from './io.ts';
 
 /** Options every registry-facing command takes (skopeo's names where skopeo has them). */
 export interface RegistryFlags {
@@ -39,7 +39,10 @@ function parseCount(name: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) {
-      throw new LadingError(ErrorCode.BadArgument, `${name} needs an integer >= ${min}, got ${JSON.stringify(v)}`);
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        `${name} needs an integer >= ${min}, got ${JSON.stringify(v)}`,
+      );
     }
     return n;
   };
@@ -48,7 +51,11 @@ function parseCount(name: string, min: number) {
 /** Parses a duration like skopeo's `--retry-delay`: `500ms`, `2s`, `1m`, or plain seconds. */
 export function parseDuration(v: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
-  if (!m) throw new LadingError(ErrorCode.BadArgument, `invalid duration ${JSON.stringify(v)} (e.g. 500ms, 2s, 1m)`);
+  if (!m)
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `invalid duration ${JSON.stringify(v)} (e.g. 500ms, 2s, 1m)`,
+    );
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
   return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
@@ -60,7 +67,10 @@ export function withRegistryOptions(cmd: Command): Command {
     .option('--creds <user[:password]>', 'credentials for the registry (password prompted if omitted)')
     .option('--registry-token <token>', 'a bearer token to send as is')
     .addOption(new Option('--no-creds', 'access the registry anonymously').default(undefined))
-    .option('--authfile <path>', 'auth file (containers auth.json or docker config.json); also REGISTRY_AUTH_FILE')
+    .option(
+      '--authfile <path>',
+      'auth file (containers auth.json or docker config.json); also REGISTRY_AUTH_FILE',
+    )
     .option('--credential-file <path>', "hocker's credential file (USERNAME=/PASSWORD= or BEARER_TOKEN=)")
     .addOption(
       new Option('--tls-verify [bool]', 'require HTTPS and verify certificates (false allows plain HTTP)')
@@ -68,16 +78,31 @@ export function withRegistryOptions(cmd: Command): Command {
         .default(undefined),
     )
     .addOption(new Option('--insecure', 'same as --tls-verify=false').implies({ tlsVerify: false }))
-    .addOption(new Option('--retry-times <n>', 'retries on network errors, 408, 429, 5xx').argParser(parseCount('--retry-times', 0)))
-    .addOption(new Option('--retry-delay <duration>', 'base delay between retries (doubles each time)').argParser(parseDuration))
-    .addOption(new Option('--jobs <n>', 'parallel requests per registry (default 6)').argParser(parseCount('--jobs', 1)))
+    .addOption(
+      new Option('--retry-times <n>', 'retries on network errors, 408, 429, 5xx').argParser(
+        parseCount('--retry-times', 0),
+      ),
+    )
+    .addOption(
+      new Option('--retry-delay <duration>', 'base delay between retries (doubles each time)').argParser(
+        parseDuration,
+      ),
+    )
+    .addOption(
+      new Option('--jobs <n>', 'parallel requests per registry (default 6)').argParser(
+        parseCount('--jobs', 1),
+      ),
+    )
     .option('--debug', 'print each request and response on stderr (secrets redacted)');
 }
 
 /** Adds the platform options to a command. */
 export function withPlatformOptions(cmd: Command): Command {
   return cmd
-    .option('--platform <os/arch[/variant]>', 'platform to select from a multi-arch image (default: linux/<host arch>)')
+    .option(
+      '--platform <os/arch[/variant]>',
+      'platform to select from a multi-arch image (default: linux/<host arch>)',
+    )
     .option('--override-os <os>', 'skopeo-style: the OS to select')
     .option('--override-arch <arch>', 'skopeo-style: the architecture to select')
     .option('--override-variant <variant>', 'skopeo-style: the architecture variant to select');
@@ -87,7 +112,10 @@ export function withPlatformOptions(cmd: Command): Command {
 export function platformFrom(flags: PlatformFlags): { platform: Platform; explicit: boolean } {
   if (flags.platform) {
     if (flags.overrideArch || flags.overrideOs || flags.overrideVariant) {
-      throw new LadingError(ErrorCode.BadArgument, 'use either --platform or --override-os/--override-arch/--override-variant');
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        'use either --platform or --override-os/--override-arch/--override-variant',
+      );
     }
     return { platform: parsePlatform(flags.platform), explicit: true };
   }

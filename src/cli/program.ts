@@ -34,7 +34,10 @@ export function buildProgram(io: CliIo): Command {
     cacheCommand(io),
   ]) {
     cmd.exitOverride();
-    cmd.configureOutput({ writeOut: (s: string) => io.out.write(s), writeErr: (s: string) => io.err.write(s) });
+    cmd.configureOutput({
+      writeOut: (s: string) => io.out.write(s),
+      writeErr: (s: string) => io.err.write(s),
+    });
     program.addCommand(cmd);
   }
   program.addHelpText(

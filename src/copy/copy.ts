@@ -47,7 +47,10 @@ export interface CopyResult {
 function asImage(m: RawManifest, where: string): ImageManifest {
   const parsed = parseManifest(m.bytes, m.mediaType, where);
   if (parsed.kind !== 'image') {
-    throw new LadingError(ErrorCode.ManifestUnsupported, `${where}: expected an image manifest, got ${parsed.mediaType}`);
+    throw new LadingError(
+      ErrorCode.ManifestUnsupported,
+      `${where}: expected an image manifest, got ${parsed.mediaType}`,
+    );
   }
   return parsed;
 }
@@ -58,19 +61,36 @@ function asImage(m: RawManifest, where: string): ImageManifest {
  * nothing is left where the result belongs. Digests never change unless platforms are filtered
  * out of an index (the new index is then written).
  */
-export async function copyImage(src: ImageSource, dst: ImageSink, opts: CopyOptions = {}): Promise<CopyResult> {
-  const result: CopyResult = { digest: '' as Digest, mediaType: '', images: [], blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 };
+export async function copyImage(
+  src: ImageSource,
+  dst: ImageSink,
+  opts: CopyOptions = {},
+): Promise<CopyResult> {
+  const result: CopyResult = {
+    digest: '' as Digest,
+    mediaType: '',
+    images: [],
+    blobsCopied: 0,
+    blobsSkipped: 0,
+    bytesCopied: 0,
+  };
   try {
     const top = await src.topManifest(opts.signal);
     const parsed = parseManifest(top.bytes, top.mediaType, src.name);
     if (parsed.kind === 'schema1') {
-      throw new LadingError(ErrorCode.ManifestUnsupported, `${src.name} is a Docker schema1 manifest, which lading does not copy`);
+      throw new LadingError(
+        ErrorCode.ManifestUnsupported,
+        `${src.name} is a Docker schema1 manifest, which lading does not copy`,
+      );
     }
     if (parsed.kind === 'index') {
       const wanted = opts.platforms?.length ? opts.platforms : [hostPlatform()];
       if (opts.all || (wanted.length > 1 && dst.acceptsIndex)) {
         if (!dst.acceptsIndex) {
-          throw new LadingError(ErrorCode.BadArgument, `${dst.name} holds one image; --all needs a destination that stores an index`);
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            `${dst.name} holds one image; --all needs a destination that stores an index`,
+          );
         }
         const chosen = opts.all ? parsed.manifests : wanted.map((p) => pick(parsed, p, src.name));
         for (const d of dedupe(chosen)) {
@@ -101,20 +121,31 @@ export async function copyImage(src: ImageSource, dst: ImageSink, opts: CopyOpti
 }
 
 function pick(index: IndexManifest, p: Platform, where: string): Descriptor {
-  const i = selectPlatform(p, index.manifests.map((d) => d.platform));
+  const i = selectPlatform(
+    p,
+    index.manifests.map((d) => d.platform),
+  );
   const d = i === -1 ? undefined : index.manifests[i];
   if (!d) {
     const have = index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : m.digest));
-    throw new LadingError(ErrorCode.NoMatchingPlatform, `no image for platform ${formatPlatform(p)} in ${where}; it has: ${have.join(', ')}`, {
-      expected: formatPlatform(p),
-    });
+    throw new LadingError(
+      ErrorCode.NoMatchingPlatform,
+      `no image for platform ${formatPlatform(p)} in ${where}; it has: ${have.join(', ')}`,
+      {
+        expected: formatPlatform(p),
+      },
+    );
   }
   return d;
 }
 
 function dedupe(ds: Descriptor[]): Descriptor[] {
   const seen = new Set<string>();
-  return ds.filter((d) => (seen.has(d.digest) ? false : (seen.add(d.digest), true)));
+  return ds.filter((d) => {
+    if (seen.has(d.digest)) return false;
+    seen.add(d.digest);
+    return true;
+  });
 }
 
 function filteredIndex(top: RawManifest, index: IndexManifest, keep: Descriptor[]): RawManifest {
@@ -135,7 +166,10 @@ async function copyOne(
 ): Promise<void> {
   const image = asImage(m, `${src.name}@${m.digest}`);
   if (dst.writeImage) {
-    const configBytes = await readAtMostFrom(await src.blob(image.config, { signal: opts.signal }), `config of ${src.name}`);
+    const configBytes = await readAtMostFrom(
+      await src.blob(image.config, { signal: opts.signal }),
+      `config of ${src.name}`,
+    );
     parseConfig(configBytes, `config ${image.config.digest}`);
     const whole: WholeImage = {
       manifest: m,
@@ -163,7 +197,11 @@ async function copyOne(
       opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
       await dst.putBlob(
         d,
-        () => src.blob(d, { signal: opts.signal, onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes }) }),
+        () =>
+          src.blob(d, {
+            signal: opts.signal,
+            onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes }),
+          }),
         opts.signal,
       );
       result.blobsCopied++;

@@ -25,7 +25,9 @@ export interface OpenOptions {
 }
 
 function unsupported(loc: ImageLocation, as: string): LadingError {
-  return new LadingError(ErrorCode.Transport, `${formatLocation(loc)} cannot be used as ${as} yet`, { ref: formatLocation(loc) });
+  return new LadingError(ErrorCode.Transport, `${formatLocation(loc)} cannot be used as ${as} yet`, {
+    ref: formatLocation(loc),
+  });
 }
 
 /** Opens an image location for reading. */
@@ -59,7 +61,10 @@ export interface SinkOptions extends OpenOptions {
 export function openSink(loc: ImageLocation, opts: SinkOptions): ImageSink {
   switch (loc.transport) {
     case 'docker': {
-      const from = opts.source?.transport === 'docker' ? { registry: opts.source.ref.registry, repository: opts.source.ref.repository } : undefined;
+      const from =
+        opts.source?.transport === 'docker'
+          ? { registry: opts.source.ref.registry, repository: opts.source.ref.repository }
+          : undefined;
       return new RegistrySink(opts.pool.forRef(loc.ref), loc.ref, { tags: opts.tags, mountFrom: from });
     }
     case 'oci':

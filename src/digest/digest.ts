@@ -17,9 +17,13 @@ const DIGEST_RE = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 export function parseDigest(input: string, what = 'digest'): Digest {
   const m = DIGEST_RE.exec(input);
   if (!m) {
-    throw new LadingError(ErrorCode.BadDigest, `invalid ${what} ${JSON.stringify(input)}: expected algorithm:hex`, {
-      found: input,
-    });
+    throw new LadingError(
+      ErrorCode.BadDigest,
+      `invalid ${what} ${JSON.stringify(input)}: expected algorithm:hex`,
+      {
+        found: input,
+      },
+    );
   }
   const [, algorithm, hex] = m as unknown as [string, string, string];
   const len = HEX_LENGTH[algorithm];

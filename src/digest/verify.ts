@@ -77,7 +77,13 @@ export function digestMismatch(expected: string, found: string, bytes: number, s
   );
 }
 
-function sizeError(digest: Digest, size: number, got: number, source: string | undefined, how: string): LadingError {
+function sizeError(
+  digest: Digest,
+  size: number,
+  got: number,
+  source: string | undefined,
+  how: string,
+): LadingError {
   return new LadingError(
     ErrorCode.SizeMismatch,
     `size mismatch for ${digest}${source ? ` from ${source}` : ''}: expected ${size} bytes, got ${how} ${got}`,

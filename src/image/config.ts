@@ -21,7 +21,13 @@ export interface ImageConfig {
     StopSignal?: string;
   };
   rootfs?: { type: string; diff_ids: Digest[] };
-  history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string; author?: string }[];
+  history?: {
+    created?: string;
+    created_by?: string;
+    empty_layer?: boolean;
+    comment?: string;
+    author?: string;
+  }[];
 }
 
 /** Parses config bytes; validates the diff IDs so they can be used in paths. */
@@ -30,7 +36,10 @@ export function parseConfig(bytes: Uint8Array, where = 'image config'): ImageCon
   try {
     json = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new LadingError(ErrorCode.ManifestInvalid, `malformed ${where}: not JSON (${(err as Error).message})`);
+    throw new LadingError(
+      ErrorCode.ManifestInvalid,
+      `malformed ${where}: not JSON (${(err as Error).message})`,
+    );
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new LadingError(ErrorCode.ManifestInvalid, `malformed ${where}: not a JSON object`);

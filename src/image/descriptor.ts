@@ -19,7 +19,8 @@ function invalid(where: string, why: string): LadingError {
 
 /** Validates an untrusted JSON value as a descriptor; `where` names it in errors (`layers[2]`). */
 export function parseDescriptor(value: unknown, where: string): Descriptor {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(where, 'not an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid(where, 'not an object');
   const v = value as Record<string, unknown>;
   if (typeof v.mediaType !== 'string' || v.mediaType === '') throw invalid(where, 'missing mediaType');
   if (typeof v.digest !== 'string') throw invalid(where, 'missing digest');
@@ -35,7 +36,12 @@ export function parseDescriptor(value: unknown, where: string): Descriptor {
   const d: Descriptor = { mediaType: v.mediaType, digest, size: v.size };
   if (v.platform !== undefined) {
     const p = v.platform as Record<string, unknown>;
-    if (typeof p !== 'object' || p === null || typeof p.os !== 'string' || typeof p.architecture !== 'string') {
+    if (
+      typeof p !== 'object' ||
+      p === null ||
+      typeof p.os !== 'string' ||
+      typeof p.architecture !== 'string'
+    ) {
       throw invalid(where, 'platform needs os and architecture');
     }
     d.platform = { os: p.os, architecture: p.architecture };

@@ -42,7 +42,9 @@ export interface Schema1Manifest {
 export type Manifest = IndexManifest | ImageManifest | Schema1Manifest;
 
 function invalid(why: string, ref?: string): LadingError {
-  return new LadingError(ErrorCode.ManifestInvalid, `malformed manifest${ref ? ` of ${ref}` : ''}: ${why}`, { ref });
+  return new LadingError(ErrorCode.ManifestInvalid, `malformed manifest${ref ? ` of ${ref}` : ''}: ${why}`, {
+    ref,
+  });
 }
 
 /** Strips parameters from a Content-Type (`application/json; charset=utf-8`). */
@@ -58,7 +60,11 @@ export function detectMediaType(json: Record<string, unknown>, contentType?: str
   if (typeof json.mediaType === 'string' && json.mediaType !== '') return json.mediaType;
   const ct = bareType(contentType);
   if (json.schemaVersion === 1) {
-    return ct && isSchema1MediaType(ct) ? ct : 'signatures' in json ? MediaType.DockerSchema1Signed : MediaType.DockerSchema1;
+    return ct && isSchema1MediaType(ct)
+      ? ct
+      : 'signatures' in json
+        ? MediaType.DockerSchema1Signed
+        : MediaType.DockerSchema1;
   }
   if (ct && (isIndexMediaType(ct) || isImageManifestMediaType(ct))) return ct;
   if (Array.isArray(json.manifests)) return MediaType.OciIndex;
@@ -77,11 +83,13 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, ref?: str
   } catch (err) {
     throw invalid(`not JSON (${(err as Error).message})`, ref);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw invalid('not a JSON object', ref);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw invalid('not a JSON object', ref);
   const obj = json as Record<string, unknown>;
   const mediaType = detectMediaType(obj, contentType);
   if (isIndexMediaType(mediaType)) {
-    if (obj.schemaVersion !== 2) throw invalid(`schemaVersion must be 2, got ${JSON.stringify(obj.schemaVersion)}`, ref);
+    if (obj.schemaVersion !== 2)
+      throw invalid(`schemaVersion must be 2, got ${JSON.stringify(obj.schemaVersion)}`, ref);
     if (!Array.isArray(obj.manifests)) throw invalid('index has no manifests array', ref);
     const m: IndexManifest = {
       kind: 'index',
@@ -93,7 +101,8 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, ref?: str
     return m;
   }
   if (isImageManifestMediaType(mediaType)) {
-    if (obj.schemaVersion !== 2) throw invalid(`schemaVersion must be 2, got ${JSON.stringify(obj.schemaVersion)}`, ref);
+    if (obj.schemaVersion !== 2)
+      throw invalid(`schemaVersion must be 2, got ${JSON.stringify(obj.schemaVersion)}`, ref);
     if (!Array.isArray(obj.layers)) throw invalid('manifest has no layers array', ref);
     const m: ImageManifest = {
       kind: 'image',
@@ -154,7 +163,8 @@ export function schema1Payload(bytes: Uint8Array): Buffer | undefined {
   if (!text.includes('"signatures"')) return undefined;
   try {
     const json = JSON.parse(text) as { schemaVersion?: number; signatures?: { protected?: string }[] };
-    if (json.schemaVersion !== 1 || !Array.isArray(json.signatures) || !json.signatures[0]?.protected) return undefined;
+    if (json.schemaVersion !== 1 || !Array.isArray(json.signatures) || !json.signatures[0]?.protected)
+      return undefined;
     const header = JSON.parse(Buffer.from(json.signatures[0].protected, 'base64url').toString('utf8')) as {
       formatLength?: number;
       formatTail?: string;

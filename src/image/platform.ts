@@ -57,9 +57,13 @@ export function normalisePlatform(p: Platform): Platform {
 export function parsePlatform(input: string): Platform {
   const parts = input.trim().split('/');
   if (parts.some((p) => p === '') || parts.length > 3 || input.trim() === '') {
-    throw new LadingError(ErrorCode.BadPlatform, `invalid platform ${JSON.stringify(input)}: expected os/arch[/variant]`, {
-      found: input,
-    });
+    throw new LadingError(
+      ErrorCode.BadPlatform,
+      `invalid platform ${JSON.stringify(input)}: expected os/arch[/variant]`,
+      {
+        found: input,
+      },
+    );
   }
   if (parts.length === 1) return normalisePlatform({ os: 'linux', architecture: parts[0]! });
   const p: Platform = { os: parts[0]!, architecture: parts[1]! };
@@ -113,7 +117,11 @@ export function selectPlatform(wanted: Platform, candidates: (Platform | undefin
     if (w.variant === undefined) score = n.variant === undefined ? 100 : 50 + variantNumber(n.variant);
     else if (n.variant === w.variant) score = 100;
     else if (n.variant === undefined && w.architecture === 'arm' && w.variant === 'v7') score = 90;
-    else if (w.architecture === 'arm' && n.variant !== undefined && variantNumber(n.variant) < variantNumber(w.variant)) {
+    else if (
+      w.architecture === 'arm' &&
+      n.variant !== undefined &&
+      variantNumber(n.variant) < variantNumber(w.variant)
+    ) {
       score = 10 + variantNumber(n.variant);
     } else return;
     if (score > bestScore) {

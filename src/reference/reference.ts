@@ -127,11 +127,15 @@ export function parseReference(input: string, opts: ParseReferenceOptions = {}):
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
     if (!TAG_RE.test(tag)) {
-      throw badReference(input, `invalid tag ${JSON.stringify(tag)} (letters, digits, _ . -; at most 128; not starting with . or -)`);
+      throw badReference(
+        input,
+        `invalid tag ${JSON.stringify(tag)} (letters, digits, _ . -; at most 128; not starting with . or -)`,
+      );
     }
   }
   if (rest.length === 0) throw badReference(input, 'missing repository name');
-  if (HEX64_RE.test(rest)) throw badReference(input, 'a 64-character hex string is an image ID, not a repository name');
+  if (HEX64_RE.test(rest))
+    throw badReference(input, 'a 64-character hex string is an image ID, not a repository name');
 
   let registry: string;
   let repository: string;
@@ -143,7 +147,8 @@ export function parseReference(input: string, opts: ParseReferenceOptions = {}):
   } else {
     registry = first;
     repository = rest.slice(slash + 1);
-    if (!DOMAIN_RE.test(registry)) throw badReference(input, `invalid registry host ${JSON.stringify(registry)}`);
+    if (!DOMAIN_RE.test(registry))
+      throw badReference(input, `invalid registry host ${JSON.stringify(registry)}`);
   }
   if (registry === 'index.docker.io' || registry === DOCKER_HUB_API) registry = DOCKER_HUB;
   if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
@@ -185,7 +190,9 @@ export function normaliseRegistryHost(input: string): string {
   if (host === 'index.docker.io' || host === DOCKER_HUB_API) host = DOCKER_HUB;
   if (host.includes('/')) host = host.slice(0, host.indexOf('/'));
   if (!DOMAIN_RE.test(host)) {
-    throw new LadingError(ErrorCode.BadReference, `invalid registry host ${JSON.stringify(input)}`, { ref: input });
+    throw new LadingError(ErrorCode.BadReference, `invalid registry host ${JSON.stringify(input)}`, {
+      ref: input,
+    });
   }
   return host;
 }

@@ -1,7 +1,7 @@
+import { parseChallenges } from '../auth/index.ts';
 import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { redactUrl } from '../util/index.ts';
-import { parseChallenges } from '../auth/index.ts';
 import type { Http, HttpResponse } from './http.ts';
 
 /** What the registry client needs to know about a credential (the `auth` module produces these). */
@@ -79,7 +79,11 @@ export class Authenticator {
    * The `Authorization` header for a request needing `scopes` in `repository`, or undefined when
    * the registry asked for nothing (or there is nothing to send).
    */
-  async authorization(repository: string, scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
+  async authorization(
+    repository: string,
+    scopes: string[],
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
     const cred = await this.credential(repository);
     if (cred.kind === 'bearer') return `Bearer ${cred.token}`;
     const ch = this.#challenge;
@@ -104,7 +108,8 @@ export class Authenticator {
   /** After a 401 on an authorised request: the extra scopes the server asks for, if any. */
   insufficientScope(res: HttpResponse): string[] {
     const ch = parseChallenges(res.headers['www-authenticate']).find((c) => c.scheme === 'bearer');
-    if (ch?.params.error === 'insufficient_scope' && ch.params.scope) return ch.params.scope.split(' ').filter(Boolean);
+    if (ch?.params.error === 'insufficient_scope' && ch.params.scope)
+      return ch.params.scope.split(' ').filter(Boolean);
     return [];
   }
 
@@ -113,22 +118,34 @@ export class Authenticator {
     this.#tokens.clear();
   }
 
-  async #token(ch: Challenge, cred: RegistryCredential, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+  async #token(
+    ch: Challenge,
+    cred: RegistryCredential,
+    scopes: string[],
+    signal?: AbortSignal,
+  ): Promise<CachedToken> {
     const realm = ch.params.realm;
     if (!realm) {
-      throw new LadingError(ErrorCode.Auth, `registry ${this.#registry} sent a Bearer challenge without a realm`, {
-        registry: this.#registry,
-      });
+      throw new LadingError(
+        ErrorCode.Auth,
+        `registry ${this.#registry} sent a Bearer challenge without a realm`,
+        {
+          registry: this.#registry,
+        },
+      );
     }
     const service = ch.params.service;
     const sorted = [...new Set(scopes)].sort();
-    const who = cred.kind === 'basic' ? `basic:${cred.username}` : cred.kind === 'identity-token' ? 'identity' : 'anon';
+    const who =
+      cred.kind === 'basic' ? `basic:${cred.username}` : cred.kind === 'identity-token' ? 'identity' : 'anon';
     const key = `${realm}|${service ?? ''}|${sorted.join(' ')}|${who}`;
     const cached = this.#tokens.get(key);
     if (cached && cached.expiresAt > Date.now()) return cached;
     let pending = this.#pending.get(key);
     if (!pending) {
-      pending = this.#fetchToken(realm, service, sorted, cred, signal).finally(() => this.#pending.delete(key));
+      pending = this.#fetchToken(realm, service, sorted, cred, signal).finally(() =>
+        this.#pending.delete(key),
+      );
       this.#pending.set(key, pending);
     }
     const token = await pending;
@@ -158,13 +175,17 @@ export class Authenticator {
     }
     let res: HttpResponse;
     if (cred.kind === 'identity-token') {
-      res = await this.#postForm(url, {
-        grant_type: 'refresh_token',
-        refresh_token: cred.token,
-        service,
-        scope: scopes.join(' '),
-        client_id: 'lading',
-      }, signal);
+      res = await this.#postForm(
+        url,
+        {
+          grant_type: 'refresh_token',
+          refresh_token: cred.token,
+          service,
+          scope: scopes.join(' '),
+          client_id: 'lading',
+        },
+        signal,
+      );
     } else {
       const q = new URL(url);
       if (service) q.searchParams.set('service', service);
@@ -176,14 +197,18 @@ export class Authenticator {
       if ((res.status === 404 || res.status === 405) && cred.kind === 'basic') {
         // Token servers that only speak the OAuth2 form (RFC 6749 password grant).
         await res.body.dump().catch(() => {});
-        res = await this.#postForm(url, {
-          grant_type: 'password',
-          username: cred.username,
-          password: cred.password,
-          service,
-          scope: scopes.join(' '),
-          client_id: 'lading',
-        }, signal);
+        res = await this.#postForm(
+          url,
+          {
+            grant_type: 'password',
+            username: cred.username,
+            password: cred.password,
+            service,
+            scope: scopes.join(' '),
+            client_id: 'lading',
+          },
+          signal,
+        );
       }
     }
     if (res.status !== 200) {
@@ -192,7 +217,11 @@ export class Authenticator {
       throw new LadingError(
         rejected ? ErrorCode.Unauthorized : ErrorCode.Auth,
         `token request to ${redactUrl(url)} for registry ${this.#registry} failed with HTTP ${res.status}${
-          rejected ? (cred.kind === 'anonymous' ? ' (anonymous access refused)' : ' (credentials rejected)') : ''
+          rejected
+            ? cred.kind === 'anonymous'
+              ? ' (anonymous access refused)'
+              : ' (credentials rejected)'
+            : ''
         }`,
         { registry: this.#registry, url: redactUrl(url), status: res.status, temporary: res.status >= 500 },
       );
@@ -212,14 +241,21 @@ export class Authenticator {
         registry: this.#registry,
       });
     }
-    const lifetime = Math.max(MIN_TOKEN_LIFETIME_S, typeof json.expires_in === 'number' ? json.expires_in : 0);
+    const lifetime = Math.max(
+      MIN_TOKEN_LIFETIME_S,
+      typeof json.expires_in === 'number' ? json.expires_in : 0,
+    );
     const issued = typeof json.issued_at === 'string' ? Date.parse(json.issued_at) : Number.NaN;
     const start = Number.isNaN(issued) || issued > Date.now() ? Date.now() : issued;
     // Refresh a little early so a token never expires in flight.
     return { token, expiresAt: start + lifetime * 1000 - 5_000 };
   }
 
-  #postForm(url: URL, fields: Record<string, string | undefined>, signal?: AbortSignal): Promise<HttpResponse> {
+  #postForm(
+    url: URL,
+    fields: Record<string, string | undefined>,
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     const body = new URLSearchParams();
     for (const [k, v] of Object.entries(fields)) if (v) body.set(k, v);
     return this.#http.send(url, {

@@ -33,7 +33,10 @@ export async function openBlobStream(
     });
   }
   const lengthHeader = first.headers['content-length'];
-  const length = lengthHeader === undefined ? undefined : Number(Array.isArray(lengthHeader) ? lengthHeader[0] : lengthHeader);
+  const length =
+    lengthHeader === undefined
+      ? undefined
+      : Number(Array.isArray(lengthHeader) ? lengthHeader[0] : lengthHeader);
   const source = redactUrl(first.url);
   if (opts.size !== undefined && length !== undefined && length !== opts.size) {
     await first.body.dump().catch(() => {});
@@ -78,17 +81,21 @@ export async function openBlobStream(
           const m = /^bytes (\d+)-/.exec(cr);
           if (!m || Number(m[1]) !== offset) {
             await res.body.dump().catch(() => {});
-            throw new LadingError(ErrorCode.Registry, `resume of ${what} got Content-Range ${JSON.stringify(cr)}, wanted bytes ${offset}-`, {
-              registry: client.registry,
-              url: redactUrl(res.url),
-            });
+            throw new LadingError(
+              ErrorCode.Registry,
+              `resume of ${what} got Content-Range ${JSON.stringify(cr)}, wanted bytes ${offset}-`,
+              {
+                registry: client.registry,
+                url: redactUrl(res.url),
+              },
+            );
           }
           body = res.body;
         } else if (res.status === 200) {
           // Range ignored: skip what we already have.
           body = skipBytes(res.body as AsyncIterable<Buffer>, offset) as unknown as typeof body;
         } else {
-                throw await responseError(res, {
+          throw await responseError(res, {
             method: 'GET',
             what,
             registry: client.registry,
@@ -101,11 +108,11 @@ export async function openBlobStream(
   }
 
   const verify = new VerifyStream({ digest, size, source: `${what} [GET ${source}]` });
-  pipeline(Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 }), verify, { signal: opts.signal }).catch(
-    (err) => {
-      if (!verify.destroyed) verify.destroy(err);
-    },
-  );
+  pipeline(Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 }), verify, {
+    signal: opts.signal,
+  }).catch((err) => {
+    if (!verify.destroyed) verify.destroy(err);
+  });
   return verify;
 }
 

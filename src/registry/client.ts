@@ -98,7 +98,8 @@ export class RegistryClient {
     else {
       candidates.push(new URL(`https://${this.apiHost}/`));
       // Docker's rule: loopback registries may speak plain HTTP; elsewhere only with --tls-verify=false.
-      if (isLoopbackHost(this.apiHost) || !this.http.tlsVerify) candidates.push(new URL(`http://${this.apiHost}/`));
+      if (isLoopbackHost(this.apiHost) || !this.http.tlsVerify)
+        candidates.push(new URL(`http://${this.apiHost}/`));
     }
     let lastError: unknown;
     for (const base of candidates) {
@@ -114,7 +115,11 @@ export class RegistryClient {
       if (res.status === 401) this.auth.learn(res);
       else if (res.status !== 200 && res.status !== 404) {
         // 404: some registries do not implement /v2/ but serve the API.
-        throw await responseError(res, { method: 'GET', what: `registry ${this.registry}`, registry: this.registry });
+        throw await responseError(res, {
+          method: 'GET',
+          what: `registry ${this.registry}`,
+          registry: this.registry,
+        });
       }
       return base;
     }
@@ -122,7 +127,9 @@ export class RegistryClient {
       throw new LadingError(
         lastError.code,
         `cannot reach registry ${this.registry}: ${lastError.message}${
-          !isLoopbackHost(this.apiHost) && this.http.tlsVerify ? ' (for plain HTTP use --tls-verify=false)' : ''
+          !isLoopbackHost(this.apiHost) && this.http.tlsVerify
+            ? ' (for plain HTTP use --tls-verify=false)'
+            : ''
         }`,
         { registry: this.registry, url: lastError.url, temporary: lastError.temporary },
         { cause: lastError },
@@ -168,7 +175,13 @@ export class RegistryClient {
     }
   }
 
-  async #errorFor(res: HttpResponse, method: string, what: string, repository: string, ref?: string): Promise<LadingError> {
+  async #errorFor(
+    res: HttpResponse,
+    method: string,
+    what: string,
+    repository: string,
+    ref?: string,
+  ): Promise<LadingError> {
     return responseError(res, {
       method,
       what,
@@ -204,7 +217,8 @@ export class RegistryClient {
       });
       await res.body.dump().catch(() => {});
       if (res.status === 404) return undefined;
-      if (res.status !== 200) throw await this.#errorFor(res, 'HEAD', `manifest ${ref}`, ref.repository, String(ref));
+      if (res.status !== 200)
+        throw await this.#errorFor(res, 'HEAD', `manifest ${ref}`, ref.repository, String(ref));
       const dcd = header(res, 'docker-content-digest');
       const length = header(res, 'content-length');
       return {
@@ -260,7 +274,12 @@ export class RegistryClient {
   /** Whether a blob exists (HEAD). */
   async blobExists(repository: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
     return this.limiter.run(async () => {
-      const res = await this.request({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, repository, signal });
+      const res = await this.request({
+        method: 'HEAD',
+        path: `/v2/${repository}/blobs/${digest}`,
+        repository,
+        signal,
+      });
       await res.body.dump().catch(() => {});
       if (res.status === 200) return true;
       if (res.status === 404) return false;
@@ -299,28 +318,42 @@ export class RegistryClient {
   }
 
   /** Reads a small blob (a config) into memory, verified, capped at `limit`. */
-  async getBlobBytes(repository: string, digest: Digest, opts: { size?: number; limit?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+  async getBlobBytes(
+    repository: string,
+    digest: Digest,
+    opts: { size?: number; limit?: number; signal?: AbortSignal } = {},
+  ): Promise<Buffer> {
     const limit = opts.limit ?? Limits.config;
     if (opts.size !== undefined && opts.size > limit) {
-      throw new LadingError(ErrorCode.TooLarge, `blob ${digest} is ${opts.size} bytes, over the ${limit}-byte limit`, {
-        registry: this.registry,
-        expected: limit,
-        found: opts.size,
-      });
+      throw new LadingError(
+        ErrorCode.TooLarge,
+        `blob ${digest} is ${opts.size} bytes, over the ${limit}-byte limit`,
+        {
+          registry: this.registry,
+          expected: limit,
+          found: opts.size,
+        },
+      );
     }
     const stream = await this.openBlob(repository, digest, { size: opts.size, signal: opts.signal });
     return readAtMost(stream, limit, `blob ${digest}`);
   }
 
   /** Every tag of a repository, following `Link` pagination. */
-  async listTags(repository: string, opts: { signal?: AbortSignal; pageSize?: number } = {}): Promise<string[]> {
+  async listTags(
+    repository: string,
+    opts: { signal?: AbortSignal; pageSize?: number } = {},
+  ): Promise<string[]> {
     const { signal } = opts;
     const tags: string[] = [];
     let path: string | undefined = `/v2/${repository}/tags/list${opts.pageSize ? `?n=${opts.pageSize}` : ''}`;
     for (let page = 0; path && page < 10_000; page++) {
       const current: string = path;
-      const res = await this.limiter.run(() => this.request({ method: 'GET', path: current, repository, signal }));
-      if (res.status !== 200) throw await this.#errorFor(res, 'GET', `tags of ${this.registry}/${repository}`, repository);
+      const res = await this.limiter.run(() =>
+        this.request({ method: 'GET', path: current, repository, signal }),
+      );
+      if (res.status !== 200)
+        throw await this.#errorFor(res, 'GET', `tags of ${this.registry}/${repository}`, repository);
       const raw = await readAtMost(res.body, Limits.manifest, `tag list of ${repository}`);
       let json: { tags?: unknown };
       try {
@@ -340,7 +373,12 @@ export class RegistryClient {
    * Tries a cross-repository mount of `digest` from `fromRepository` (same registry). Returns true
    * when the registry mounted it; false when it started an ordinary upload instead (cancelled).
    */
-  async mountBlob(repository: string, digest: Digest, fromRepository: string, signal?: AbortSignal): Promise<boolean> {
+  async mountBlob(
+    repository: string,
+    digest: Digest,
+    fromRepository: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     return this.limiter.run(async () => {
       const q = new URLSearchParams({ mount: digest, from: fromRepository });
       const res = await this.request({
@@ -368,7 +406,12 @@ export class RegistryClient {
         }
         return false;
       }
-      throw await this.#errorFor(res, 'POST', `mount of ${digest} into ${this.registry}/${repository}`, repository);
+      throw await this.#errorFor(
+        res,
+        'POST',
+        `mount of ${digest} into ${this.registry}/${repository}`,
+        repository,
+      );
     });
   }
 
@@ -489,11 +532,15 @@ export class RegistryClient {
       if (res.status !== 201 && res.status !== 200) throw await this.#errorFor(res, 'PUT', what, repository);
       const dcd = header(res, 'docker-content-digest');
       if (dcd && dcd !== digest) {
-        throw new LadingError(ErrorCode.DigestMismatch, `${what}: the registry stored ${dcd}, expected ${digest}`, {
-          registry: this.registry,
-          expected: digest,
-          found: dcd,
-        });
+        throw new LadingError(
+          ErrorCode.DigestMismatch,
+          `${what}: the registry stored ${dcd}, expected ${digest}`,
+          {
+            registry: this.registry,
+            expected: digest,
+            found: dcd,
+          },
+        );
       }
       return digest;
     });

@@ -21,7 +21,10 @@ export async function readDiagnostics(res: HttpResponse): Promise<{ code: string
     const raw = await readAtMost(res.body, Limits.errorBody, 'error body');
     const json = JSON.parse(raw.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] };
     if (!Array.isArray(json.errors)) return [];
-    return json.errors.map((e) => ({ code: String(e?.code ?? 'UNKNOWN'), message: String(e?.message ?? '') }));
+    return json.errors.map((e) => ({
+      code: String(e?.code ?? 'UNKNOWN'),
+      message: String(e?.message ?? ''),
+    }));
   } catch {
     res.body.destroy();
     return [];

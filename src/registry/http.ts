@@ -189,7 +189,10 @@ export class Http {
         await res.body.dump().catch(() => {});
         const next = new URL(Array.isArray(location) ? location[0]! : location, url);
         if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-          throw new LadingError(ErrorCode.Network, `refusing redirect to ${next.protocol} URL from ${redactUrl(url)}`);
+          throw new LadingError(
+            ErrorCode.Network,
+            `refusing redirect to ${next.protocol} URL from ${redactUrl(url)}`,
+          );
         }
         if (next.origin !== url.origin) {
           // Never forward credentials to another origin (S3/CDN signed URLs reject them, and they leak).
@@ -206,7 +209,9 @@ export class Http {
       }
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     }
-    throw new LadingError(ErrorCode.Network, `too many redirects from ${redactUrl(start)}`, { url: redactUrl(start) });
+    throw new LadingError(ErrorCode.Network, `too many redirects from ${redactUrl(start)}`, {
+      url: redactUrl(start),
+    });
   }
 
   async close(): Promise<void> {
@@ -224,7 +229,10 @@ export function networkError(err: unknown, method: string, url: URL): LadingErro
   if (isLadingError(err)) return err;
   const e = err as { name?: string };
   if (e?.name === 'AbortError') {
-    return new LadingError(ErrorCode.Aborted, `${method} ${redactUrl(url)} aborted`, { url: redactUrl(url), method });
+    return new LadingError(ErrorCode.Aborted, `${method} ${redactUrl(url)} aborted`, {
+      url: redactUrl(url),
+      method,
+    });
   }
   return new LadingError(
     ErrorCode.Network,

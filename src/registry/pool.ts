@@ -2,7 +2,8 @@ import type { Reference } from '../reference/index.ts';
 import type { RegistryCredential } from './authenticator.ts';
 import { RegistryClient, type RegistryClientOptions } from './client.ts';
 
-export interface RegistryPoolOptions extends Omit<RegistryClientOptions, 'registry' | 'apiHost' | 'credentials'> {
+export interface RegistryPoolOptions
+  extends Omit<RegistryClientOptions, 'registry' | 'apiHost' | 'credentials'> {
   /** Credentials for a repository of a registry (default: anonymous). */
   credentials?: (registry: string, repository: string) => Promise<RegistryCredential>;
 }

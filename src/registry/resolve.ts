@@ -91,7 +91,11 @@ export function selectFromIndex(index: IndexManifest, platform: Platform, ref: s
 /**
  * Resolves `ref` to one platform's image manifest and config, verifying every digest on the way.
  */
-export async function resolveImage(client: RegistryClient, ref: Reference, opts: ResolveOptions = {}): Promise<ResolvedImage> {
+export async function resolveImage(
+  client: RegistryClient,
+  ref: Reference,
+  opts: ResolveOptions = {},
+): Promise<ResolvedImage> {
   const platform = opts.platform ?? hostPlatform();
   const { fetched, manifest } = await fetchManifest(client, ref, opts.signal);
   const top = { ref, digest: fetched.digest, mediaType: manifest.mediaType, bytes: fetched.bytes, manifest };

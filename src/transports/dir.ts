@@ -36,7 +36,11 @@ export class DirSource implements ImageSource {
   async manifest(digest: Digest): Promise<RawManifest> {
     const top = await this.topManifest();
     if (top.digest === digest) return top;
-    const bytes = await readSmallFile(join(this.root, instanceManifestName(digest)), `manifest ${digest}`, digest);
+    const bytes = await readSmallFile(
+      join(this.root, instanceManifestName(digest)),
+      `manifest ${digest}`,
+      digest,
+    );
     const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
     return { bytes, mediaType: detectMediaType(json), digest };
   }
@@ -69,7 +73,11 @@ export class DirSink implements ImageSink {
   constructor(root: string) {
     this.root = root;
     this.name = `dir:${root}`;
-    this.#stage = join(root, '..', `.${root.split('/').filter(Boolean).pop() ?? 'dir'}.lading-${process.pid}.tmp`);
+    this.#stage = join(
+      root,
+      '..',
+      `.${root.split('/').filter(Boolean).pop() ?? 'dir'}.lading-${process.pid}.tmp`,
+    );
   }
 
   #prepare(): Promise<void> {

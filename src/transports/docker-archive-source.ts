@@ -1,16 +1,16 @@
-import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { type Digest, Limits, readAtMost, sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType, parseConfig } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
-import { normaliseMemberName, type TarMember, indexTar } from './tar-index.ts';
 import { verified } from './files.ts';
+import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
 import type { ImageSource, RawManifest } from './transport.ts';
 
 interface ArchiveManifestItem {
@@ -70,7 +70,9 @@ export class DockerArchiveSource implements ImageSource {
     for (const m of list) members.set(normaliseMemberName(m.name), m);
     const mj = members.get('manifest.json');
     if (!mj) {
-      throw new LadingError(ErrorCode.Archive, `${path} is not a docker-archive: it has no manifest.json`, { path });
+      throw new LadingError(ErrorCode.Archive, `${path} is not a docker-archive: it has no manifest.json`, {
+        path,
+      });
     }
     const raw = await this.#readMember(path, mj, Limits.archiveManifest, 'manifest.json');
     let items: ArchiveManifestItem[];
@@ -78,13 +80,23 @@ export class DockerArchiveSource implements ImageSource {
       items = JSON.parse(raw.toString('utf8'));
       if (!Array.isArray(items)) throw new Error('not an array');
     } catch (err) {
-      throw new LadingError(ErrorCode.Archive, `${path}: malformed manifest.json (${(err as Error).message})`, { path });
+      throw new LadingError(
+        ErrorCode.Archive,
+        `${path}: malformed manifest.json (${(err as Error).message})`,
+        { path },
+      );
     }
     const item = this.#select(items, path);
     const resolve = (name: string, seen = 0): TarMember => {
       const m = members.get(normaliseMemberName(name));
-      if (!m) throw new LadingError(ErrorCode.Archive, `${path}: manifest.json names ${JSON.stringify(name)}, which is not in the archive`, { path });
-      if (m.type === '2' && seen < 8) return resolve(posix.join(posix.dirname(normaliseMemberName(name)), m.linkname), seen + 1);
+      if (!m)
+        throw new LadingError(
+          ErrorCode.Archive,
+          `${path}: manifest.json names ${JSON.stringify(name)}, which is not in the archive`,
+          { path },
+        );
+      if (m.type === '2' && seen < 8)
+        return resolve(posix.join(posix.dirname(normaliseMemberName(name)), m.linkname), seen + 1);
       if (m.type === '1' && seen < 8) return resolve(m.linkname, seen + 1);
       return m;
     };
@@ -127,32 +139,55 @@ export class DockerArchiveSource implements ImageSource {
         layers,
       }),
     );
-    return { path, members, item, blobs, compressed, manifest: { bytes, digest: sha256(bytes), mediaType: MediaType.DockerManifest } };
+    return {
+      path,
+      members,
+      item,
+      blobs,
+      compressed,
+      manifest: { bytes, digest: sha256(bytes), mediaType: MediaType.DockerManifest },
+    };
   }
 
   #select(items: ArchiveManifestItem[], path: string): ArchiveManifestItem {
     if (this.#index !== undefined) {
       const it = items[this.#index];
-      if (!it) throw new LadingError(ErrorCode.NotFound, `${path} has ${items.length} images; there is no @${this.#index}`, { path });
+      if (!it)
+        throw new LadingError(
+          ErrorCode.NotFound,
+          `${path} has ${items.length} images; there is no @${this.#index}`,
+          { path },
+        );
       return it;
     }
     if (this.#ref) {
       const want = [String(this.#ref), this.#ref.toFamiliarString()];
-      const it = items.find((x) => (x.RepoTags ?? []).some((t) => want.includes(t) || want.includes(`docker.io/${t}`)));
+      const it = items.find((x) =>
+        (x.RepoTags ?? []).some((t) => want.includes(t) || want.includes(`docker.io/${t}`)),
+      );
       if (!it) {
         const have = items.flatMap((x) => x.RepoTags ?? []);
-        throw new LadingError(ErrorCode.NotFound, `no image ${this.#ref.toFamiliarString()} in ${path} (it has: ${have.join(', ') || 'untagged images'})`, { path });
+        throw new LadingError(
+          ErrorCode.NotFound,
+          `no image ${this.#ref.toFamiliarString()} in ${path} (it has: ${have.join(', ') || 'untagged images'})`,
+          { path },
+        );
       }
       return it;
     }
     if (items.length !== 1) {
-      throw new LadingError(ErrorCode.BadReference, `${path} holds ${items.length} images: choose one with :NAME:TAG or :@N`, { path });
+      throw new LadingError(
+        ErrorCode.BadReference,
+        `${path} holds ${items.length} images: choose one with :NAME:TAG or :@N`,
+        { path },
+      );
     }
     return items[0]!;
   }
 
   async #readMember(path: string, m: TarMember, limit: number, what: string): Promise<Buffer> {
-    if (m.size > limit) throw new LadingError(ErrorCode.TooLarge, `${what} in ${path} is larger than ${limit} bytes`, { path });
+    if (m.size > limit)
+      throw new LadingError(ErrorCode.TooLarge, `${what} in ${path} is larger than ${limit} bytes`, { path });
     return readAtMost(this.#open(path, m), limit, what);
   }
 
@@ -186,14 +221,16 @@ export class DockerArchiveSource implements ImageSource {
 
   async manifest(digest: Digest): Promise<RawManifest> {
     const p = await this.#prepare();
-    if (digest !== p.manifest.digest) throw new LadingError(ErrorCode.NotFound, `no manifest ${digest} in ${this.name}`);
+    if (digest !== p.manifest.digest)
+      throw new LadingError(ErrorCode.NotFound, `no manifest ${digest} in ${this.name}`);
     return p.manifest;
   }
 
   async blob(desc: Descriptor): Promise<Readable> {
     const p = await this.#prepare();
     const m = p.blobs.get(desc.digest);
-    if (!m) throw new LadingError(ErrorCode.NotFound, `no blob ${desc.digest} in ${this.name}`, { path: p.path });
+    if (!m)
+      throw new LadingError(ErrorCode.NotFound, `no blob ${desc.digest} in ${this.name}`, { path: p.path });
     const kind = p.compressed.get(desc.digest);
     const raw = this.#open(p.path, m);
     if (!kind) return verified(raw, desc, `${this.name} (${m.name})`);
@@ -208,5 +245,6 @@ export class DockerArchiveSource implements ImageSource {
 }
 
 function decompressor(kind: 'gzip' | 'zstd'): NodeJS.ReadWriteStream & Readable {
-  return (kind === 'gzip' ? createGunzip() : createZstdDecompress()) as unknown as NodeJS.ReadWriteStream & Readable;
+  return (kind === 'gzip' ? createGunzip() : createZstdDecompress()) as unknown as NodeJS.ReadWriteStream &
+    Readable;
 }

@@ -14,20 +14,31 @@ export function verified(source: Readable, desc: { digest: Digest; size?: number
 }
 
 /** Writes a blob file atomically, verifying it on the way; nothing is left on failure. */
-export async function writeBlobFile(path: string, source: Readable, desc: Descriptor, mode = 0o644): Promise<void> {
+export async function writeBlobFile(
+  path: string,
+  source: Readable,
+  desc: Descriptor,
+  mode = 0o644,
+): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true });
   await writeFileAtomic(path, verified(source, desc, path), { mode });
 }
 
 /** Reads a small file (manifest, index.json) with a cap, verifying a digest when given. */
-export async function readSmallFile(path: string, what: string, digest?: Digest, limit: number = Limits.manifest): Promise<Buffer> {
+export async function readSmallFile(
+  path: string,
+  what: string,
+  digest?: Digest,
+  limit: number = Limits.manifest,
+): Promise<Buffer> {
   let size: number;
   try {
     size = (await stat(path)).size;
   } catch {
     throw new LadingError(ErrorCode.NotFound, `${what} not found: ${path}`, { path });
   }
-  if (size > limit) throw new LadingError(ErrorCode.TooLarge, `${what} ${path} is larger than ${limit} bytes`, { path });
+  if (size > limit)
+    throw new LadingError(ErrorCode.TooLarge, `${what} ${path} is larger than ${limit} bytes`, { path });
   const data = await readFile(path);
   if (digest) verifyBytes(data, digest, undefined, path);
   return data;

@@ -1,8 +1,13 @@
 export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
-export { OciLayoutSink, OciLayoutSource, splitPathAndTag } from './oci-layout.ts';
-export { RegistrySink, type RegistrySinkOptions, RegistrySource, type RegistrySourceOptions } from './registry.ts';
-export type { ImageSink, ImageSource, RawManifest, TransportRef, WholeImage } from './transport.ts';
-export { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from './parse.ts';
 export { DockerArchiveSource } from './docker-archive-source.ts';
-export { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
 export { OciArchiveSink, OciArchiveSource } from './oci-archive.ts';
+export { OciLayoutSink, OciLayoutSource, splitPathAndTag } from './oci-layout.ts';
+export { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from './parse.ts';
+export {
+  RegistrySink,
+  type RegistrySinkOptions,
+  RegistrySource,
+  type RegistrySourceOptions,
+} from './registry.ts';
+export { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
+export type { ImageSink, ImageSource, RawManifest, TransportRef, WholeImage } from './transport.ts';

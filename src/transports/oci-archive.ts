@@ -30,26 +30,34 @@ export class OciArchiveSource implements ImageSource {
   }
 
   #index(): Promise<Map<string, TarMember>> {
-    this.#members ??= indexTar(this.#path).then((list) => new Map(list.map((m) => [normaliseMemberName(m.name), m])));
+    this.#members ??= indexTar(this.#path).then(
+      (list) => new Map(list.map((m) => [normaliseMemberName(m.name), m])),
+    );
     return this.#members;
   }
 
   async #member(name: string, what: string): Promise<TarMember> {
     const m = (await this.#index()).get(name);
-    if (!m) throw new LadingError(ErrorCode.NotFound, `${what} missing from ${this.#path}`, { path: this.#path });
+    if (!m)
+      throw new LadingError(ErrorCode.NotFound, `${what} missing from ${this.#path}`, { path: this.#path });
     return m;
   }
 
   #open(m: TarMember): Readable {
     if (m.size === 0) return createReadStream(this.#path, { start: 1, end: 0 });
-    return createReadStream(this.#path, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 1 << 20 });
+    return createReadStream(this.#path, {
+      start: m.offset,
+      end: m.offset + m.size - 1,
+      highWaterMark: 1 << 20,
+    });
   }
 
   async topManifest(): Promise<RawManifest> {
     const im = await this.#member('index.json', 'index.json');
     const bytes = await readAtMost(this.#open(im), Limits.manifest, 'index.json');
     const index = parseManifest(bytes, MediaType.OciIndex, this.name);
-    if (index.kind !== 'index') throw new LadingError(ErrorCode.Archive, `${this.#path}: index.json is not an index`);
+    if (index.kind !== 'index')
+      throw new LadingError(ErrorCode.Archive, `${this.#path}: index.json is not an index`);
     const d = this.#tag
       ? index.manifests.find((m) => m.annotations?.[REF_NAME] === this.#tag)
       : index.manifests.length === 1
@@ -68,14 +76,20 @@ export class OciArchiveSource implements ImageSource {
   }
 
   async manifest(digest: Digest): Promise<RawManifest> {
-    const m = await this.#member(`blobs/${digestAlgorithm(digest)}/${digestHex(digest)}`, `manifest ${digest}`);
+    const m = await this.#member(
+      `blobs/${digestAlgorithm(digest)}/${digestHex(digest)}`,
+      `manifest ${digest}`,
+    );
     const bytes = await readAtMost(this.#open(m), Limits.manifest, `manifest ${digest}`);
     verifyBytes(bytes, digest, undefined, this.name);
     return { bytes, digest, mediaType: detectMediaType(JSON.parse(bytes.toString('utf8'))) };
   }
 
   async blob(desc: Descriptor): Promise<Readable> {
-    const m = await this.#member(`blobs/${digestAlgorithm(desc.digest)}/${digestHex(desc.digest)}`, `blob ${desc.digest}`);
+    const m = await this.#member(
+      `blobs/${digestAlgorithm(desc.digest)}/${digestHex(desc.digest)}`,
+      `blob ${desc.digest}`,
+    );
     return verified(this.#open(m), desc, `${this.name} (${m.name})`);
   }
 
@@ -109,7 +123,10 @@ export class OciArchiveSink implements ImageSink {
           () => true,
           () => false,
         );
-        if (exists) throw new LadingError(ErrorCode.Exists, `${this.#path} already exists; refusing to overwrite it`, { path: this.#path });
+        if (exists)
+          throw new LadingError(ErrorCode.Exists, `${this.#path} already exists; refusing to overwrite it`, {
+            path: this.#path,
+          });
       }
       this.#stage = await mkdtemp(join(tmpdir(), 'lading-oci-archive-'));
       this.#layout = new OciLayoutSink(join(this.#stage, 'layout'), this.#tag);
@@ -159,7 +176,8 @@ export class OciArchiveSink implements ImageSink {
         await Promise.all([feed, pipeline(pack, createWriteStream(tmp, { flags: 'wx' }))]);
         const { link } = await import('node:fs/promises');
         await link(tmp, this.#path).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'EEXIST') throw new LadingError(ErrorCode.Exists, `${this.#path} already exists`, { path: this.#path });
+          if (err.code === 'EEXIST')
+            throw new LadingError(ErrorCode.Exists, `${this.#path} already exists`, { path: this.#path });
           throw err;
         });
       } finally {

@@ -33,8 +33,14 @@ interface OciIndexFile {
 async function readIndex(root: string): Promise<OciIndexFile> {
   const bytes = await readSmallFile(join(root, 'index.json'), 'OCI layout index.json');
   const m = parseManifest(bytes, MediaType.OciIndex, `oci:${root}`);
-  if (m.kind !== 'index') throw new LadingError(ErrorCode.Archive, `${root}/index.json is not an OCI index`, { path: root });
-  return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: m.manifests, annotations: m.annotations };
+  if (m.kind !== 'index')
+    throw new LadingError(ErrorCode.Archive, `${root}/index.json is not an OCI index`, { path: root });
+  return {
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: m.manifests,
+    annotations: m.annotations,
+  };
 }
 
 /** Reads an OCI image layout directory (`oci:DIR[:TAG]`). */
@@ -175,10 +181,16 @@ export class OciLayoutSink implements ImageSink {
     if (this.tag) desc.annotations = { [REF_NAME]: this.tag };
     // A tag moves to the new image; an untagged write replaces an identical untagged entry.
     index.manifests = index.manifests.filter((m) =>
-      this.tag ? m.annotations?.[REF_NAME] !== this.tag : !(m.digest === top.digest && !m.annotations?.[REF_NAME]),
+      this.tag
+        ? m.annotations?.[REF_NAME] !== this.tag
+        : !(m.digest === top.digest && !m.annotations?.[REF_NAME]),
     );
     index.manifests.push(desc);
-    const out: Record<string, unknown> = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: index.manifests };
+    const out: Record<string, unknown> = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: index.manifests,
+    };
     if (index.annotations) out.annotations = index.annotations;
     await writeFile(join(this.root, 'oci-layout'), LAYOUT_FILE);
     await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(out));

@@ -14,7 +14,15 @@ export type ImageLocation =
 
 const UNSUPPORTED = new Set(['containers-storage', 'ostree', 'sif', 'tarball', 'docker-image']);
 
-export const TRANSPORTS = ['docker', 'oci', 'oci-archive', 'dir', 'docker-archive', 'docker-daemon', 'podman'] as const;
+export const TRANSPORTS = [
+  'docker',
+  'oci',
+  'oci-archive',
+  'dir',
+  'docker-archive',
+  'docker-daemon',
+  'podman',
+] as const;
 
 function bad(input: string, why: string): LadingError {
   return new LadingError(
@@ -29,7 +37,8 @@ function bad(input: string, why: string): LadingError {
  * registry reference (`docker://` implied). `-` as FILE means stdin/stdout where a stream serves.
  */
 export function parseLocation(input: string): ImageLocation {
-  if (input.startsWith('docker://')) return { transport: 'docker', ref: parseReference(input.slice('docker://'.length)) };
+  if (input.startsWith('docker://'))
+    return { transport: 'docker', ref: parseReference(input.slice('docker://'.length)) };
   const colon = input.indexOf(':');
   const prefix = colon === -1 ? '' : input.slice(0, colon);
   const details = colon === -1 ? '' : input.slice(colon + 1);

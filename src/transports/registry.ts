@@ -59,7 +59,11 @@ export class RegistrySource implements ImageSource {
     }
     const m = await this.client.getManifest(digest ? this.ref.withDigest(digest) : this.ref, signal);
     await this.#cache?.writeBytes(m.digest, m.bytes).catch(() => {});
-    return { bytes: m.bytes, digest: m.digest, mediaType: detectMediaType(JSON.parse(m.bytes.toString('utf8')), m.contentType) };
+    return {
+      bytes: m.bytes,
+      digest: m.digest,
+      mediaType: detectMediaType(JSON.parse(m.bytes.toString('utf8')), m.contentType),
+    };
   }
 
   async manifest(digest: Digest, signal?: AbortSignal): Promise<RawManifest> {
@@ -67,10 +71,17 @@ export class RegistrySource implements ImageSource {
     if (cached) return rawManifest(cached, digest);
     const m = await this.client.getManifest(this.ref.withDigest(digest), signal);
     await this.#cache?.writeBytes(m.digest, m.bytes).catch(() => {});
-    return { bytes: m.bytes, digest: m.digest, mediaType: detectMediaType(JSON.parse(m.bytes.toString('utf8')), m.contentType) };
+    return {
+      bytes: m.bytes,
+      digest: m.digest,
+      mediaType: detectMediaType(JSON.parse(m.bytes.toString('utf8')), m.contentType),
+    };
   }
 
-  async blob(desc: Descriptor, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<Readable> {
+  async blob(
+    desc: Descriptor,
+    opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  ): Promise<Readable> {
     const cached = await this.#cache?.open(desc.digest, desc.size);
     if (cached) {
       if (opts.onProgress) cached.on('data', (c: Buffer) => opts.onProgress?.(c.length));
@@ -130,7 +141,9 @@ export class RegistrySink implements ImageSink {
   async reuseBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
     const from = this.#opts.mountFrom;
     if (!from || from.registry !== this.ref.registry || from.repository === this.ref.repository) return false;
-    return this.client.mountBlob(this.ref.repository, desc.digest, from.repository, signal).catch(() => false);
+    return this.client
+      .mountBlob(this.ref.repository, desc.digest, from.repository, signal)
+      .catch(() => false);
   }
 
   async putBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal): Promise<void> {
@@ -146,8 +159,10 @@ export class RegistrySink implements ImageSink {
       return;
     }
     const tags = [...new Set([...(this.ref.tag ? [this.ref.tag] : []), ...(this.#opts.tags ?? [])])];
-    if (tags.length === 0) await this.client.putManifest(this.ref.repository, m.digest, m.bytes, m.mediaType, signal);
-    for (const tag of tags) await this.client.putManifest(this.ref.repository, tag, m.bytes, m.mediaType, signal);
+    if (tags.length === 0)
+      await this.client.putManifest(this.ref.repository, m.digest, m.bytes, m.mediaType, signal);
+    for (const tag of tags)
+      await this.client.putManifest(this.ref.repository, tag, m.bytes, m.mediaType, signal);
   }
 
   async commit(): Promise<void> {}

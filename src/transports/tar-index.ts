@@ -28,7 +28,11 @@ function octal(buf: Buffer, start: number, len: number, where: string): number {
   }
   const s = cstring(buf, start, len).trim();
   if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new LadingError(ErrorCode.Archive, `${where}: bad numeric field ${JSON.stringify(s)} in tar header`);
+  if (!/^[0-7]+$/.test(s))
+    throw new LadingError(
+      ErrorCode.Archive,
+      `${where}: bad numeric field ${JSON.stringify(s)} in tar header`,
+    );
   return Number.parseInt(s, 8);
 }
 
@@ -57,7 +61,9 @@ export async function indexTar(path: string): Promise<TarMember[]> {
   try {
     fh = await open(path, 'r');
   } catch (err) {
-    throw new LadingError(ErrorCode.NotFound, `cannot open archive ${path}: ${(err as Error).message}`, { path });
+    throw new LadingError(ErrorCode.NotFound, `cannot open archive ${path}: ${(err as Error).message}`, {
+      path,
+    });
   }
   try {
     const size = (await fh.stat()).size;
@@ -73,13 +79,19 @@ export async function indexTar(path: string): Promise<TarMember[]> {
       let sum = 0;
       for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
       const stored = octal(header, 148, 8, path);
-      if (stored !== sum) throw new LadingError(ErrorCode.Archive, `${path} is not a tar archive (bad header checksum at offset ${pos})`, { path });
+      if (stored !== sum)
+        throw new LadingError(
+          ErrorCode.Archive,
+          `${path} is not a tar archive (bad header checksum at offset ${pos})`,
+          { path },
+        );
       const type = String.fromCharCode(header[156]! || 48);
       const entrySize = octal(header, 124, 12, path);
       const dataStart = pos + BLOCK;
       const next = dataStart + Math.ceil(entrySize / BLOCK) * BLOCK;
       if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
-        if (entrySize > 1 << 20) throw new LadingError(ErrorCode.Archive, `${path}: oversized extended header at ${pos}`, { path });
+        if (entrySize > 1 << 20)
+          throw new LadingError(ErrorCode.Archive, `${path}: oversized extended header at ${pos}`, { path });
         const data = Buffer.alloc(entrySize);
         await fh.read(data, 0, entrySize, dataStart);
         if (type === 'L') longName = cstring(data, 0, entrySize);
@@ -88,7 +100,8 @@ export async function indexTar(path: string): Promise<TarMember[]> {
         pos = next;
         continue;
       }
-      const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\u0000' ? cstring(header, 345, 155) : '';
+      const prefix =
+        header.subarray(257, 263).toString('latin1') === 'ustar\u0000' ? cstring(header, 345, 155) : '';
       const base = cstring(header, 0, 100);
       const name = pax.path ?? longName ?? (prefix ? `${prefix}/${base}` : base);
       const linkname = pax.linkpath ?? longLink ?? cstring(header, 157, 100);
@@ -98,7 +111,10 @@ export async function indexTar(path: string): Promise<TarMember[]> {
       longLink = undefined;
       pax = {};
       pos = dataStart + Math.ceil(realSize / BLOCK) * BLOCK;
-      if (pos > size) throw new LadingError(ErrorCode.Archive, `${path} is truncated (member ${JSON.stringify(name)})`, { path });
+      if (pos > size)
+        throw new LadingError(ErrorCode.Archive, `${path} is truncated (member ${JSON.stringify(name)})`, {
+          path,
+        });
     }
     return members;
   } finally {

@@ -22,7 +22,10 @@ export interface ImageSource {
   /** A manifest by digest (an index's instance). */
   manifest(digest: Digest, signal?: AbortSignal): Promise<RawManifest>;
   /** A blob (config or layer) as a fresh verified stream. */
-  blob(desc: Descriptor, opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void }): Promise<Readable>;
+  blob(
+    desc: Descriptor,
+    opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
+  ): Promise<Readable>;
   close(): Promise<void>;
 }
 

@@ -50,7 +50,8 @@ export async function writeFileAtomic(
       // link() fails if the target exists, unlike rename().
       const { link } = await import('node:fs/promises');
       await link(tmp, path).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'EEXIST') throw new LadingError(ErrorCode.Exists, `${path} already exists`, { path });
+        if (err.code === 'EEXIST')
+          throw new LadingError(ErrorCode.Exists, `${path} already exists`, { path });
         throw err;
       });
       await rm(tmp, { force: true });

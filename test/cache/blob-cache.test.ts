@@ -31,16 +31,25 @@ test('stores verified blobs and reads them back verified', async () => {
   const s = await cache.open(d, data.length);
   assert.ok(s);
   assert.ok((await drain(s)).equals(data));
-  assert.deepEqual((await cache.list()).map((e) => e.digest), [d]);
+  assert.deepEqual(
+    (await cache.list()).map((e) => e.digest),
+    [d],
+  );
 });
 
 test('a stream with the wrong bytes leaves no entry and no temp file', async () => {
   const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
   const cache = new BlobCache(root);
   const d = sha256('right');
-  await assert.rejects(cache.write(d, Readable.from([Buffer.from('wrong')])), (e: unknown) => isLadingError(e) && e.code === 'E_DIGEST_MISMATCH');
+  await assert.rejects(
+    cache.write(d, Readable.from([Buffer.from('wrong')])),
+    (e: unknown) => isLadingError(e) && e.code === 'E_DIGEST_MISMATCH',
+  );
   assert.equal(await cache.has(d), false);
-  assert.deepEqual((await allFiles(root)).filter((f) => f.endsWith('.tmp')), []);
+  assert.deepEqual(
+    (await allFiles(root)).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('a corrupted entry is detected on read and removed (self-heal)', async () => {
@@ -84,16 +93,21 @@ test('several processes writing the same digest leave one good entry', async () 
     import { createReadStream } from 'node:fs';
     await new BlobCache(${JSON.stringify(join(root, 'c'))}).write(${JSON.stringify(d)}, createReadStream(${JSON.stringify(file)}), ${data.length});
   `;
-  const runs = Array.from({ length: 4 }, () =>
-    new Promise<number>((resolve) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
-      p.on('exit', (code) => resolve(code ?? 1));
-    }),
+  const runs = Array.from(
+    { length: 4 },
+    () =>
+      new Promise<number>((resolve) => {
+        const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+        p.on('exit', (code) => resolve(code ?? 1));
+      }),
   );
   assert.deepEqual(await Promise.all(runs), [0, 0, 0, 0]);
   const cache = new BlobCache(join(root, 'c'));
   assert.ok((await readFile(cache.pathFor(d))).equals(data));
-  assert.deepEqual((await allFiles(join(root, 'c'))).filter((f) => f.endsWith('.tmp')), []);
+  assert.deepEqual(
+    (await allFiles(join(root, 'c'))).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('index records round-trip and a torn record reads as a miss', async () => {

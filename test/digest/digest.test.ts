@@ -21,7 +21,11 @@ test('digests are validated before use in URLs or paths (CVE-2024-3727)', () => 
     '',
     `SHA256:${'0'.repeat(64)}`,
   ]) {
-    assert.throws(() => parseDigest(bad), (e: unknown) => isLadingError(e) && e.code === 'E_BAD_DIGEST', bad);
+    assert.throws(
+      () => parseDigest(bad),
+      (e: unknown) => isLadingError(e) && e.code === 'E_BAD_DIGEST',
+      bad,
+    );
   }
 });
 
@@ -49,11 +53,15 @@ test('VerifyStream passes good bytes and fails wrong digest or size before end',
 
   const tampered = Buffer.from('hello worle');
   await assert.rejects(
-    pipeline(Readable.from([tampered]), new VerifyStream({ digest: d, size: data.length, source: 'test' }), async function* (s) {
-      for await (const _ of s) {
-        // drain
-      }
-    }),
+    pipeline(
+      Readable.from([tampered]),
+      new VerifyStream({ digest: d, size: data.length, source: 'test' }),
+      async (s: AsyncIterable<Buffer>) => {
+        for await (const _ of s) {
+          // drain
+        }
+      },
+    ),
     (e: unknown) =>
       isLadingError(e) &&
       e.code === 'E_DIGEST_MISMATCH' &&
@@ -72,7 +80,8 @@ test('VerifyStream passes good bytes and fails wrong digest or size before end',
 
 test('readAtMost caps in-memory reads', async () => {
   assert.equal((await readAtMost(Readable.from([Buffer.alloc(10)]), 10, 'x')).length, 10);
-  await assert.rejects(readAtMost(Readable.from([Buffer.alloc(6), Buffer.alloc(6)]), 10, 'manifest'), (e: unknown) =>
-    isLadingError(e) && e.code === 'E_TOO_LARGE' && e.message.includes('manifest'),
+  await assert.rejects(
+    readAtMost(Readable.from([Buffer.alloc(6), Buffer.alloc(6)]), 10, 'manifest'),
+    (e: unknown) => isLadingError(e) && e.code === 'E_TOO_LARGE' && e.message.includes('manifest'),
   );
 });

@@ -22,7 +22,11 @@ export function run(
   opts: { input?: Buffer | string; env?: NodeJS.ProcessEnv; cwd?: string; allowFail?: boolean } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -32,7 +36,8 @@ export function run(
     child.on('error', reject);
     child.on('close', (code) => {
       const r = { code: code ?? 1, stdout: Buffer.concat(out), stderr: err };
-      if (r.code !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${err.trim()}`));
+      if (r.code !== 0 && !opts.allowFail)
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${err.trim()}`));
       else resolve(r);
     });
     child.stdin.on('error', () => {});

@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
-import { main } from '../../src/cli/main.ts';
 import type { CliIo } from '../../src/cli/io.ts';
+import { main } from '../../src/cli/main.ts';
 
 export interface CliResult {
   code: number;
@@ -9,7 +9,10 @@ export interface CliResult {
 }
 
 /** Runs the CLI in-process with captured stdout/stderr (no TTY) and the given environment. */
-export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; stdin?: string | Buffer; cwd?: string } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; stdin?: string | Buffer; cwd?: string } = {},
+): Promise<CliResult> {
   const out = new PassThrough();
   const err = new PassThrough();
   const outChunks: Buffer[] = [];

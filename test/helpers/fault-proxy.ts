@@ -1,5 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, request as httpRequest, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
@@ -57,7 +63,13 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const path = req.url ?? '/';
     const rule = rules.find((r) => r.left > 0 && (!r.method || r.method === req.method) && r.path.test(path));
     if (rule) rule.left--;
-    const entry: ProxyLogEntry = { method: req.method ?? 'GET', path, range: req.headers.range, authorization: Boolean(req.headers.authorization), status: 0 };
+    const entry: ProxyLogEntry = {
+      method: req.method ?? 'GET',
+      path,
+      range: req.headers.range,
+      authorization: Boolean(req.headers.authorization),
+      status: 0,
+    };
     log.push(entry);
     if (rule?.status) {
       entry.status = rule.status;
@@ -71,38 +83,46 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     if (rule?.redirectTo) {
       entry.status = 307;
       entry.fault = 'redirect';
-      res.writeHead(307, { location: `${rule.redirectTo}${path}?X-Amz-Signature=s3cr3t-signature&X-Amz-Expires=300`, 'content-length': '0' }).end();
+      res
+        .writeHead(307, {
+          location: `${rule.redirectTo}${path}?X-Amz-Signature=s3cr3t-signature&X-Amz-Expires=300`,
+          'content-length': '0',
+        })
+        .end();
       req.resume();
       return;
     }
     const headers = { ...req.headers, host: up.host };
-    const proxied = httpRequest({ host: up.hostname, port: up.port, method: req.method, path, headers }, (upRes) => {
-      entry.status = upRes.statusCode ?? 0;
-      const outHeaders = { ...upRes.headers };
-      if (typeof outHeaders.location === 'string' && outHeaders.location.startsWith(upstream)) {
-        outHeaders.location = outHeaders.location.replace(upstream, `http://${req.headers.host}`);
-      }
-      res.writeHead(upRes.statusCode ?? 502, outHeaders);
-      let sent = 0;
-      upRes.on('data', (chunk: Buffer) => {
-        let c = chunk;
-        if (rule?.tamperAt !== undefined && rule.tamperAt >= sent && rule.tamperAt < sent + c.length) {
-          c = Buffer.from(c);
-          c[rule.tamperAt - sent] = c[rule.tamperAt - sent]! ^ 0xff;
-          entry.fault = 'tamper';
+    const proxied = httpRequest(
+      { host: up.hostname, port: up.port, method: req.method, path, headers },
+      (upRes) => {
+        entry.status = upRes.statusCode ?? 0;
+        const outHeaders = { ...upRes.headers };
+        if (typeof outHeaders.location === 'string' && outHeaders.location.startsWith(upstream)) {
+          outHeaders.location = outHeaders.location.replace(upstream, `http://${req.headers.host}`);
         }
-        if (rule?.dropAfterBytes !== undefined && sent + c.length > rule.dropAfterBytes) {
-          res.write(c.subarray(0, rule.dropAfterBytes - sent));
-          entry.fault = 'drop';
-          upRes.destroy();
-          res.socket?.destroy();
-          return;
-        }
-        sent += c.length;
-        res.write(c);
-      });
-      upRes.on('end', () => res.end());
-    });
+        res.writeHead(upRes.statusCode ?? 502, outHeaders);
+        let sent = 0;
+        upRes.on('data', (chunk: Buffer) => {
+          let c = chunk;
+          if (rule?.tamperAt !== undefined && rule.tamperAt >= sent && rule.tamperAt < sent + c.length) {
+            c = Buffer.from(c);
+            c[rule.tamperAt - sent] = c[rule.tamperAt - sent]! ^ 0xff;
+            entry.fault = 'tamper';
+          }
+          if (rule?.dropAfterBytes !== undefined && sent + c.length > rule.dropAfterBytes) {
+            res.write(c.subarray(0, rule.dropAfterBytes - sent));
+            entry.fault = 'drop';
+            upRes.destroy();
+            res.socket?.destroy();
+            return;
+          }
+          sent += c.length;
+          res.write(c);
+        });
+        upRes.on('end', () => res.end());
+      },
+    );
     proxied.on('error', () => res.destroy());
     req.pipe(proxied);
   });
@@ -149,14 +169,18 @@ export async function startBlobOrigin(storageDir: string): Promise<BlobOrigin> {
       res.writeHead(400).end('Only one auth mechanism allowed');
       return;
     }
-    const m = /\/blobs\/sha256:([0-9a-f]{64})$/.exec(url.pathname);
+    const m = /^\/v2\/.*\/blobs\/sha256:([0-9a-f]{64})$/.exec(url.pathname);
     if (!m) {
       res.writeHead(404).end();
       return;
     }
     try {
-      const data = await readFile(join(storageDir, 'docker', 'registry', 'v2', 'blobs', 'sha256', m[1]!.slice(0, 2), m[1]!, 'data'));
-      res.writeHead(200, { 'content-length': String(data.length), 'content-type': 'application/octet-stream' }).end(data);
+      const data = await readFile(
+        join(storageDir, 'docker', 'registry', 'v2', 'blobs', 'sha256', m[1]!.slice(0, 2), m[1]!, 'data'),
+      );
+      res
+        .writeHead(200, { 'content-length': String(data.length), 'content-type': 'application/octet-stream' })
+        .end(data);
     } catch {
       res.writeHead(404).end();
     }

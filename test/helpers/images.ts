@@ -74,9 +74,13 @@ export async function layerTar(entries: EntrySpec[]): Promise<Buffer> {
     if (e.linkname !== undefined) header.linkname = e.linkname;
     if (type === 'file') {
       const body = Buffer.from(e.content ?? '');
-      await new Promise<void>((resolve, reject) => pack.entry({ ...header, size: body.length }, body, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        pack.entry({ ...header, size: body.length }, body, (err) => (err ? reject(err) : resolve())),
+      );
     } else {
-      await new Promise<void>((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        pack.entry(header, (err) => (err ? reject(err) : resolve())),
+      );
     }
   }
   pack.finalize();
@@ -116,7 +120,11 @@ async function buildImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: configDigest,
+        size: config.length,
+      },
       layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     }),
   );
@@ -128,7 +136,11 @@ async function buildImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
  * Writes an OCI image layout with one image, or an index of several (each spec's platform),
  * tagged `tag`. Built by the tests' own code, independent of lading's.
  */
-export async function buildLayout(specs: ImageSpec | ImageSpec[], tag = 'latest', dir?: string): Promise<BuiltLayout> {
+export async function buildLayout(
+  specs: ImageSpec | ImageSpec[],
+  tag = 'latest',
+  dir?: string,
+): Promise<BuiltLayout> {
   const root = dir ?? (await mkdtemp(join(tmpdir(), 'lading-img-')));
   await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
   await writeFile(join(root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
@@ -145,18 +157,33 @@ export async function buildLayout(specs: ImageSpec | ImageSpec[], tag = 'latest'
           mediaType: 'application/vnd.oci.image.manifest.v1+json',
           digest: im.manifestDigest,
           size: im.manifest.length,
-          platform: { os: list[i]!.os ?? 'linux', architecture: list[i]!.architecture ?? 'amd64', ...(list[i]!.variant ? { variant: list[i]!.variant } : {}) },
+          platform: {
+            os: list[i]!.os ?? 'linux',
+            architecture: list[i]!.architecture ?? 'amd64',
+            ...(list[i]!.variant ? { variant: list[i]!.variant } : {}),
+          },
         })),
       }),
     );
-    top = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: await putBlob(root, index), size: index.length };
+    top = {
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      digest: await putBlob(root, index),
+      size: index.length,
+    };
   } else {
     const im = images[0]!;
-    top = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: im.manifestDigest, size: im.manifest.length };
+    top = {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: im.manifestDigest,
+      size: im.manifest.length,
+    };
   }
   await writeFile(
     join(root, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
   );
   return { dir: root, tag, digest: top.digest, images };
 }
@@ -169,7 +196,7 @@ export async function pushLayout(
   opts: { format?: 'oci' | 'v2s2'; all?: boolean } = {},
 ): Promise<void> {
   requireBin('skopeo');
-  const args = ['copy', '--insecure-policy', '--dest-tls-verify=false', '-q'];
+  const args = ['copy', '--insecure-policy', '--dest-tls-verify=false', '--preserve-digests', '-q'];
   if (registry.mode !== 'none') {
     const [u, p] = Object.entries(registry.users)[0]!;
     args.push('--dest-creds', `${u}:${p}`);
@@ -184,7 +211,12 @@ export async function pushLayout(
 export function smallImage(seed = 'small'): ImageSpec {
   return {
     layers: [
-      { entries: [{ path: 'etc/', type: 'directory' }, { path: 'etc/os-release', content: `ID=${seed}\n` }] },
+      {
+        entries: [
+          { path: 'etc/', type: 'directory' },
+          { path: 'etc/os-release', content: `ID=${seed}\n` },
+        ],
+      },
       {
         entries: [
           { path: 'usr/', type: 'directory' },
@@ -192,7 +224,12 @@ export function smallImage(seed = 'small'): ImageSpec {
           { path: 'usr/bin/hello', content: '#!/bin/sh\necho hello\n', mode: 0o755 },
         ],
       },
-      { entries: [{ path: 'bin', type: 'symlink', linkname: 'usr/bin' }, { path: `data-${seed}.txt`, content: seed.repeat(100) }] },
+      {
+        entries: [
+          { path: 'bin', type: 'symlink', linkname: 'usr/bin' },
+          { path: `data-${seed}.txt`, content: seed.repeat(100) },
+        ],
+      },
     ],
   };
 }

@@ -38,7 +38,9 @@ export async function freePort(): Promise<number> {
  * port: anonymous, htpasswd (bcrypt) basic auth, or bearer tokens from a test token server.
  */
 export async function startRegistry(
-  opts: { auth: AuthMode; users?: Record<string, string>; token?: Partial<TokenServerOptions> } = { auth: 'none' },
+  opts: { auth: AuthMode; users?: Record<string, string>; token?: Partial<TokenServerOptions> } = {
+    auth: 'none',
+  },
 ): Promise<TestRegistry> {
   const bin = requireBin('docker-registry');
   const dir = await mkdtemp(join(tmpdir(), 'lading-registry-'));
@@ -50,11 +52,17 @@ export async function startRegistry(
   if (opts.auth === 'basic') {
     requireBin('htpasswd', 'apache2-utils');
     let lines = '';
-    for (const [u, p] of Object.entries(users)) lines += (await run('htpasswd', ['-Bbn', u, p])).stdout.toString().trim() + '\n';
+    for (const [u, p] of Object.entries(users))
+      lines += (await run('htpasswd', ['-Bbn', u, p])).stdout.toString().trim() + '\n';
     await writeFile(join(dir, 'htpasswd'), lines);
     authYaml = `auth:\n  htpasswd:\n    realm: lading-basic\n    path: ${join(dir, 'htpasswd')}\n`;
   } else if (opts.auth === 'token') {
-    tokenServer = await startTokenServer({ service: 'lading-test', issuer: 'lading-issuer', users, ...opts.token });
+    tokenServer = await startTokenServer({
+      service: 'lading-test',
+      issuer: 'lading-issuer',
+      users,
+      ...opts.token,
+    });
     authYaml = `auth:\n  token:\n    realm: ${tokenServer.realm}\n    service: lading-test\n    issuer: lading-issuer\n    rootcertbundle: ${tokenServer.certPath}\n`;
   }
   const config = `version: 0.1
@@ -72,7 +80,9 @@ http:
   secret: lading-test-secret
 ${authYaml}`;
   await writeFile(join(dir, 'config.yml'), config);
-  const child: ChildProcess = spawn(bin, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(bin, ['serve', join(dir, 'config.yml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   track(child);
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => {

@@ -47,7 +47,21 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   const dir = await mkdtemp(join(tmpdir(), 'lading-token-'));
   const keyPath = join(dir, 'key.pem');
   const certPath = join(dir, 'cert.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-subj', '/CN=lading-test', '-days', '2']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-subj',
+    '/CN=lading-test',
+    '-days',
+    '2',
+  ]);
   const key = createPrivateKey(readFileSync(keyPath));
   const certDer = new X509Certificate(readFileSync(certPath)).raw;
   const log: TokenRequestLog[] = [];
@@ -70,10 +84,24 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       })
       .filter((a) => a !== undefined && a.actions.length > 0);
     const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
-    const claims = { iss: opts.issuer, sub: user ?? '', aud: opts.service, exp: now + (opts.expiresIn ?? 300), nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+    const claims = {
+      iss: opts.issuer,
+      sub: user ?? '',
+      aud: opts.service,
+      exp: now + (opts.expiresIn ?? 300),
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access,
+    };
     const data = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const token = `${data}.${b64url(sign('sha256', Buffer.from(data), key))}`;
-    return { token, access_token: token, expires_in: opts.expiresIn ?? 300, issued_at: new Date().toISOString() };
+    return {
+      token,
+      access_token: token,
+      expires_in: opts.expiresIn ?? 300,
+      issued_at: new Date().toISOString(),
+    };
   }
 
   const server: Server = createServer((req, res) => {
@@ -88,7 +116,10 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       return;
     }
     if (req.method === 'GET') {
-      const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+      const scopes = url.searchParams
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean);
       const service = url.searchParams.get('service') ?? undefined;
       let user: string | undefined;
       const authz = req.headers.authorization;
@@ -97,7 +128,11 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
         const i = text.indexOf(':');
         const u = text.slice(0, i);
         if (opts.users[u] === undefined || opts.users[u] !== text.slice(i + 1)) {
-          reply(401, { errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] }, { method: 'GET', scopes, service, user: u, grant: 'get' });
+          reply(
+            401,
+            { errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] },
+            { method: 'GET', scopes, service, user: u, grant: 'get' },
+          );
           return;
         }
         user = u;
@@ -118,25 +153,41 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
         if (g === 'password') {
           const u = f.get('username') ?? '';
           if (opts.users[u] === undefined || opts.users[u] !== f.get('password')) {
-            reply(401, { error: 'invalid_grant' }, { method: 'POST', scopes, service, user: u, grant: 'password' });
+            reply(
+              401,
+              { error: 'invalid_grant' },
+              { method: 'POST', scopes, service, user: u, grant: 'password' },
+            );
             return;
           }
           const refresh = randomBytes(16).toString('hex');
           refreshTokens.set(u, refresh);
-          reply(200, { ...issue(u, scopes), refresh_token: refresh }, { method: 'POST', scopes, service, user: u, grant: 'password' });
+          reply(
+            200,
+            { ...issue(u, scopes), refresh_token: refresh },
+            { method: 'POST', scopes, service, user: u, grant: 'password' },
+          );
           return;
         }
         if (g === 'refresh_token') {
           const t = f.get('refresh_token');
           const u = [...refreshTokens.entries()].find(([, v]) => v === t)?.[0];
           if (!u) {
-            reply(401, { error: 'invalid_grant' }, { method: 'POST', scopes, service, user: undefined, grant: 'refresh_token' });
+            reply(
+              401,
+              { error: 'invalid_grant' },
+              { method: 'POST', scopes, service, user: undefined, grant: 'refresh_token' },
+            );
             return;
           }
           reply(200, issue(u, scopes), { method: 'POST', scopes, service, user: u, grant: 'refresh_token' });
           return;
         }
-        reply(400, { error: 'unsupported_grant_type' }, { method: 'POST', scopes, service, user: undefined, grant: 'password' });
+        reply(
+          400,
+          { error: 'unsupported_grant_type' },
+          { method: 'POST', scopes, service, user: undefined, grant: 'password' },
+        );
       });
       return;
     }

@@ -10,8 +10,14 @@ test('platform names normalise as Go and containerd name them', () => {
   assert.equal(formatPlatform(parsePlatform('linux/arm64/v8')), 'linux/arm64');
   assert.equal(formatPlatform(parsePlatform('linux/arm/7')), 'linux/arm/v7');
   assert.equal(formatPlatform(parsePlatform('arm64')), 'linux/arm64');
-  assert.throws(() => parsePlatform('linux//'), (e: unknown) => isLadingError(e) && e.code === 'E_BAD_PLATFORM');
-  assert.throws(() => parsePlatform('a/b/c/d'), (e: unknown) => isLadingError(e));
+  assert.throws(
+    () => parsePlatform('linux//'),
+    (e: unknown) => isLadingError(e) && e.code === 'E_BAD_PLATFORM',
+  );
+  assert.throws(
+    () => parsePlatform('a/b/c/d'),
+    (e: unknown) => isLadingError(e),
+  );
 });
 
 test('selection prefers exact variants and refuses other architectures', () => {

@@ -62,7 +62,8 @@ test('rejects malformed references with a message naming the input', () => {
   for (const input of bad) {
     assert.throws(
       () => parseReference(input),
-      (err: unknown) => isLadingError(err) && err.code === 'E_BAD_REFERENCE' && err.message.includes(JSON.stringify(input)),
+      (err: unknown) =>
+        isLadingError(err) && err.code === 'E_BAD_REFERENCE' && err.message.includes(JSON.stringify(input)),
       input,
     );
   }
@@ -79,7 +80,9 @@ const component = fc.stringMatching(/^[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*$/).filt
 const tag = fc.stringMatching(/^[\w][\w.-]{0,20}$/);
 const host = fc.oneof(
   fc.constant('localhost'),
-  fc.tuple(fc.stringMatching(/^[a-z0-9]{1,10}$/), fc.stringMatching(/^[a-z]{2,5}$/)).map(([a, b]) => `${a}.${b}`),
+  fc
+    .tuple(fc.stringMatching(/^[a-z0-9]{1,10}$/), fc.stringMatching(/^[a-z]{2,5}$/))
+    .map(([a, b]) => `${a}.${b}`),
   fc.integer({ min: 1, max: 65535 }).map((p) => `127.0.0.1:${p}`),
 );
 

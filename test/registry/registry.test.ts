@@ -23,7 +23,9 @@ const bin = join(import.meta.dirname, '..', '..', 'bin', 'lading');
 
 async function skopeoDigest(ref: string, creds?: string): Promise<{ digest: string; raw: Buffer }> {
   const base = ['--tls-verify=false', ...(creds ? ['--creds', creds] : [])];
-  const j = JSON.parse((await run('skopeo', ['inspect', ...base, `docker://${ref}`])).stdout.toString()) as { Digest: string };
+  const j = JSON.parse((await run('skopeo', ['inspect', ...base, `docker://${ref}`])).stdout.toString()) as {
+    Digest: string;
+  };
   const raw = (await run('skopeo', ['inspect', '--raw', ...base, `docker://${ref}`])).stdout;
   return { digest: j.Digest, raw };
 }
@@ -39,7 +41,11 @@ function assertNoSecrets(text: string, r: TestRegistry): void {
 }
 
 before(async () => {
-  [anon, basic, token] = await Promise.all([sharedRegistry('none'), sharedRegistry('basic'), sharedRegistry('token')]);
+  [anon, basic, token] = await Promise.all([
+    sharedRegistry('none'),
+    sharedRegistry('basic'),
+    sharedRegistry('token'),
+  ]);
   small = await buildLayout(smallImage());
   multi = await buildLayout(multiArchImage());
   await Promise.all([
@@ -70,7 +76,10 @@ describe('manifests and digests match skopeo', () => {
 
   test('bin/lading inspect --raw REF | sha256sum equals the digest skopeo reports (spawned, from another directory)', async () => {
     const ref = `${anon.host}/multi:v2s2`;
-    const r = spawnSync('sh', ['-c', `"${bin}" inspect --raw ${ref} | sha256sum`], { cwd: tmpdir(), encoding: 'utf8' });
+    const r = spawnSync('sh', ['-c', `"${bin}" inspect --raw ${ref} | sha256sum`], {
+      cwd: tmpdir(),
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(`sha256:${r.stdout.split(' ')[0]}`, (await skopeoDigest(ref)).digest);
   });
@@ -80,7 +89,9 @@ describe('manifests and digests match skopeo', () => {
     const arm = multi.images[1]!;
     const cfg = await runCli(['inspect', '--config', '--platform', 'linux/arm64', ref]);
     assert.ok(cfg.stdout.equals(arm.config));
-    const j = JSON.parse((await runCli(['inspect', '--json', '--platform', 'linux/arm64/v8', ref])).stdout.toString());
+    const j = JSON.parse(
+      (await runCli(['inspect', '--json', '--platform', 'linux/arm64/v8', ref])).stdout.toString(),
+    );
     assert.equal(j.digest, multi.digest);
     assert.equal(j.instance.digest, arm.manifestDigest);
     assert.deepEqual(j.platforms, ['linux/amd64', 'linux/arm64/v8', 'linux/arm/v7']);
@@ -92,14 +103,24 @@ describe('platforms', () => {
     const r = await runCli(['digest', '--platform', 'linux/aarch64', `${anon.host}/multi:oci`]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.toString().trim().split('\n'), [multi.digest, multi.images[1]!.manifestDigest]);
-    const o = await runCli(['digest', '--override-arch', 'arm', '--override-variant', 'v7', `${anon.host}/multi:oci`]);
+    const o = await runCli([
+      'digest',
+      '--override-arch',
+      'arm',
+      '--override-variant',
+      'v7',
+      `${anon.host}/multi:oci`,
+    ]);
     assert.equal(o.stdout.toString().trim().split('\n')[1], multi.images[2]!.manifestDigest);
   });
 
   test('an index without the platform is an error listing what it has', async () => {
     const r = await runCli(['inspect', '--platform', 'linux/s390x', `${anon.host}/multi:v2s2`]);
     assert.equal(r.code, 4);
-    assert.match(r.stderr, /no image for platform linux\/s390x .*linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7/);
+    assert.match(
+      r.stderr,
+      /no image for platform linux\/s390x .*linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7/,
+    );
   });
 
   test('a single-platform image of another platform than asked is an error', async () => {
@@ -137,20 +158,49 @@ describe('basic auth (htpasswd)', () => {
     await mkdir(join(home, '.config', 'containers'), { recursive: true });
     await writeFile(
       join(home, '.config', 'containers', 'auth.json'),
-      JSON.stringify({ auths: { [basic.host]: { auth: auth(user, 'nope') }, [`${basic.host}/private`]: { auth: auth(user, pass) } } }),
+      JSON.stringify({
+        auths: {
+          [basic.host]: { auth: auth(user, 'nope') },
+          [`${basic.host}/private`]: { auth: auth(user, pass) },
+        },
+      }),
     );
     const env = { HOME: home, PATH: process.env.PATH };
     assert.equal((await runCli(['inspect', ref()], { env })).code, 0);
     // --authfile is used alone.
     const alt = join(home, 'alt.json');
     await writeFile(alt, JSON.stringify({ auths: { [`http://${basic.host}`]: { auth: auth(user, pass) } } }));
-    assert.equal((await runCli(['inspect', '--authfile', alt, ref()], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } })).code, 0);
-    assert.equal((await runCli(['inspect', ref()], { env: { PATH: process.env.PATH, HOME: '/nonexistent', REGISTRY_AUTH_FILE: alt } })).code, 0);
+    assert.equal(
+      (
+        await runCli(['inspect', '--authfile', alt, ref()], {
+          env: { PATH: process.env.PATH, HOME: '/nonexistent' },
+        })
+      ).code,
+      0,
+    );
+    assert.equal(
+      (
+        await runCli(['inspect', ref()], {
+          env: { PATH: process.env.PATH, HOME: '/nonexistent', REGISTRY_AUTH_FILE: alt },
+        })
+      ).code,
+      0,
+    );
     // Docker's config.json through DOCKER_CONFIG (seed 000's set-up).
     const dc = join(home, 'docker');
     await mkdir(dc);
-    await writeFile(join(dc, 'config.json'), JSON.stringify({ auths: { [basic.host]: { auth: auth(user, pass) } } }));
-    assert.equal((await runCli(['inspect', ref()], { env: { PATH: process.env.PATH, HOME: '/nonexistent', DOCKER_CONFIG: dc } })).code, 0);
+    await writeFile(
+      join(dc, 'config.json'),
+      JSON.stringify({ auths: { [basic.host]: { auth: auth(user, pass) } } }),
+    );
+    assert.equal(
+      (
+        await runCli(['inspect', ref()], {
+          env: { PATH: process.env.PATH, HOME: '/nonexistent', DOCKER_CONFIG: dc },
+        })
+      ).code,
+      0,
+    );
     // --no-creds ignores all of it.
     assert.equal((await runCli(['inspect', '--no-creds', ref()], { env })).code, 3);
   });
@@ -189,10 +239,16 @@ describe('basic auth (htpasswd)', () => {
   test('login checks the credentials and stores them as podman does; logout removes them', async () => {
     const home = await mkdtemp(join(tmpdir(), 'lading-home-'));
     const env = { HOME: home, XDG_RUNTIME_DIR: join(home, 'run'), PATH: process.env.PATH };
-    const bad = await runCli(['login', basic.host, '-u', user, '--password-stdin'], { env, stdin: 'wrong\n' });
+    const bad = await runCli(['login', basic.host, '-u', user, '--password-stdin'], {
+      env,
+      stdin: 'wrong\n',
+    });
     assert.equal(bad.code, 3);
     assert.equal(existsSync(join(home, 'run', 'containers', 'auth.json')), false);
-    const ok = await runCli(['login', basic.host, '-u', user, '--password-stdin'], { env, stdin: `${pass}\n` });
+    const ok = await runCli(['login', basic.host, '-u', user, '--password-stdin'], {
+      env,
+      stdin: `${pass}\n`,
+    });
     assert.equal(ok.code, 0, ok.stderr);
     const file = join(home, 'run', 'containers', 'auth.json');
     const stored = JSON.parse(await readFile(file, 'utf8'));
@@ -214,7 +270,13 @@ describe('bearer-token auth', () => {
 
   test('credentials get a token; tokens are cached per scope', async () => {
     const before = token.tokenServer!.log.length;
-    const r = await runCli(['inspect', '--debug', '--creds', 'alice:wonderland-Secret-1', `${token.host}/private/app:1`]);
+    const r = await runCli([
+      'inspect',
+      '--debug',
+      '--creds',
+      'alice:wonderland-Secret-1',
+      `${token.host}/private/app:1`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assertNoSecrets(r.stdout.toString() + r.stderr, token);
     const requests = token.tokenServer!.log.slice(before);
@@ -224,27 +286,49 @@ describe('bearer-token auth', () => {
   });
 
   test('--registry-token sends a token as is; identity tokens use the OAuth2 refresh grant', async () => {
-    const res = await fetch(`${token.tokenServer!.realm}?service=lading-test&scope=repository:private/app:pull`, {
-      headers: { authorization: `Basic ${Buffer.from('alice:wonderland-Secret-1').toString('base64')}` },
-    });
+    const res = await fetch(
+      `${token.tokenServer!.realm}?service=lading-test&scope=repository:private/app:pull`,
+      {
+        headers: { authorization: `Basic ${Buffer.from('alice:wonderland-Secret-1').toString('base64')}` },
+      },
+    );
     const t = ((await res.json()) as { token: string }).token;
     assert.equal((await runCli(['digest', '--registry-token', t, `${token.host}/private/app:1`])).code, 0);
     // Get a refresh token through the password grant, store it as identitytoken.
-    const form = new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'wonderland-Secret-1', service: 'lading-test', client_id: 'x' });
-    const rr = (await (await fetch(token.tokenServer!.realm, { method: 'POST', body: form })).json()) as { refresh_token: string };
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: 'alice',
+      password: 'wonderland-Secret-1',
+      service: 'lading-test',
+      client_id: 'x',
+    });
+    const rr = (await (await fetch(token.tokenServer!.realm, { method: 'POST', body: form })).json()) as {
+      refresh_token: string;
+    };
     const dir = await mkdtemp(join(tmpdir(), 'lading-id-'));
-    await writeFile(join(dir, 'auth.json'), JSON.stringify({ auths: { [token.host]: { identitytoken: rr.refresh_token } } }));
+    await writeFile(
+      join(dir, 'auth.json'),
+      JSON.stringify({ auths: { [token.host]: { identitytoken: rr.refresh_token } } }),
+    );
     const before = token.tokenServer!.log.length;
     const r = await runCli(['digest', '--authfile', join(dir, 'auth.json'), `${token.host}/private/app:1`]);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(token.tokenServer!.log.slice(before).some((q) => q.grant === 'refresh_token' && q.user === 'alice'));
+    assert.ok(
+      token.tokenServer!.log.slice(before).some((q) => q.grant === 'refresh_token' && q.user === 'alice'),
+    );
   });
 
   test('login against a token registry', async () => {
     const home = await mkdtemp(join(tmpdir(), 'lading-home-'));
     const env = { HOME: home, PATH: process.env.PATH };
-    assert.equal((await runCli(['login', token.host, '-u', 'bob', '--password-stdin'], { env, stdin: 'nope' })).code, 3);
-    const ok = await runCli(['login', token.host, '-u', 'bob', '--password-stdin'], { env, stdin: 'builder-Secret-2' });
+    assert.equal(
+      (await runCli(['login', token.host, '-u', 'bob', '--password-stdin'], { env, stdin: 'nope' })).code,
+      3,
+    );
+    const ok = await runCli(['login', token.host, '-u', 'bob', '--password-stdin'], {
+      env,
+      stdin: 'builder-Secret-2',
+    });
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok(existsSync(join(home, '.config', 'containers', 'auth.json')));
     assert.equal((await runCli(['inspect', `${token.host}/private/app:1`], { env })).code, 0);

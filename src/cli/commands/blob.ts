@@ -1,7 +1,7 @@
+import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { parseDigest } from '../../digest/index.ts';
 import { writeFileAtomic } from '../../util/index.ts';
-import { pipeline } from 'node:stream/promises';
 import { action } from '../context.ts';
 import type { CliIo } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
@@ -11,7 +11,10 @@ export function blobCommand(io: CliIo): Command {
     .description('download one blob, verified against its digest')
     .argument('<image>', 'image reference naming the repository')
     .argument('<digest>', 'blob digest, sha256:…')
-    .option('-o, --output <file>', 'write to FILE (atomically; nothing is left on failure) instead of stdout');
+    .option(
+      '-o, --output <file>',
+      'write to FILE (atomically; nothing is left on failure) instead of stdout',
+    );
   withRegistryOptions(cmd);
   cmd.addHelpText(
     'after',

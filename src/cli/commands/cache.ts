@@ -13,22 +13,32 @@ export function cacheCommand(io: CliIo): Command {
     const root = cacheRoot(flags, io);
     const entries = await new BlobCache(root).list();
     if (flags.json) {
-      await writeJson(io.out, entries.map((e) => ({ digest: e.digest, size: e.size, modified: new Date(e.mtimeMs).toISOString() })));
+      await writeJson(
+        io.out,
+        entries.map((e) => ({ digest: e.digest, size: e.size, modified: new Date(e.mtimeMs).toISOString() })),
+      );
       return;
     }
     for (const e of entries) await writeLine(io.out, `${e.digest}  ${formatBytes(e.size)}`);
-    io.err.write(`${entries.length} entries, ${formatBytes(entries.reduce((n, e) => n + e.size, 0))} in ${root}\n`);
+    io.err.write(
+      `${entries.length} entries, ${formatBytes(entries.reduce((n, e) => n + e.size, 0))} in ${root}\n`,
+    );
   });
   const prune = withCacheOptions(
     new Command('prune')
       .description('remove cached blobs (all, or those older than --older-than)')
-      .option('--older-than <duration>', 'only entries last written before this long ago (e.g. 7d, 12h, 30m)'),
+      .option(
+        '--older-than <duration>',
+        'only entries last written before this long ago (e.g. 7d, 12h, 30m)',
+      ),
   ).action(async (flags: { cacheDir?: string; olderThan?: string }) => {
     const root = cacheRoot(flags, io);
     let olderThanMs: number | undefined;
     if (flags.olderThan) {
       const m = /^(\d+)([dh])$/.exec(flags.olderThan);
-      olderThanMs = m ? Number(m[1]) * (m[2] === 'd' ? 86_400_000 : 3_600_000) : parseDuration(flags.olderThan);
+      olderThanMs = m
+        ? Number(m[1]) * (m[2] === 'd' ? 86_400_000 : 3_600_000)
+        : parseDuration(flags.olderThan);
     }
     const r = await new BlobCache(root).prune({ olderThanMs });
     await writeLine(io.out, `removed ${r.removed} entries (${formatBytes(r.bytes)}) from ${root}`);

@@ -2,8 +2,8 @@ import { Command } from 'commander';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
+import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
-import { cacheFrom, type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';
 import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
 import { Progress } from '../render/progress.ts';
@@ -52,15 +52,28 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, srcArg, dstArg) => {
-      const src = parseLocation(name === 'pull' && !srcArg.startsWith('docker://') ? `docker://${srcArg}` : srcArg);
+      const src = parseLocation(
+        name === 'pull' && !srcArg.startsWith('docker://') ? `docker://${srcArg}` : srcArg,
+      );
       const dst = parseLocation(dstArg);
       const cache = await cacheFrom(ctx.flags, io);
       const platforms = ctx.flags.platform
         ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
         : [platformFrom(ctx.flags).platform];
-      const progress = new Progress({ out: io.err, tty: io.errIsTty, quiet: ctx.flags.quiet, label: `${formatLocation(src)} → ${formatLocation(dst)}` });
+      const progress = new Progress({
+        out: io.err,
+        tty: io.errIsTty,
+        quiet: ctx.flags.quiet,
+        label: `${formatLocation(src)} → ${formatLocation(dst)}`,
+      });
       const source = openSource(src, { pool: ctx.pool(), cache, stdin: io.stdin });
-      const sink = openSink(dst, { pool: ctx.pool(), cache, tags: ctx.flags.additionalTag, source: src, stdout: io.out });
+      const sink = openSink(dst, {
+        pool: ctx.pool(),
+        cache,
+        tags: ctx.flags.additionalTag,
+        source: src,
+        stdout: io.out,
+      });
       try {
         const r = await copyImage(source, sink, {
           platforms,
@@ -69,7 +82,8 @@ Examples:
           onEvent: progress.onEvent,
         });
         progress.finish();
-        if (ctx.flags.json) await writeJson(io.out, { source: formatLocation(src), destination: formatLocation(dst), ...r });
+        if (ctx.flags.json)
+          await writeJson(io.out, { source: formatLocation(src), destination: formatLocation(dst), ...r });
         else await writeLine(io.out, r.digest);
       } finally {
         progress.finish();

@@ -29,7 +29,9 @@ Examples:
     action<Flags, [string]>(io, async (ctx, image) => {
       const ref = ctx.ref(image);
       const client = ctx.pool().forRef(ref);
-      const wantInstance = Boolean(ctx.flags.platform || ctx.flags.overrideArch || ctx.flags.overrideOs || ctx.flags.overrideVariant);
+      const wantInstance = Boolean(
+        ctx.flags.platform || ctx.flags.overrideArch || ctx.flags.overrideOs || ctx.flags.overrideVariant,
+      );
       let digest = undefined as string | undefined;
       let mediaType = '';
       const head = wantInstance ? undefined : await client.headManifest(ref);
@@ -52,11 +54,17 @@ Examples:
         }
       }
       if (ctx.flags.json) {
-        await writeJson(io.out, { digest, mediaType, instanceDigest: instanceDigest ?? null, platform: platform ?? null });
+        await writeJson(io.out, {
+          digest,
+          mediaType,
+          instanceDigest: instanceDigest ?? null,
+          platform: platform ?? null,
+        });
         return;
       }
       await writeLine(io.out, digest);
-      if (instanceDigest && (isIndexMediaType(mediaType) || instanceDigest !== digest)) await writeLine(io.out, instanceDigest);
+      if (instanceDigest && (isIndexMediaType(mediaType) || instanceDigest !== digest))
+        await writeLine(io.out, instanceDigest);
     }),
   );
 }

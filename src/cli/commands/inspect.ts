@@ -35,18 +35,26 @@ Examples:
       const { platform, explicit } = platformFrom(ctx.flags);
       if (ctx.flags.raw) {
         const m = await client.getManifest(ref);
-        await new Promise<void>((resolve, reject) => io.out.write(m.bytes, (e) => (e ? reject(e) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          io.out.write(m.bytes, (e) => (e ? reject(e) : resolve())),
+        );
         return;
       }
       const r = await resolveImage(client, ref, { platform, platformExplicit: explicit });
       if (ctx.flags.config) {
-        await new Promise<void>((resolve, reject) => io.out.write(r.image.configBytes, (e) => (e ? reject(e) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          io.out.write(r.image.configBytes, (e) => (e ? reject(e) : resolve())),
+        );
         return;
       }
       const cfg = r.image.config;
       const p: Platform = { os: cfg.os ?? 'unknown', architecture: cfg.architecture ?? 'unknown' };
       if (cfg.variant) p.variant = cfg.variant;
-      const layers = r.image.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
+      const layers = r.image.manifest.layers.map((l) => ({
+        digest: l.digest,
+        size: l.size,
+        mediaType: l.mediaType,
+      }));
       const doc = {
         name: ref.name,
         tag: ref.tag ?? null,

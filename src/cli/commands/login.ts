@@ -1,13 +1,13 @@
 import { Command } from 'commander';
 import { login, logout } from '../../auth/index.ts';
+import { readAtMost } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { normaliseRegistryHost } from '../../reference/index.ts';
 import { RegistryClient } from '../../registry/index.ts';
-import { readAtMost } from '../../digest/index.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
-import { promptHidden, prompt } from '../prompt.ts';
 import { withRegistryOptions } from '../options.ts';
+import { prompt, promptHidden } from '../prompt.ts';
 
 interface LoginFlags {
   username?: string;
@@ -38,12 +38,19 @@ Examples:
     action<LoginFlags, [string]>(io, async (ctx, registryArg) => {
       const host = normaliseRegistryHost(registryArg);
       const username = ctx.flags.username ?? (io.stdinIsTty ? await prompt(io, 'Username: ') : undefined);
-      if (!username) throw new LadingError(ErrorCode.BadArgument, 'login needs --username (no terminal to prompt on)');
+      if (!username)
+        throw new LadingError(ErrorCode.BadArgument, 'login needs --username (no terminal to prompt on)');
       let password = ctx.flags.password;
       if (ctx.flags.passwordStdin) {
-        password = (await readAtMost(io.stdin as AsyncIterable<Buffer>, 64 * 1024, 'password from stdin')).toString('utf8').replace(/\r?\n$/, '');
+        password = (await readAtMost(io.stdin as AsyncIterable<Buffer>, 64 * 1024, 'password from stdin'))
+          .toString('utf8')
+          .replace(/\r?\n$/, '');
       } else if (password === undefined) {
-        if (!io.stdinIsTty) throw new LadingError(ErrorCode.BadArgument, 'login needs --password-stdin (no terminal to prompt on)');
+        if (!io.stdinIsTty)
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            'login needs --password-stdin (no terminal to prompt on)',
+          );
         password = await promptHidden(io, 'Password: ');
       }
       if (!password) throw new LadingError(ErrorCode.BadArgument, 'empty password');
@@ -61,7 +68,13 @@ Examples:
       } finally {
         await client.close();
       }
-      const file = await login({ host, username, password: secret, authFile: ctx.flags.authfile, env: io.env });
+      const file = await login({
+        host,
+        username,
+        password: secret,
+        authFile: ctx.flags.authfile,
+        env: io.env,
+      });
       await writeLine(io.out, `Login Succeeded (stored in ${file})`);
     }),
   );
@@ -76,7 +89,8 @@ export function logoutCommand(io: CliIo): Command {
   cmd.addHelpText('after', '\nExamples:\n  lading logout ghcr.io\n  lading logout --all');
   return cmd.action(
     action<{ all?: boolean; authfile?: string }, [string | undefined]>(io, async (ctx, registryArg) => {
-      if (!registryArg && !ctx.flags.all) throw new LadingError(ErrorCode.BadArgument, 'logout needs a registry or --all');
+      if (!registryArg && !ctx.flags.all)
+        throw new LadingError(ErrorCode.BadArgument, 'logout needs a registry or --all');
       const host = registryArg ? normaliseRegistryHost(registryArg) : undefined;
       const r = await logout({ host, all: ctx.flags.all, authFile: ctx.flags.authfile, env: io.env });
       await writeLine(io.out, r);

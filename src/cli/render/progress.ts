@@ -56,7 +56,13 @@ export class Progress {
     if (e.type === 'manifest') return;
     let b = this.#blobs.get(e.digest);
     if (!b) {
-      b = { digest: e.digest, size: 'size' in e ? e.size : 0, done: 0, state: 'waiting', started: Date.now() };
+      b = {
+        digest: e.digest,
+        size: 'size' in e ? e.size : 0,
+        done: 0,
+        state: 'waiting',
+        started: Date.now(),
+      };
       this.#blobs.set(e.digest, b);
     }
     if (e.type === 'blob-start') {
@@ -99,9 +105,13 @@ export class Progress {
       const pct = b.size ? Math.floor((100 * Math.min(b.done, b.size)) / b.size) : 100;
       const t = (Date.now() - b.started) / 1000;
       const r = b.state === 'copying' && t > 0 ? ` ${formatBytes(b.done / t)}/s` : '';
-      lines.push(`  ${b.digest.slice(7, 19)}  ${b.state.padEnd(8)} ${String(pct).padStart(3)}%  ${formatBytes(b.size).padStart(10)}${r}`);
+      lines.push(
+        `  ${b.digest.slice(7, 19)}  ${b.state.padEnd(8)} ${String(pct).padStart(3)}%  ${formatBytes(b.size).padStart(10)}${r}`,
+      );
     }
-    lines.push(`${label}${formatBytes(done)} / ${formatBytes(size)}  ${formatBytes(rate)}/s  ${secs.toFixed(1)}s`);
+    lines.push(
+      `${label}${formatBytes(done)} / ${formatBytes(size)}  ${formatBytes(rate)}/s  ${secs.toFixed(1)}s`,
+    );
     let s = this.#drawn ? `\x1b[${this.#drawn}A` : '';
     s += lines.map((l) => `\x1b[2K${l}`).join('\n');
     this.#o.out.write(`${s}\n`);
