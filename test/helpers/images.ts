@@ -196,12 +196,14 @@ export async function pushLayout(
   opts: { format?: 'oci' | 'v2s2'; all?: boolean } = {},
 ): Promise<void> {
   requireBin('skopeo');
-  const args = ['copy', '--insecure-policy', '--dest-tls-verify=false', '--preserve-digests', '-q'];
+  const args = ['copy', '--insecure-policy', '--dest-tls-verify=false', '-q'];
   if (registry.mode !== 'none') {
     const [u, p] = Object.entries(registry.users)[0]!;
     args.push('--dest-creds', `${u}:${p}`);
   }
+  // Keep blobs as built (skopeo would compress uncompressed layers); a format conversion changes digests anyway.
   if (opts.format) args.push('--format', opts.format);
+  else args.push('--preserve-digests');
   if (opts.all || layout.images.length > 1) args.push('--all');
   args.push(`oci:${layout.dir}:${layout.tag}`, `docker://${registry.host}/${target}`);
   await run('skopeo', args, { env: { ...process.env, HOME: tmpdir() } });
