@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { toNix32 } from './base32.ts';
+import type { NixHash } from './hash.ts';
+
+export const DEFAULT_STORE_DIR = '/nix/store';
+
+/** Checks a store path name as Nix does: ≤ 211 chars of `[A-Za-z0-9+\-._?=]`, not starting with `.`. */
+export function checkStoreName(name: string): void {
+  if (name.length === 0 || name.length > 211) {
+    throw new LadingError(
+      ErrorCode.Nix,
+      `invalid store path name ${JSON.stringify(name)}: must be 1 to 211 characters`,
+    );
+  }
+  if (name.startsWith('.'))
+    throw new LadingError(
+      ErrorCode.Nix,
+      `invalid store path name ${JSON.stringify(name)}: starts with a dot`,
+    );
+  const bad = /[^A-Za-z0-9+\-._?=]/.exec(name);
+  if (bad)
+    throw new LadingError(
+      ErrorCode.Nix,
+      `invalid store path name ${JSON.stringify(name)}: character ${JSON.stringify(bad[0])} is not allowed`,
+    );
+}
+
+/** XOR-folds a hash into `size` bytes (Nix's `compressHash`). */
+export function compressHash(bytes: Uint8Array, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  for (let i = 0; i < bytes.length; i++) out[i % size] = out[i % size]! ^ bytes[i]!;
+  return out;
+}
+
+/** `makeStorePath(type, hash, name)`: `/nix/store/<nix32(compress20(sha256(type:sha256:hex:storeDir:name)))>-<name>`. */
+export function makeStorePath(
+  type: string,
+  hash: NixHash,
+  name: string,
+  storeDir = DEFAULT_STORE_DIR,
+): string {
+  checkStoreName(name);
+  const s = `${type}:${hash.algo}:${hash.bytes.toString('hex')}:${storeDir}:${name}`;
+  const digest = createHash('sha256').update(s).digest();
+  return `${storeDir}/${toNix32(compressHash(digest, 20))}-${name}`;
+}
+
+/**
+ * The store path of a fixed-output derivation's output (or `nix-store --add-fixed`): recursive
+ * sha256 uses type `source`; everything else `output:out` over `fixed:out:[r:]algo:hex:`.
+ */
+export function makeFixedOutputPath(opts: {
+  method: 'flat' | 'recursive';
+  hash: NixHash;
+  name: string;
+  storeDir?: string;
+}): string {
+  const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
+  if (opts.method === 'recursive' && opts.hash.algo === 'sha256')
+    return makeStorePath('source', opts.hash, opts.name, storeDir);
+  const inner = `fixed:out:${opts.method === 'recursive' ? 'r:' : ''}${opts.hash.algo}:${opts.hash.bytes.toString('hex')}:`;
+  const h: NixHash = { algo: 'sha256', bytes: createHash('sha256').update(inner).digest() };
+  return makeStorePath('output:out', h, opts.name, storeDir);
+}
+
+/** nixpkgs dockerTools' `fixName`: `/` and `:` become `-`. */
+export function fixName(name: string): string {
+  return name.replace(/[/:]/g, '-');
+}
