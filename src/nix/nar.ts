@@ -13,7 +13,7 @@ export type NarNode =
       /** Size in bytes; written before the contents, so it must be right. */
       size: number;
       /** The bytes, or a function opening them as a stream (called once, when they are reached). */
-      contents: Uint8Array | (() => Promise<AsyncIterable<Uint8Array>>);
+      contents: Uint8Array | (() => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>);
     }
   | { type: 'symlink'; target: string }
   | { type: 'directory'; entries: Record<string, NarNode> };
@@ -50,7 +50,7 @@ function checkName(name: string, where: string): void {
 async function* regular(
   executable: boolean,
   size: number,
-  contents: Uint8Array | AsyncIterable<Uint8Array>,
+  contents: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   where: string,
 ): AsyncGenerator<Buffer> {
   yield Buffer.concat([
