@@ -1,0 +1,1 @@
+export { type Compression, decompress, detectCompression } from './compression.ts';

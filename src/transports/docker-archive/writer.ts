@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { type Digest, digestHex, sha256, VerifyStream } from '../../digest/index.ts';
+import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { mapLimit, writeFileAtomic } from '../../util/index.ts';
+import { GoRaw, GoStruct, type GoValue, goMarshal, topLevelRaw } from './go-json.ts';
+import { GO_TAR_END, goTarHeader, goTarPadding } from './go-tar.ts';
+
+/** One layer for the archive: its diffID and a way to open its UNCOMPRESSED bytes. */
+export interface ArchiveLayer {
+  diffId: Digest;
+  /** Uncompressed size, when known; otherwise measured first (one extra read of the layer). */
+  size?: number;
+  open(): Promise<Readable>;
+}
+
+export interface DockerArchiveInput {
+  configBytes: Buffer;
+  layers: ArchiveLayer[];
+  /** Fully qualified `name:tag` strings (`docker.io/library/alpine:latest`); empty for none. */
+  repoTags: string[];
+  /** Parallel layer reads when sizes must be measured (default 4). */
+  jobs?: number;
+  signal?: AbortSignal;
+}
+
+const LEGACY_CONFIG_KEYS = [
+  'architecture',
+  'config',
+  'container',
+  'container_config',
+  'created',
+  'docker_version',
+  'os',
+];
+
+/**
+ * Reads every layer once, in parallel, to learn its uncompressed size and check its diffID.
+ * (A tar header carries the size before the data, so the archive cannot be streamed without it.)
+ */
+export async function measureLayers(layers: ArchiveLayer[], jobs = 4): Promise<ArchiveLayer[]> {
+  const unique = new Map<string, ArchiveLayer>();
+  for (const l of layers) if (l.size === undefined && !unique.has(l.diffId)) unique.set(l.diffId, l);
+  const sizes = new Map<string, number>();
+  await mapLimit([...unique.values()], jobs, async (l) => {
+    const v = new VerifyStream({ digest: l.diffId, source: `layer ${l.diffId} (uncompressed)` });
+    const src = await l.open();
+    src.once('error', (err) => v.destroy(err));
+    let n = 0;
+    for await (const c of src.pipe(v)) n += (c as Buffer).length;
+    sizes.set(l.diffId, n);
+  });
+  return layers.map((l) => (l.size !== undefined ? l : { ...l, size: sizes.get(l.diffId)! }));
+}
+
+function file(name: string, size: number): Buffer {
+  return goTarHeader({ name, typeflag: '0', mode: 0o444, size });
+}
+
+function bytesEntry(name: string, data: Buffer): Buffer[] {
+  return [file(name, data.length), data, goTarPadding(data.length)];
+}
+
+/** The legacy per-layer metadata and the `repositories` map, as containers/image computes them. */
+export function legacyMetadata(
+  configBytes: Buffer,
+  diffIds: Digest[],
+  repoTags: string[],
+): { layers: { id: string; json: Buffer }[]; repositories: Record<string, Record<string, string>> } {
+  const raw = topLevelRaw(configBytes.toString('utf8'));
+  const out: { id: string; json: Buffer }[] = [];
+  let chainId = '';
+  let lastId = '';
+  diffIds.forEach((diffId, i) => {
+    const layerConfig: Record<string, GoValue> = {};
+    if (lastId) layerConfig.parent = lastId;
+    if (i === diffIds.length - 1) {
+      for (const k of LEGACY_CONFIG_KEYS) {
+        const v = raw.get(k);
+        layerConfig[k] = v === undefined ? null : new GoRaw(v);
+      }
+    }
+    chainId = chainId === '' ? diffId : sha256(`${chainId} ${diffId}`);
+    layerConfig.layer_id = chainId;
+    const id = createHash('sha256').update(goMarshal(layerConfig)).digest('hex');
+    delete layerConfig.layer_id;
+    layerConfig.id = id;
+    out.push({ id, json: Buffer.from(goMarshal(layerConfig)) });
+    lastId = id;
+  });
+  const repositories: Record<string, Record<string, string>> = {};
+  if (lastId) {
+    for (const t of repoTags) {
+      const i = t.lastIndexOf(':');
+      const name = t.slice(0, i);
+      repositories[name] ??= {};
+      repositories[name][t.slice(i + 1)] = lastId;
+    }
+  }
+  return { layers: out, repositories };
+}
+
+/**
+ * The docker-archive skopeo (containers/image) writes for `docker-archive:FILE:NAME:TAG`, as a byte
+ * stream: layers `<diffID>.tar` (uncompressed, in manifest order, repeats once), `<config>.json`, the
+ * legacy `<id>/{layer.tar,VERSION,json}` entries, `manifest.json`, `repositories`, two zero blocks.
+ * Each layer is verified against its diffID while it streams.
+ */
+export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGenerator<Buffer> {
+  const layers = await measureLayers(input.layers, input.jobs);
+  const configDigest = sha256(input.configBytes);
+  const written = new Set<string>();
+  for (const l of layers) {
+    const name = `${digestHex(l.diffId)}.tar`;
+    if (written.has(name)) continue;
+    written.add(name);
+    const size = l.size!;
+    yield file(name, size);
+    const v = new VerifyStream({ digest: l.diffId, size, source: `layer ${l.diffId} (uncompressed)` });
+    const src = await l.open();
+    src.once('error', (err) => v.destroy(err));
+    for await (const c of src.pipe(v)) yield c as Buffer;
+    yield goTarPadding(size);
+  }
+  yield* bytesEntry(`${digestHex(configDigest)}.json`, input.configBytes);
+  const legacy = legacyMetadata(
+    input.configBytes,
+    layers.map((l) => l.diffId),
+    input.repoTags,
+  );
+  for (let i = 0; i < layers.length; i++) {
+    const m = legacy.layers[i]!;
+    const physical = `${digestHex(layers[i]!.diffId)}.tar`;
+    yield goTarHeader({
+      name: `${m.id}/layer.tar`,
+      typeflag: '2',
+      mode: 0,
+      size: 0,
+      linkname: `../${physical}`,
+    });
+    yield* bytesEntry(`${m.id}/VERSION`, Buffer.from('1.0'));
+    yield* bytesEntry(`${m.id}/json`, m.json);
+  }
+  const manifest = [
+    new GoStruct([
+      ['Config', `${digestHex(configDigest)}.json`],
+      ['RepoTags', input.repoTags],
+      ['Layers', layers.map((l) => `${digestHex(l.diffId)}.tar`)],
+    ]),
+  ];
+  yield* bytesEntry('manifest.json', Buffer.from(goMarshal(manifest)));
+  yield* bytesEntry('repositories', Buffer.from(goMarshal(legacy.repositories)));
+  yield GO_TAR_END;
+}
+
+/** {@link dockerArchiveChunks} as a Readable. */
+export function dockerArchiveStream(input: DockerArchiveInput): Readable {
+  return Readable.from(dockerArchiveChunks(input), { objectMode: false, highWaterMark: 1 << 20 });
+}
+
+/** The flat sha256 of the archive (what `dockerTools.pullImage` checks), without writing it. */
+export async function dockerArchiveHash(
+  input: DockerArchiveInput,
+): Promise<{ sha256: Digest; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of dockerArchiveChunks(input)) {
+    h.update(c);
+    size += c.length;
+  }
+  return { sha256: `sha256:${h.digest('hex')}` as Digest, size };
+}
+
+/** Writes the archive to `path` atomically (nothing is left there on failure; an existing file is refused). */
+export async function writeDockerArchive(
+  input: DockerArchiveInput,
+  path: string,
+): Promise<{ sha256: Digest; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  const tee = async function* (): AsyncGenerator<Buffer> {
+    for await (const c of dockerArchiveChunks(input)) {
+      h.update(c);
+      size += c.length;
+      yield c;
+    }
+  };
+  await writeFileAtomic(path, Readable.from(tee(), { objectMode: false }), { exclusive: true }).catch(
+    (err) => {
+      throw err instanceof LadingError
+        ? err
+        : new LadingError(ErrorCode.Io, `cannot write ${path}: ${(err as Error).message}`, { path });
+    },
+  );
+  return { sha256: `sha256:${h.digest('hex')}` as Digest, size };
+}
