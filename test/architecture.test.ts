@@ -19,8 +19,8 @@ const LEVEL: Record<string, number> = {
   transports: 4,
   build: 4,
   copy: 5,
-  pin: 5,
-  cli: 6,
+  pin: 6,
+  cli: 7,
 };
 // Pure modules that must not pull in the network stack.
 const NO_UNDICI = new Set([

@@ -5,6 +5,7 @@ import { copyCommand } from './commands/copy.ts';
 import { digestCommand } from './commands/digest.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
+import { prefetchCommand } from './commands/prefetch.ts';
 import { tagsCommand } from './commands/tags.ts';
 import type { CliIo } from './io.ts';
 
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo): Command {
     blobCommand(io),
     loginCommand(io),
     logoutCommand(io),
+    prefetchCommand(io),
     copyCommand(io, 'copy'),
     copyCommand(io, 'pull'),
     cacheCommand(io),

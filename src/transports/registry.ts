@@ -99,6 +99,22 @@ export class RegistrySource implements ImageSource {
     return this.#cache ? this.#cache.tee(desc.digest, stream, desc.size) : stream;
   }
 
+  /** Makes sure a blob is in the cache (fetching and verifying it if not). Needs a cache. */
+  async ensureCached(desc: Descriptor, signal?: AbortSignal): Promise<void> {
+    const cache = this.#cache;
+    if (!cache) throw new LadingError(ErrorCode.Internal, 'ensureCached needs a cache');
+    if (await cache.has(desc.digest, desc.size)) return;
+    const stream = await this.client.openBlob(this.ref.repository, desc.digest, {
+      size: desc.size,
+      signal,
+      onProgress: (n) => {
+        this.fetchedBytes += n;
+        this.#onFetch?.(n);
+      },
+    });
+    await cache.write(desc.digest, stream, desc.size);
+  }
+
   async close(): Promise<void> {}
 }
 

@@ -1,0 +1,15 @@
+export {
+  nix2containerName,
+  type PrefetchInput,
+  type PrefetchResult,
+  prefetch,
+  pullImageName,
+} from './prefetch.ts';
+export {
+  dockerToolsAttrs,
+  renderDocker2Nix,
+  renderDockerTools,
+  renderInfoLines,
+  renderJson,
+  renderNix2Container,
+} from './render.ts';
