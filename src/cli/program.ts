@@ -4,6 +4,7 @@ import { cacheCommand } from './commands/cache.ts';
 import { copyCommand } from './commands/copy.ts';
 import { digestCommand } from './commands/digest.ts';
 import { inspectCommand } from './commands/inspect.ts';
+import { lockCommand } from './commands/lock.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
 import { prefetchCommand } from './commands/prefetch.ts';
 import { tagsCommand } from './commands/tags.ts';
@@ -31,17 +32,20 @@ export function buildProgram(io: CliIo): Command {
     loginCommand(io),
     logoutCommand(io),
     prefetchCommand(io),
+    lockCommand(io),
     copyCommand(io, 'copy'),
     copyCommand(io, 'pull'),
     cacheCommand(io),
   ]) {
-    cmd.exitOverride();
-    cmd.configureOutput({
-      writeOut: (s: string) => io.out.write(s),
-      writeErr: (s: string) => io.err.write(s),
-    });
     program.addCommand(cmd);
   }
+  // Nested commands (lock add, cache ls) too: report errors, never exit the process.
+  const configure = (c: Command): void => {
+    c.exitOverride();
+    c.configureOutput({ writeOut: (s: string) => io.out.write(s), writeErr: (s: string) => io.err.write(s) });
+    for (const sub of c.commands) configure(sub);
+  };
+  for (const c of program.commands) configure(c);
   program.addHelpText(
     'after',
     `

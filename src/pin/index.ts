@@ -1,4 +1,15 @@
 export {
+  checkLockName,
+  defaultLockName,
+  LOCK_VERSION,
+  type LockEntry,
+  type LockFile,
+  lockEntryFrom,
+  readLock,
+  renderLockNix,
+  writeLock,
+} from './lock.ts';
+export {
   nix2containerName,
   type PrefetchInput,
   type PrefetchResult,

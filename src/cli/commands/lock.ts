@@ -1,0 +1,201 @@
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { BlobCache, IndexStore } from '../../cache/index.ts';
+import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { type Platform, parsePlatform } from '../../image/index.ts';
+import {
+  checkLockName,
+  defaultLockName,
+  type LockEntry,
+  lockEntryFrom,
+  prefetch,
+  readLock,
+  renderLockNix,
+  writeLock,
+} from '../../pin/index.ts';
+import { parseReference } from '../../reference/index.ts';
+import { writeFileAtomic } from '../../util/index.ts';
+import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
+import { action, type CommandContext } from '../context.ts';
+import { type CliIo, writeLine } from '../io.ts';
+import type { RegistryFlags } from '../options.ts';
+import { withRegistryOptions } from '../options.ts';
+
+interface LockFlags extends CacheFlags {
+  file: string;
+}
+
+function lockPath(ctx: { flags: LockFlags }, io: CliIo): string {
+  return resolve(io.cwd, ctx.flags.file);
+}
+
+function withFile(cmd: Command): Command {
+  return cmd.option('-f, --file <path>', 'lock file', 'lading.lock.json');
+}
+
+async function prefetchEntry(
+  ctx: CommandContext<LockFlags & RegistryFlags>,
+  io: CliIo,
+  input: {
+    imageName: string;
+    tag: string;
+    platform: Platform;
+    pinInstance: boolean;
+    finalImageName?: string;
+    finalImageTag?: string;
+  },
+): Promise<LockEntry> {
+  const root = cacheRoot(ctx.flags, io);
+  const r = await prefetch({
+    pool: ctx.pool(),
+    imageName: input.imageName,
+    tag: input.tag,
+    platform: input.platform,
+    pinInstance: input.pinInstance,
+    finalImageName: input.finalImageName,
+    finalImageTag: input.finalImageTag,
+    cache: new BlobCache(root),
+    index: new IndexStore(root),
+    jobs: ctx.flags.jobs,
+  });
+  return lockEntryFrom(r, input.tag, input.pinInstance);
+}
+
+export function lockCommand(io: CliIo): Command {
+  const lock = new Command('lock').description('keep many images pinned for Nix in lading.lock.json');
+  const add = withRegistryOptions(
+    withCacheOptions(
+      withFile(
+        new Command('add')
+          .description('pin an image (by tag) and add it to the lock file')
+          .argument('<image>', 'image with tag, e.g. alpine:3.20 or ghcr.io/org/app:1.4')
+          .option('--name <name>', 'entry name (default: the last path component)')
+          .option('--platform <os/arch[/variant]>', 'platform to pin (default linux/amd64)')
+          .option('--pin-instance', "pin the platform's manifest digest instead of the index digest")
+          .option('--final-image-name <name>', 'name written into the archive')
+          .option('--final-image-tag <tag>', 'tag written into the archive'),
+      ),
+    ),
+  ).action(
+    action<
+      LockFlags & {
+        name?: string;
+        platform?: string;
+        pinInstance?: boolean;
+        finalImageName?: string;
+        finalImageTag?: string;
+      },
+      [string]
+    >(io, async (ctx, image) => {
+      const ref = parseReference(image);
+      if (ref.digest)
+        throw new LadingError(ErrorCode.BadArgument, 'lock add tracks a tag; give IMAGE:TAG, not a digest');
+      const name = ctx.flags.name ?? defaultLockName(ref.repository);
+      checkLockName(name);
+      const at = image.lastIndexOf(':');
+      const imageName = ref.tag && at > image.lastIndexOf('/') ? image.slice(0, at) : image;
+      const file = await readLock(lockPath(ctx, io));
+      const entry = await prefetchEntry(ctx, io, {
+        imageName,
+        tag: ref.tag ?? 'latest',
+        platform: parsePlatform(ctx.flags.platform ?? 'linux/amd64'),
+        pinInstance: ctx.flags.pinInstance === true,
+        finalImageName: ctx.flags.finalImageName,
+        finalImageTag: ctx.flags.finalImageTag,
+      });
+      file.images[name] = entry;
+      await writeLock(lockPath(ctx, io), file);
+      await writeLine(io.out, `${name}: ${entry.source} ${entry.imageDigest} ${entry.dockerTools.hash}`);
+    }),
+  );
+  const update = withRegistryOptions(
+    withCacheOptions(
+      withFile(
+        new Command('update')
+          .description('HEAD-check every tag (or the named ones) and re-pin what changed')
+          .argument('[names...]', 'entries to update'),
+      ),
+    ),
+  ).action(
+    action<LockFlags, [string[]]>(io, async (ctx, names) => {
+      const file = await readLock(lockPath(ctx, io));
+      const targets = names.length ? names : Object.keys(file.images).sort();
+      let changed = 0;
+      for (const name of targets) {
+        const e = file.images[name];
+        if (!e)
+          throw new LadingError(
+            ErrorCode.NotFound,
+            `no entry ${JSON.stringify(name)} in ${lockPath(ctx, io)}`,
+          );
+        const ref = parseReference(e.source);
+        const head = await ctx.pool().forRef(ref).headManifest(ref);
+        if (!head)
+          throw new LadingError(ErrorCode.NotFound, `${e.source} no longer exists`, { ref: e.source });
+        const top = e.indexDigest ?? e.instanceDigest;
+        if (head.digest && head.digest === top) {
+          await writeLine(io.out, `${name}: unchanged (${e.imageDigest})`);
+          continue;
+        }
+        const next = await prefetchEntry(ctx, io, {
+          imageName: e.imageName,
+          tag: e.tag,
+          platform: parsePlatform(e.platform),
+          pinInstance: e.pinInstance,
+          finalImageName: e.finalImageName,
+          finalImageTag: e.finalImageTag,
+        });
+        if (next.imageDigest === e.imageDigest && next.dockerTools.hash === e.dockerTools.hash) {
+          await writeLine(io.out, `${name}: unchanged (${e.imageDigest})`);
+          continue;
+        }
+        file.images[name] = next;
+        changed++;
+        await writeLine(io.out, `${name}: ${e.imageDigest} -> ${next.imageDigest}`);
+      }
+      if (changed) await writeLock(lockPath(ctx, io), file);
+    }),
+  );
+  const nix = withFile(
+    new Command('nix')
+      .description(
+        'write a Nix file exposing every locked image through dockerTools.pullImage and nix2container',
+      )
+      .option('-o, --output <file>', 'write to FILE instead of stdout'),
+  ).action(
+    action<LockFlags & { output?: string }, []>(io, async (ctx) => {
+      const text = renderLockNix(await readLock(lockPath(ctx, io)));
+      if (ctx.flags.output) await writeFileAtomic(resolve(io.cwd, ctx.flags.output), text);
+      else io.out.write(text);
+    }),
+  );
+  const ls = withFile(new Command('ls').description('list locked images')).action(
+    action<LockFlags, []>(io, async (ctx) => {
+      const file = await readLock(lockPath(ctx, io));
+      for (const [name, e] of Object.entries(file.images))
+        await writeLine(io.out, `${name}\t${e.source}\t${e.platform}\t${e.imageDigest}`);
+    }),
+  );
+  const rm = withFile(new Command('remove').description('remove entries').argument('<names...>')).action(
+    action<LockFlags, [string[]]>(io, async (ctx, names) => {
+      const file = await readLock(lockPath(ctx, io));
+      for (const n of names) {
+        if (!file.images[n])
+          throw new LadingError(ErrorCode.NotFound, `no entry ${JSON.stringify(n)} in ${lockPath(ctx, io)}`);
+        delete file.images[n];
+      }
+      await writeLock(lockPath(ctx, io), file);
+    }),
+  );
+  for (const c of [add, update, nix, ls, rm]) lock.addCommand(c);
+  lock.addHelpText(
+    'after',
+    `
+Examples:
+  lading lock add alpine:3.20
+  lading lock add --name app --platform linux/arm64 ghcr.io/org/app:1.4
+  lading lock update
+  lading lock nix -o images.nix`,
+  );
+  return lock;
+}
