@@ -1,0 +1,303 @@
+import { execFile } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import {
+  chmod,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  readdir,
+  rm,
+  symlink,
+  utimes,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { decompress } from './compression.ts';
+import { hasDotDot, readTar, type TarEntry } from './tar-read.ts';
+import type { EntryProblem, LayerBlob } from './types.ts';
+import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
+
+export interface UnpackOptions {
+  signal?: AbortSignal;
+  /** Called for every refused or skipped entry (also collected in the result). */
+  onProblem?: (p: EntryProblem) => void;
+  /** Apply uid/gid (default: when running as root). */
+  applyOwners?: boolean;
+}
+
+export interface UnpackResult {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  devices: number;
+  bytes: number;
+  /** Refused (unsafe) and skipped (unsupported here, e.g. devices as non-root) entries, by name. */
+  problems: EntryProblem[];
+  /** Owners recorded but not applied (not root): path → uid:gid. */
+  owners: Record<string, string>;
+}
+
+const execFileP = promisify(execFile);
+
+function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i === -1 ? '' : p.slice(0, i);
+}
+
+function baseOf(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+/**
+ * Unpacks image layers (bottom first) into `dest`, applying whiteouts and opaque directories as the
+ * OCI image spec says, confined to `dest`: a parent component is never followed through a symlink,
+ * hardlinks only point at entries already extracted, `..` and the root replaced by a non-directory
+ * are refused (each refusal is named), device nodes only as root. Symlink targets are written
+ * exactly as in the archive. Modes (with setuid/setgid/sticky), owners (as root) and mtimes are kept.
+ */
+export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  const asRoot = opts.applyOwners ?? process.getuid?.() === 0;
+  const result: UnpackResult = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, devices: 0, bytes: 0, problems: [], owners: {} };
+  await mkdir(dest, { recursive: true });
+  /** Every path extracted so far (hardlink targets must be among them). */
+  const extracted = new Set<string>();
+  /** Directory metadata, applied at the end (children change mtimes; modes may forbid writing). */
+  const dirMeta = new Map<string, TarEntry>();
+
+  const problem = (layer: number, entry: string, code: EntryProblem['code'], message: string): void => {
+    const p = { layer, entry, code, message };
+    result.problems.push(p);
+    opts.onProblem?.(p);
+  };
+
+  /** Makes sure every parent of `rel` is a real directory inside dest; false if one is a symlink. */
+  const ensureParents = async (rel: string): Promise<boolean> => {
+    const parts = rel.split('/');
+    let cur = dest;
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = join(cur, parts[i]!);
+      let st: Awaited<ReturnType<typeof lstat>> | undefined;
+      try {
+        st = await lstat(cur);
+      } catch {
+        st = undefined;
+      }
+      if (st?.isSymbolicLink()) return false;
+      if (st && !st.isDirectory()) await rm(cur, { force: true });
+      if (!st || !st.isDirectory()) await mkdir(cur, { mode: 0o755 });
+    }
+    return true;
+  };
+
+  const removeExisting = async (abs: string, keepDir: boolean): Promise<void> => {
+    let st: Awaited<ReturnType<typeof lstat>> | undefined;
+    try {
+      st = await lstat(abs);
+    } catch {
+      return;
+    }
+    if (keepDir && st.isDirectory()) return;
+    await rm(abs, { recursive: true, force: true });
+  };
+
+  for (let li = 0; li < layers.length; li++) {
+    const layer = layers[li]!;
+    const createdHere = new Set<string>();
+    const where = `layer ${li} (${layer.digest})`;
+    const stream = decompress(await layer.open({ signal: opts.signal }));
+    for await (const e of readTar(stream, where)) {
+      const raw = e.rawName;
+      const rel = e.name;
+      if (rel === undefined || hasDotDot(raw)) {
+        problem(li, raw, 'E_UNSAFE_PATH', `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`);
+        continue;
+      }
+      const base = baseOf(rel);
+      // Whiteouts.
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        const dir = parentOf(rel);
+        if (!(await ensureParents(rel))) {
+          problem(li, raw, 'E_UNSAFE_PATH', `whiteout ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`);
+          continue;
+        }
+        if (base === WHITEOUT_OPAQUE) {
+          await clearOpaque(join(dest, dir), dir, createdHere);
+          continue;
+        }
+        const target = base.slice(WHITEOUT_PREFIX.length);
+        if (target === '' || target === '.' || target === '..') {
+          problem(li, raw, 'E_UNSAFE_PATH', `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`);
+          continue;
+        }
+        const victim = dir ? `${dir}/${target}` : target;
+        await rm(join(dest, victim), { recursive: true, force: true });
+        for (const p of [...extracted]) if (p === victim || p.startsWith(`${victim}/`)) extracted.delete(p);
+        continue;
+      }
+      if (rel === '') {
+        if (e.type !== 'directory') {
+          problem(li, raw, 'E_UNSAFE_PATH', `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`);
+        } else dirMeta.set('', e);
+        continue;
+      }
+      if (!(await ensureParents(rel))) {
+        problem(li, raw, 'E_UNSAFE_PATH', `entry ${JSON.stringify(raw)} in ${where} would be written through a symlink; refused`);
+        continue;
+      }
+      const abs = join(dest, rel);
+      switch (e.type) {
+        case 'directory': {
+          await removeExisting(abs, true);
+          await mkdir(abs, { recursive: true, mode: 0o755 });
+          dirMeta.set(rel, e);
+          result.dirs++;
+          break;
+        }
+        case 'file': {
+          await removeExisting(abs, false);
+          await pipeline(e.body, createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }));
+          await applyMeta(abs, e, asRoot, false);
+          result.files++;
+          result.bytes += e.size;
+          break;
+        }
+        case 'symlink': {
+          await removeExisting(abs, false);
+          await symlink(e.linkname, abs);
+          if (asRoot) await lchown(abs, e.uid, e.gid).catch(() => {});
+          await lutimes(abs, e.mtime, e.mtime).catch(() => {});
+          result.symlinks++;
+          break;
+        }
+        case 'link': {
+          const target = hasDotDot(e.linkname) ? undefined : normaliseLink(e.linkname);
+          if (target === undefined || !extracted.has(target)) {
+            problem(
+              li,
+              raw,
+              'E_UNSAFE_PATH',
+              `hardlink ${JSON.stringify(raw)} in ${where} points at ${JSON.stringify(e.linkname)}, which is not an entry extracted inside the root; refused`,
+            );
+            continue;
+          }
+          if (!(await ensureParents(target)) || (await lstat(join(dest, target))).isSymbolicLink()) {
+            problem(li, raw, 'E_UNSAFE_PATH', `hardlink ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`);
+            continue;
+          }
+          await removeExisting(abs, false);
+          try {
+            await link(join(dest, target), abs);
+          } catch (err) {
+            problem(li, raw, 'E_UNSAFE_PATH', `hardlink ${JSON.stringify(raw)} in ${where} to ${JSON.stringify(e.linkname)} failed: ${(err as NodeJS.ErrnoException).code}`);
+            continue;
+          }
+          result.hardlinks++;
+          break;
+        }
+        case 'character-device':
+        case 'block-device':
+        case 'fifo': {
+          if (!asRoot && e.type !== 'fifo') {
+            problem(li, raw, 'E_SKIPPED', `device ${JSON.stringify(raw)} in ${where} skipped: creating devices needs root`);
+            continue;
+          }
+          await removeExisting(abs, false);
+          const kind = e.type === 'fifo' ? 'p' : e.type === 'character-device' ? 'c' : 'b';
+          const args = kind === 'p' ? [abs, 'p'] : [abs, kind, String(e.devmajor), String(e.devminor)];
+          try {
+            await execFileP('mknod', ['-m', (e.mode & 0o7777).toString(8), ...args]);
+            await applyMeta(abs, e, asRoot, false);
+            result.devices++;
+          } catch (err) {
+            problem(li, raw, 'E_SKIPPED', `device ${JSON.stringify(raw)} in ${where} could not be created: ${(err as Error).message}`);
+            continue;
+          }
+          break;
+        }
+        default:
+          problem(li, raw, 'E_UNSUPPORTED', `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`);
+          continue;
+      }
+      extracted.add(rel);
+      createdHere.add(rel);
+      if (!asRoot && (e.uid !== 0 || e.gid !== 0)) result.owners[rel] = `${e.uid}:${e.gid}`;
+    }
+  }
+  // Directory metadata last, deepest first, so mtimes stick and read-only dirs do not block writes.
+  const dirs = [...dirMeta.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const d of dirs) {
+    const abs = d === '' ? dest : join(dest, d);
+    try {
+      const st = await lstat(abs);
+      if (!st.isDirectory()) continue;
+    } catch {
+      continue;
+    }
+    await applyMeta(abs, dirMeta.get(d)!, asRoot, true);
+    if (!asRoot) {
+      const e = dirMeta.get(d)!;
+      if (e.uid !== 0 || e.gid !== 0) result.owners[d] = `${e.uid}:${e.gid}`;
+    }
+  }
+  return result;
+}
+
+function normaliseLink(linkname: string): string | undefined {
+  const parts: string[] = [];
+  for (const seg of linkname.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') return undefined;
+    parts.push(seg);
+  }
+  return parts.length ? parts.join('/') : undefined;
+}
+
+async function applyMeta(abs: string, e: TarEntry, asRoot: boolean, isDir: boolean): Promise<void> {
+  // chown first: it clears setuid/setgid, so the mode comes after.
+  if (asRoot) await lchown(abs, e.uid, e.gid);
+  await chmod(abs, e.mode & 0o7777);
+  if (isDir || e.type !== 'symlink') await utimes(abs, e.mtime, e.mtime);
+}
+
+/**
+ * An opaque marker hides what lower layers put in `dir`, but not what this layer put there (the
+ * marker may come after its siblings in the tar).
+ */
+async function clearOpaque(absDir: string, relDir: string, createdHere: Set<string>): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(absDir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const rel = relDir ? `${relDir}/${n}` : n;
+    const abs = join(absDir, n);
+    if (createdHere.has(rel)) {
+      const st = await lstat(abs);
+      if (st.isDirectory()) await clearOpaque(abs, rel, createdHere);
+      continue;
+    }
+    await rm(abs, { recursive: true, force: true });
+  }
+}
+
+/** Throws when an unpack refused entries (the result would be incomplete). */
+export function assertComplete(r: UnpackResult, dest: string): void {
+  const refused = r.problems.filter((p) => p.code === 'E_UNSAFE_PATH');
+  if (refused.length) {
+    throw new LadingError(
+      ErrorCode.UnsafePath,
+      `${refused.length} unsafe entr${refused.length === 1 ? 'y was' : 'ies were'} refused while unpacking into ${dest}: ${refused
+        .slice(0, 5)
+        .map((p) => p.entry)
+        .join(', ')}${refused.length > 5 ? ', …' : ''}`,
+      { path: dest },
+    );
+  }
+}
