@@ -1,22 +1,36 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ErrorCode, LadingError } from '../errors/index.ts';
+import { Readable } from 'node:stream';
+import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import type { NixHash } from './hash.ts';
+
+/** Opens a regular file's contents as a stream of chunks; called once, when the file is reached. */
+export type NarOpener = () => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
+
+/** A regular file in a {@link NarNode} tree: give the bytes, or a stream via `contents` or `open`. */
+export type NarRegular = {
+  type: 'regular';
+  executable?: boolean;
+  /** Size in bytes; written before the contents, so a stream of any other length fails. */
+  size: number;
+} & ({ contents: Uint8Array | NarOpener; open?: never } | { open: NarOpener; contents?: never });
 
 /** A file tree to serialise without writing it to disk. */
 export type NarNode =
-  | {
-      type: 'regular';
-      executable?: boolean;
-      /** Size in bytes; written before the contents, so it must be right. */
-      size: number;
-      /** The bytes, or a function opening them as a stream (called once, when they are reached). */
-      contents: Uint8Array | (() => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>);
-    }
+  | NarRegular
   | { type: 'symlink'; target: string }
   | { type: 'directory'; entries: Record<string, NarNode> };
+
+/** What {@link narHash} hashes: a path on disk or an in-memory tree. */
+export type NarSource = string | NarNode;
+
+export interface NarHashResult {
+  /** sha256 of the NAR bytes (what `outputHashMode = "recursive"` checks). */
+  hash: NixHash;
+  /** Total NAR size in bytes. */
+  size: number;
+}
 
 const PAD = Buffer.alloc(8);
 
@@ -26,25 +40,37 @@ function u64(n: number): Buffer {
   return b;
 }
 
-/** One NAR "string": u64 length, bytes, zero padding to 8. */
+function padding(n: number): Buffer {
+  return PAD.subarray(0, (8 - (n % 8)) % 8);
+}
+
+/** One NAR "string": u64 length, bytes, zero padding to a multiple of 8. */
 function str(s: string | Buffer): Buffer {
   const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
-  const pad = (8 - (b.length % 8)) % 8;
-  return Buffer.concat([u64(b.length), b, PAD.subarray(0, pad)]);
+  return Buffer.concat([u64(b.length), b, padding(b.length)]);
 }
 
 const MAGIC = str('nix-archive-1');
 const OPEN = str('(');
 const CLOSE = str(')');
+const DIR_START = Buffer.concat([OPEN, str('type'), str('directory')]);
+const ENTRY_START = Buffer.concat([str('entry'), OPEN, str('name')]);
+const NODE = str('node');
 
-function sortNames(names: string[]): string[] {
-  return names.sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
+function symlinkNode(target: string | Buffer): Buffer {
+  return Buffer.concat([OPEN, str('type'), str('symlink'), str('target'), str(target), CLOSE]);
 }
 
-function checkName(name: string, where: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new LadingError(ErrorCode.Nix, `invalid NAR entry name ${JSON.stringify(name)} in ${where}`);
-  }
+/** Sorts names byte-wise, as Nix's `std::map<std::string>` does. */
+function sortBytewise<T>(items: { key: Buffer; value: T }[]): { key: Buffer; value: T }[] {
+  return items.sort((a, b) => Buffer.compare(a.key, b.key));
+}
+
+function sizeError(where: string, declared: number, got: string): LadingError {
+  return new LadingError(ErrorCode.SizeMismatch, `${where}: declared ${declared} bytes, ${got}`, {
+    path: where,
+    expected: declared,
+  });
 }
 
 async function* regular(
@@ -52,7 +78,10 @@ async function* regular(
   size: number,
   contents: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   where: string,
+  onError?: (err: unknown) => unknown,
 ): AsyncGenerator<Buffer> {
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new LadingError(ErrorCode.BadArgument, `${where}: invalid file size ${size}`, { path: where });
   yield Buffer.concat([
     OPEN,
     str('type'),
@@ -61,111 +90,181 @@ async function* regular(
     str('contents'),
     u64(size),
   ]);
-  let n = 0;
   if (contents instanceof Uint8Array) {
-    n = contents.length;
-    if (n !== size) throw new LadingError(ErrorCode.Nix, `${where}: declared ${size} bytes, has ${n}`);
-    yield Buffer.from(contents);
+    if (contents.length !== size) throw sizeError(where, size, `has ${contents.length}`);
+    yield Buffer.from(contents.buffer, contents.byteOffset, contents.byteLength);
   } else {
-    for await (const chunk of contents) {
-      n += chunk.length;
-      if (n > size) throw new LadingError(ErrorCode.Nix, `${where}: more than the declared ${size} bytes`);
-      yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let n = 0;
+    try {
+      for await (const chunk of contents) {
+        n += chunk.length;
+        if (n > size) throw sizeError(where, size, 'the stream has more');
+        yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      }
+    } catch (err) {
+      throw onError ? onError(err) : err;
     }
-    if (n !== size) throw new LadingError(ErrorCode.Nix, `${where}: declared ${size} bytes, got ${n}`);
+    if (n !== size) throw sizeError(where, size, `the stream ended after ${n}`);
   }
-  yield Buffer.concat([PAD.subarray(0, (8 - (size % 8)) % 8), CLOSE]);
+  yield Buffer.concat([padding(size), CLOSE]);
+}
+
+function checkName(name: string, where: string): Buffer {
+  if (
+    name === '' ||
+    name === '.' ||
+    name === '..' ||
+    name.includes('/') ||
+    name.includes('\0') ||
+    /\p{Cs}/u.test(name)
+  ) {
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `invalid NAR entry name ${JSON.stringify(name)} in ${where}`,
+      { path: where },
+    );
+  }
+  return Buffer.from(name, 'utf8');
 }
 
 async function* treeNode(node: NarNode, where: string): AsyncGenerator<Buffer> {
   switch (node.type) {
     case 'regular': {
-      const c = node.contents;
-      yield* regular(node.executable === true, node.size, c instanceof Uint8Array ? c : await c(), where);
+      const c = node.contents ?? node.open;
+      if (c === undefined)
+        throw new LadingError(ErrorCode.BadArgument, `${where || '<root>'}: regular file without contents`);
+      const label = where || '<root>';
+      yield* regular(node.executable === true, node.size, c instanceof Uint8Array ? c : await c(), label);
       return;
     }
     case 'symlink':
-      yield Buffer.concat([OPEN, str('type'), str('symlink'), str('target'), str(node.target), CLOSE]);
+      yield symlinkNode(node.target);
       return;
     case 'directory': {
-      yield Buffer.concat([OPEN, str('type'), str('directory')]);
-      for (const name of sortNames(Object.keys(node.entries))) {
-        checkName(name, where);
-        yield Buffer.concat([str('entry'), OPEN, str('name'), str(name), str('node')]);
-        yield* treeNode(node.entries[name]!, `${where}/${name}`);
+      yield DIR_START;
+      const names = Object.keys(node.entries).map((name) => ({
+        key: checkName(name, where || '<root>'),
+        value: name,
+      }));
+      for (const { key, value } of sortBytewise(names)) {
+        yield Buffer.concat([ENTRY_START, str(key), NODE]);
+        yield* treeNode(node.entries[value]!, where === '' ? value : `${where}/${value}`);
         yield CLOSE;
       }
       yield CLOSE;
+      return;
     }
+    default:
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        `${where || '<root>'}: unknown NAR node type ${JSON.stringify((node as { type: unknown }).type)}`,
+      );
   }
 }
 
-/** Serialises an in-memory/streamed tree as a NAR, streaming file contents. */
+/** Serialises an in-memory tree as a NAR, streaming file contents (never buffering them). */
 export async function* narFromTree(node: NarNode): AsyncGenerator<Buffer> {
   yield MAGIC;
-  yield* treeNode(node, '<root>');
+  yield* treeNode(node, '');
 }
 
-async function* pathNode(path: string): AsyncGenerator<Buffer> {
-  const st = await lstat(path);
+function ioError(path: Buffer, err: unknown): LadingError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new LadingError(
+    code === 'ENOENT' ? ErrorCode.NotFound : ErrorCode.Io,
+    `cannot read ${path.toString()} for a NAR: ${(err as Error).message}`,
+    { path: path.toString() },
+    { cause: err },
+  );
+}
+
+async function* pathNode(path: Buffer): AsyncGenerator<Buffer> {
+  const st = await lstat(path).catch((err: unknown) => {
+    throw ioError(path, err);
+  });
   if (st.isSymbolicLink()) {
-    yield Buffer.concat([
-      OPEN,
-      str('type'),
-      str('symlink'),
-      str('target'),
-      str(await readlink(path, { encoding: 'buffer' })),
-      CLOSE,
-    ]);
+    yield symlinkNode(
+      await readlink(path, { encoding: 'buffer' }).catch((err: unknown) => {
+        throw ioError(path, err);
+      }),
+    );
   } else if (st.isFile()) {
+    // S_IXUSR decides "executable", exactly like Nix's dumpPath.
     yield* regular(
       (st.mode & 0o100) !== 0,
       st.size,
       createReadStream(path, { highWaterMark: 1 << 20 }),
-      path,
+      path.toString(),
+      (err) => (isLadingError(err) ? err : ioError(path, err)),
     );
   } else if (st.isDirectory()) {
-    yield Buffer.concat([OPEN, str('type'), str('directory')]);
-    for (const name of sortNames(await readdir(path))) {
-      yield Buffer.concat([str('entry'), OPEN, str('name'), str(name), str('node')]);
-      yield* pathNode(join(path, name));
+    yield DIR_START;
+    const names = await readdir(path, { encoding: 'buffer' }).catch((err: unknown) => {
+      throw ioError(path, err);
+    });
+    const slash = Buffer.from('/');
+    for (const { key } of sortBytewise(names.map((key) => ({ key, value: null })))) {
+      yield Buffer.concat([ENTRY_START, str(key), NODE]);
+      yield* pathNode(Buffer.concat([path, slash, key]));
       yield CLOSE;
     }
     yield CLOSE;
   } else {
     throw new LadingError(
       ErrorCode.Nix,
-      `cannot put ${path} in a NAR: not a regular file, directory or symlink`,
-      { path },
+      `cannot put ${path.toString()} in a NAR: not a regular file, directory or symlink`,
+      { path: path.toString() },
     );
   }
 }
 
-/** Serialises a file or directory on disk as a NAR (as `nix-store --dump`). */
+/**
+ * Serialises a file, symlink or directory on disk as a NAR, byte-identical to `nix-store --dump`.
+ * Entry names are handled as raw bytes, so non-UTF-8 names are kept.
+ */
 export async function* narFromPath(path: string): AsyncGenerator<Buffer> {
   yield MAGIC;
-  yield* pathNode(path);
+  yield* pathNode(Buffer.from(path.length > 1 ? path.replace(/\/+$/, '') : path));
 }
 
-/** Hashes a NAR (or any byte stream) with sha256 while streaming; returns the hash and size. */
+/** The NAR of a path (string) or tree as a Node Readable stream. */
+export function narReadable(source: NarSource): Readable {
+  return Readable.from(typeof source === 'string' ? narFromPath(source) : narFromTree(source), {
+    objectMode: false,
+  });
+}
+
+/** Hashes a byte stream with sha256 while streaming; returns the hash and the byte count. */
 export async function hashStream(
   stream: AsyncIterable<Uint8Array>,
-): Promise<{ hash: NixHash; size: number }> {
+  opts: { signal?: AbortSignal } = {},
+): Promise<NarHashResult> {
   const h = createHash('sha256');
   let size = 0;
+  const check = (): void => {
+    if (opts.signal?.aborted)
+      throw new LadingError(ErrorCode.Aborted, 'NAR hashing aborted', {}, { cause: opts.signal.reason });
+  };
+  check();
   for await (const chunk of stream) {
+    check();
     h.update(chunk);
     size += chunk.length;
   }
   return { hash: { algo: 'sha256', bytes: h.digest() }, size };
 }
 
+/** The NAR hash and size of a path on disk (as `nix-hash --type sha256 PATH`) or of a tree. */
+export function narHash(source: NarSource, opts: { signal?: AbortSignal } = {}): Promise<NarHashResult> {
+  return hashStream(typeof source === 'string' ? narFromPath(source) : narFromTree(source), opts);
+}
+
 /** The NAR hash of a tree (what `outputHashMode = "recursive"` checks). */
-export function narHashOfTree(node: NarNode): Promise<{ hash: NixHash; size: number }> {
-  return hashStream(narFromTree(node));
+export function narHashOfTree(node: NarNode, opts: { signal?: AbortSignal } = {}): Promise<NarHashResult> {
+  return hashStream(narFromTree(node), opts);
 }
 
 /** The NAR hash of a path on disk (as `nix-hash --type sha256 PATH`). */
-export function narHashOfPath(path: string): Promise<{ hash: NixHash; size: number }> {
-  return hashStream(narFromPath(path));
+export function narHashOfPath(path: string, opts: { signal?: AbortSignal } = {}): Promise<NarHashResult> {
+  return hashStream(narFromPath(path), opts);
 }

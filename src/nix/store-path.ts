@@ -5,23 +5,26 @@ import type { NixHash } from './hash.ts';
 
 export const DEFAULT_STORE_DIR = '/nix/store';
 
-/** Checks a store path name as Nix does: ≤ 211 chars of `[A-Za-z0-9+\-._?=]`, not starting with `.`. */
+/**
+ * Checks a store path name as Nix 2.8 does (`checkName`): 1 to 211 characters of
+ * `[A-Za-z0-9+\-._?=]`, not starting with `.`.
+ */
 export function checkStoreName(name: string): void {
   if (name.length === 0 || name.length > 211) {
     throw new LadingError(
-      ErrorCode.Nix,
+      ErrorCode.BadArgument,
       `invalid store path name ${JSON.stringify(name)}: must be 1 to 211 characters`,
     );
   }
   if (name.startsWith('.'))
     throw new LadingError(
-      ErrorCode.Nix,
+      ErrorCode.BadArgument,
       `invalid store path name ${JSON.stringify(name)}: starts with a dot`,
     );
   const bad = /[^A-Za-z0-9+\-._?=]/.exec(name);
   if (bad)
     throw new LadingError(
-      ErrorCode.Nix,
+      ErrorCode.BadArgument,
       `invalid store path name ${JSON.stringify(name)}: character ${JSON.stringify(bad[0])} is not allowed`,
     );
 }
@@ -64,7 +67,23 @@ export function makeFixedOutputPath(opts: {
   return makeStorePath('output:out', h, opts.name, storeDir);
 }
 
-/** nixpkgs dockerTools' `fixName`: `/` and `:` become `-`. */
+/**
+ * nixpkgs dockerTools' (and nix2container's) `fixName`:
+ * `builtins.replaceStrings [ "/" ":" ] [ "-" "-" ]`. Other characters are kept, so the result may
+ * still be an invalid store name (see {@link checkStoreName}).
+ */
 export function fixName(name: string): string {
   return name.replace(/[/:]/g, '-');
+}
+
+/** The 32-character nix32 hash part of a store path (`/nix/store/<hash>-<name>`). */
+export function storePathHashPart(path: string, storeDir = DEFAULT_STORE_DIR): string {
+  const base = path.startsWith(`${storeDir}/`) ? path.slice(storeDir.length + 1) : undefined;
+  const m = base === undefined ? null : /^([0-9a-df-np-sv-z]{32})-(.+)$/.exec(base);
+  if (!m || m[2]!.includes('/'))
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `${JSON.stringify(path)} is not a store path in ${storeDir}`,
+    );
+  return m[1]!;
 }
