@@ -7,6 +7,7 @@ import { inspectCommand } from './commands/inspect.ts';
 import { lockCommand } from './commands/lock.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
 import { prefetchCommand } from './commands/prefetch.ts';
+import { unpackCommand } from './commands/unpack.ts';
 import { tagsCommand } from './commands/tags.ts';
 import type { CliIo } from './io.ts';
 
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIo): Command {
     lockCommand(io),
     copyCommand(io, 'copy'),
     copyCommand(io, 'pull'),
+    unpackCommand(io),
     cacheCommand(io),
   ]) {
     program.addCommand(cmd);

@@ -1,0 +1,186 @@
+/**
+ * `npm run bench`: lading against the peer tools on the same machine, in the same run, against the
+ * same local registry. Prints medians and ratios (lading time / peer time; below 1 is faster).
+ *
+ * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 3).
+ */
+import { spawn } from 'node:child_process';
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireBin } from '../test/helpers/bins.ts';
+import { type BuiltLayout, buildLayout, pushLayout } from '../test/helpers/images.ts';
+import { nixEnv } from '../test/helpers/nix.ts';
+import { startRegistry } from '../test/helpers/registry.ts';
+
+const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 200);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const root = join(import.meta.dirname, '..');
+const lading = join(root, 'bin', 'lading');
+
+interface Timing {
+  seconds: number;
+  maxRssMiB: number;
+}
+
+/** Runs a shell command under GNU time; returns wall seconds and peak RSS. */
+async function timed(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<Timing> {
+  const dir = await mkdtemp(join(tmpdir(), 'lading-bench-t-'));
+  const tfile = join(dir, 'time');
+  const t0 = process.hrtime.bigint();
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn('/usr/bin/time', ['-f', '%M', '-o', tfile, 'sh', '-c', cmd], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} failed (${code}): ${err.slice(-2000)}`))));
+  });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const kib = Number((await readFile(tfile, 'utf8')).trim().split('\n').pop());
+  await rm(dir, { recursive: true, force: true });
+  return { seconds, maxRssMiB: kib / 1024 };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Deterministic pseudo-random bytes (AES-CTR over zeros): fast and the same every run. */
+function prng(seed: string, n: number): Buffer {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
+}
+
+/** A ~SIZE_MIB image in 4 layers: half random, half text, so gzip gets it to about two thirds. */
+async function bigLayout(): Promise<BuiltLayout> {
+  const per = Math.floor((SIZE_MIB * 1024 * 1024) / 4);
+  const layers = [0, 1, 2, 3].map((i) => {
+    const files = [0, 1, 2, 3].map((j) => {
+      const half = Math.floor(per / 8);
+      const text = Buffer.from(`line ${i}.${j} of a fairly repetitive log file with some numbers ${i * j}\n`.repeat(Math.ceil(half / 70))).subarray(0, half);
+      return { path: `data/l${i}/f${j}.bin`, content: Buffer.concat([prng(`${i}/${j}`, half), text]), mode: j === 0 ? 0o755 : 0o644 };
+    });
+    return { entries: [{ path: 'data/', type: 'directory' as const }, { path: `data/l${i}/`, type: 'directory' as const }, ...files] };
+  });
+  layers.push({ entries: [{ path: 'usr/', type: 'directory' }, { path: 'usr/bin/', type: 'directory' }, { path: 'usr/bin/tool', content: Buffer.from('#!/bin/sh\necho tool\n'), mode: 0o755 }] as never });
+  return buildLayout({ layers });
+}
+
+interface Row {
+  name: string;
+  lading: Timing;
+  peer: Timing;
+  peerName: string;
+}
+
+async function compare(name: string, peerName: string, ladingCmd: () => Promise<string>, peerCmd: () => Promise<string>, env?: NodeJS.ProcessEnv): Promise<Row> {
+  const l: Timing[] = [];
+  const p: Timing[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    p.push(await timed(await peerCmd(), env));
+    l.push(await timed(await ladingCmd(), env));
+  }
+  const row = {
+    name,
+    peerName,
+    lading: { seconds: median(l.map((x) => x.seconds)), maxRssMiB: Math.max(...l.map((x) => x.maxRssMiB)) },
+    peer: { seconds: median(p.map((x) => x.seconds)), maxRssMiB: Math.max(...p.map((x) => x.maxRssMiB)) },
+  };
+  console.log(
+    `${name.padEnd(34)} lading ${row.lading.seconds.toFixed(2)}s (${row.lading.maxRssMiB.toFixed(0)} MiB)  ${peerName} ${row.peer.seconds.toFixed(2)}s (${row.peer.maxRssMiB.toFixed(0)} MiB)  ratio ${(row.lading.seconds / row.peer.seconds).toFixed(2)}`,
+  );
+  return row;
+}
+
+async function main(): Promise<void> {
+  for (const b of ['docker-registry', 'skopeo', 'umoci', 'nix-hash', 'nix-store']) requireBin(b);
+  console.log(`lading bench: ${SIZE_MIB} MiB image, ${RUNS} runs each, medians; node ${process.version}`);
+  const reg = await startRegistry({ auth: 'none' });
+  const work = await mkdtemp(join(tmpdir(), 'lading-bench-'));
+  try {
+    const t0 = Date.now();
+    const layout = await bigLayout();
+    await pushLayout(layout, reg, 'bench/big:1');
+    const compressed = layout.images[0]!.layers.reduce((n, l) => n + l.size, 0);
+    console.log(`image ready in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${(compressed / 1048576).toFixed(0)} MiB compressed in ${layout.images[0]!.layers.length} layers`);
+    const ref = `${reg.host}/bench/big:1`;
+    const digest = layout.digest;
+    let n = 0;
+    const fresh = async (): Promise<string> => {
+      const d = join(work, `run-${n++}`);
+      await mkdir(d, { recursive: true });
+      return d;
+    };
+    const rows: Row[] = [];
+    const env = { ...nixEnv(), HOME: work };
+
+    rows.push(
+      await compare(
+        'prefetch (cold cache)',
+        'nix-prefetch-docker pipeline',
+        async () => `${lading} prefetch --quiet --cache-dir ${await fresh()} ${reg.host}/bench/big 1 >/dev/null`,
+        async () => {
+          const d = await fresh();
+          const tar = join(d, 'docker-image-bench-big-1.tar');
+          return [
+            `skopeo --insecure-policy --override-os linux --override-arch amd64 inspect --tls-verify=false docker://${ref} >/dev/null`,
+            `skopeo --insecure-policy --override-os linux --override-arch amd64 copy -q --src-tls-verify=false docker://${reg.host}/bench/big@${digest} docker-archive://${tar}:${reg.host}/bench/big:1`,
+            `nix-hash --flat --type sha256 --base32 ${tar} >/dev/null`,
+            `nix-store --add-fixed sha256 ${tar} >/dev/null`,
+          ].join(' && ');
+        },
+        env,
+      ),
+    );
+    const warm = await fresh();
+    await timed(`${lading} prefetch --quiet --cache-dir ${warm} ${reg.host}/bench/big 1 >/dev/null`);
+    rows.push(
+      await compare(
+        'prefetch (repeat, warm cache)',
+        'skopeo inspect',
+        async () => `${lading} prefetch --quiet --cache-dir ${warm} ${reg.host}/bench/big 1 >/dev/null`,
+        async () => `skopeo inspect --tls-verify=false docker://${ref} >/dev/null`,
+      ),
+    );
+    for (const [name, ladingDst, skopeoDst] of [
+      ['copy registry→oci', (d: string) => `oci:${d}/o:1`, (d: string) => `oci:${d}/o:1`],
+      ['copy registry→dir', (d: string) => `dir:${d}/d`, (d: string) => `dir:${d}/d`],
+    ] as const) {
+      rows.push(
+        await compare(
+          name,
+          'skopeo copy',
+          async () => `${lading} copy -q --no-cache docker://${ref} ${ladingDst(await fresh())} >/dev/null`,
+          async () => `skopeo copy -q --src-tls-verify=false docker://${ref} ${skopeoDst(await fresh())}`,
+        ),
+      );
+    }
+    rows.push(
+      await compare(
+        'copy oci→registry',
+        'skopeo copy',
+        async () => `${lading} copy -q --no-cache oci:${layout.dir}:1 docker://${reg.host}/bench/push-l-${n++}:1 >/dev/null`,
+        async () => `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${reg.host}/bench/push-s-${n++}:1`,
+      ),
+    );
+    rows.push(
+      await compare(
+        'unpack',
+        'umoci unpack',
+        async () => `${lading} unpack -q oci:${layout.dir}:1 ${await fresh()}/rootfs >/dev/null`,
+        async () => `umoci unpack --image ${layout.dir}:1 ${await fresh()}/bundle >/dev/null 2>&1`,
+      ),
+    );
+    console.log('\nratio = lading time / peer time (lower is better); RSS is the peak of any run');
+    await writeFile(join(root, 'bench', 'last-run.json'), `${JSON.stringify({ date: new Date().toISOString(), sizeMiB: SIZE_MIB, runs: RUNS, rows }, null, 2)}\n`).catch(() => {});
+  } finally {
+    await reg.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
