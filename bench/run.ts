@@ -67,7 +67,7 @@ async function bigLayout(): Promise<BuiltLayout> {
     return { entries: [{ path: 'data/', type: 'directory' as const }, { path: `data/l${i}/`, type: 'directory' as const }, ...files] };
   });
   layers.push({ entries: [{ path: 'usr/', type: 'directory' }, { path: 'usr/bin/', type: 'directory' }, { path: 'usr/bin/tool', content: Buffer.from('#!/bin/sh\necho tool\n'), mode: 0o755 }] as never });
-  return buildLayout({ layers });
+  return buildLayout({ layers }, '1');
 }
 
 interface Row {

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { redactHeaders, redactUrl } from '../util/index.ts';
 
@@ -48,6 +48,14 @@ export interface HttpResponse {
   body: Dispatcher.ResponseData['body'];
   /** The URL that finally answered (after redirects). */
   url: URL;
+}
+
+// undici is loaded on first use: it is a tenth of a second of start-up that commands which never
+// touch the network (help, lock nix, cache ls) should not pay.
+let undiciModule: Promise<typeof import('undici')> | undefined;
+function loadUndici(): Promise<typeof import('undici')> {
+  undiciModule ??= import('undici');
+  return undiciModule;
 }
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -110,7 +118,7 @@ export class Http {
   readonly retry: RetryOptions;
   readonly tlsVerify: boolean;
   readonly userAgent: string;
-  readonly #dispatcher: Dispatcher;
+  #dispatcher: Dispatcher | undefined;
   readonly #debug: ((line: string) => void) | undefined;
   readonly #onRetry: HttpOptions['onRetry'];
 
@@ -118,15 +126,7 @@ export class Http {
     this.tlsVerify = opts.tlsVerify !== false;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.userAgent = opts.userAgent ?? 'lading/0.1';
-    this.#dispatcher =
-      opts.dispatcher ??
-      new Agent({
-        connect: { rejectUnauthorized: this.tlsVerify, timeout: 30_000 },
-        connections: 16,
-        pipelining: 1,
-        headersTimeout: 60_000,
-        bodyTimeout: 120_000,
-      });
+    this.#dispatcher = opts.dispatcher;
     this.#debug = opts.onDebug;
     this.#onRetry = opts.onRetry;
   }
@@ -176,6 +176,14 @@ export class Http {
     let body = opts.body;
     for (let hop = 0; hop <= 10; hop++) {
       this.debug(`> ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(headers))}`);
+      const { Agent, request } = await loadUndici();
+      this.#dispatcher ??= new Agent({
+        connect: { rejectUnauthorized: this.tlsVerify, timeout: 30_000 },
+        connections: 16,
+        pipelining: 1,
+        headersTimeout: 60_000,
+        bodyTimeout: 120_000,
+      });
       const res = await request(url, {
         method,
         headers,
@@ -215,7 +223,7 @@ export class Http {
   }
 
   async close(): Promise<void> {
-    await this.#dispatcher.close();
+    await this.#dispatcher?.close();
   }
 }
 
