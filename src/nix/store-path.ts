@@ -6,8 +6,9 @@ import type { NixHash } from './hash.ts';
 export const DEFAULT_STORE_DIR = '/nix/store';
 
 /**
- * Checks a store path name as Nix 2.8 does (`checkName`): 1 to 211 characters of
- * `[A-Za-z0-9+\-._?=]`, not starting with `.`.
+ * Checks a store path name as Nix does (`checkName`): 1 to 211 characters of
+ * `[A-Za-z0-9+\-._?=]`. A leading `.` is rejected too: Nix 2.8 allows it, some older releases
+ * reject it and current ones reject `.`, `..`, `.-…`, so a name without it is valid everywhere.
  */
 export function checkStoreName(name: string): void {
   if (name.length === 0 || name.length > 211) {

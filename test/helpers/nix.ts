@@ -1,23 +1,62 @@
-import { requireBin, run } from './bins.ts';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireBin as requireAnyBin, run } from './bins.ts';
 
-/** Environment for Nix commands: no binary cache (no network), no sandbox, nix-command enabled. */
-export function nixEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NIX_CONFIG: 'substituters =\nsandbox = false\nexperimental-features = nix-command\nbuild-users-group =',
-  };
+/** NIX_CONFIG for every Nix command in the tests: no binary cache (no network), no sandbox. */
+export const NIX_CONFIG = [
+  'substituters =',
+  'sandbox = false',
+  'experimental-features = nix-command',
+  // Root without the nixbld group still works.
+  'build-users-group =',
+].join('\n');
+
+/** Environment for Nix commands: {@link NIX_CONFIG}, NIX_REMOTE unset (a local store, no daemon). */
+export function nixEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NIX_CONFIG, ...extra };
   delete env.NIX_REMOTE;
   return env;
 }
 
-/** Runs a Nix tool (failing clearly when nix-bin is missing) and returns its trimmed stdout. */
-export async function nix(cmd: string, args: string[], input?: string): Promise<string> {
-  requireBin(cmd, 'nix-bin');
-  return (await run(cmd, args, { env: nixEnv(), input })).stdout.toString().trim();
+/** Absolute path of a Nix binary; throws a clear error (never skips) when nix-bin is missing. */
+export function requireBin(name: string): string {
+  return requireAnyBin(name, 'nix-bin');
+}
+
+/** Runs a Nix tool and returns its trimmed stdout; rejects with stderr on failure. */
+export async function nix(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
+  requireBin(cmd);
+  return (await run(cmd, args, { env: nixEnv(opts.env), input: opts.input })).stdout.toString().trim();
 }
 
 /** Runs a Nix tool and returns raw stdout bytes. */
 export async function nixBytes(cmd: string, args: string[]): Promise<Buffer> {
-  requireBin(cmd, 'nix-bin');
+  requireBin(cmd);
   return (await run(cmd, args, { env: nixEnv() })).stdout;
+}
+
+/** Runs a Nix tool that may fail; returns exit code, stdout and stderr. */
+export async function nixTry(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  requireBin(cmd);
+  const r = await run(cmd, args, { env: nixEnv(opts.env), allowFail: true });
+  return { code: r.code, stdout: r.stdout.toString().trim(), stderr: r.stderr };
+}
+
+/**
+ * A private, empty Nix store (`--store <dir>`: a chroot store whose logical store dir is still
+ * /nix/store). Nix initialises it on first use, so tests that add paths need neither root nor an
+ * initialised /nix. Pass the returned args before the command's own arguments.
+ */
+export async function privateStore(): Promise<string[]> {
+  const root = await mkdtemp(join(tmpdir(), 'lading-nix-store-'));
+  return ['--store', root];
 }
