@@ -52,6 +52,8 @@ function nixNumber(v: number | bigint): string {
   if (typeof v === 'bigint') {
     if (v < INT64_MIN || v > INT64_MAX)
       throw new LadingError(ErrorCode.BadArgument, `integer ${v} does not fit a Nix integer (64-bit)`);
+    // Nix reads `-n` as negation of `n`, and 2^63 is not a literal it accepts.
+    if (v === INT64_MIN) return `(${v + 1n} - 1)`;
     return v < 0n ? `(${v})` : String(v);
   }
   if (!Number.isFinite(v))

@@ -54,7 +54,8 @@ export async function nixTry(
 /**
  * A private, empty Nix store (`--store <dir>`: a chroot store whose logical store dir is still
  * /nix/store). Nix initialises it on first use, so tests that add paths need neither root nor an
- * initialised /nix. Pass the returned args before the command's own arguments.
+ * initialised /nix. Pass the returned args before the command's own arguments, and run one command
+ * at a time on it: concurrent first uses race while creating the store (`db.sqlite is busy`).
  */
 export async function privateStore(): Promise<string[]> {
   const root = await mkdtemp(join(tmpdir(), 'lading-nix-store-'));

@@ -3,7 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { hasCode } from '../../src/errors/index.ts';
-import { fromNix32, hashSize, NIX32_ALPHABET, type NixHashAlgo, nix32Length, toNix32 } from '../../src/nix/index.ts';
+import {
+  fromNix32,
+  hashSize,
+  NIX32_ALPHABET,
+  type NixHashAlgo,
+  nix32Length,
+  toNix32,
+} from '../../src/nix/index.ts';
 import { nix, nixTry } from '../helpers/nix.ts';
 
 const ALGOS: NixHashAlgo[] = ['md5', 'sha1', 'sha256', 'sha512'];
@@ -49,7 +56,11 @@ test('property: the leading character may only carry bits that fit (non-zero ove
       const spare = len * 5 - size * 8; // bits of the first character beyond the hash
       const s = NIX32_ALPHABET[digit]! + '0'.repeat(len - 1);
       if (digit < 1 << (5 - spare)) assert.equal(fromNix32(s, size).length, size);
-      else assert.throws(() => fromNix32(s, size), (e: unknown) => hasCode(e, 'E_BAD_ARGUMENT'));
+      else
+        assert.throws(
+          () => fromNix32(s, size),
+          (e: unknown) => hasCode(e, 'E_BAD_ARGUMENT'),
+        );
     }),
   );
 });

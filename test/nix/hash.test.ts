@@ -112,7 +112,16 @@ test('parseNixHash accepts and rejects what Nix accepts and rejects', async () =
 });
 
 test('bare hashes need an algorithm; errors are E_BAD_ARGUMENT naming the input', () => {
-  for (const s of ['', 'abc', 'sha256', 'sha256:', 'sha256-', 'md4:00', 'x'.repeat(64), `${'e'.repeat(52)}`]) {
+  for (const s of [
+    '',
+    'abc',
+    'sha256',
+    'sha256:',
+    'sha256-',
+    'md4:00',
+    'x'.repeat(64),
+    `${'e'.repeat(52)}`,
+  ]) {
     assert.throws(
       () => parseNixHash(s),
       (e: unknown) => hasCode(e, 'E_BAD_ARGUMENT') && e.message.includes(JSON.stringify(s)),
@@ -130,7 +139,8 @@ test('OCI digests convert both ways', () => {
   const d512 = parseDigest(`sha512:${randomBytes(64).toString('hex')}`);
   assert.equal(toDigest(fromDigest(d512)), d512);
   assert.equal(fromDigest(d512).bytes.length, 64);
-  assert.throws(() => toDigest({ algo: 'md5', bytes: randomBytes(16) }), (e: unknown) =>
-    hasCode(e, 'E_BAD_ARGUMENT'),
+  assert.throws(
+    () => toDigest({ algo: 'md5', bytes: randomBytes(16) }),
+    (e: unknown) => hasCode(e, 'E_BAD_ARGUMENT'),
   );
 });

@@ -109,7 +109,10 @@ function sampleNode(big: Buffer): NarNode {
         },
       },
       ...Object.fromEntries(
-        AWKWARD.map((n): [string, NarNode] => [n, { type: 'regular', size: Buffer.byteLength(n), contents: Buffer.from(n) }]),
+        AWKWARD.map((n): [string, NarNode] => [
+          n,
+          { type: 'regular', size: Buffer.byteLength(n), contents: Buffer.from(n) },
+        ]),
       ),
     },
   };
@@ -172,13 +175,17 @@ test('contents are opened lazily, one file at a time, in NAR order', async () =>
 test('a stream shorter or longer than the declared size fails, naming the file', async () => {
   const tree = (size: number, chunks: Buffer[]): NarNode => ({
     type: 'directory',
-    entries: { d: { type: 'directory', entries: { f: { type: 'regular', size, open: async () => chunks } } } },
+    entries: {
+      d: { type: 'directory', entries: { f: { type: 'regular', size, open: async () => chunks } } },
+    },
   });
-  await assert.rejects(collect(narFromTree(tree(10, [Buffer.from('abc')]))), (e: unknown) =>
-    hasCode(e, 'E_SIZE_MISMATCH') && /d\/f: declared 10 bytes/.test(e.message),
+  await assert.rejects(
+    collect(narFromTree(tree(10, [Buffer.from('abc')]))),
+    (e: unknown) => hasCode(e, 'E_SIZE_MISMATCH') && /d\/f: declared 10 bytes/.test(e.message),
   );
-  await assert.rejects(collect(narFromTree(tree(2, [Buffer.from('a'), Buffer.from('bc')]))), (e: unknown) =>
-    hasCode(e, 'E_SIZE_MISMATCH') && /d\/f/.test(e.message),
+  await assert.rejects(
+    collect(narFromTree(tree(2, [Buffer.from('a'), Buffer.from('bc')]))),
+    (e: unknown) => hasCode(e, 'E_SIZE_MISMATCH') && /d\/f/.test(e.message),
   );
   await assert.rejects(
     collect(narFromTree({ type: 'regular', size: 4, contents: Buffer.from('abc') })),
@@ -189,18 +196,28 @@ test('a stream shorter or longer than the declared size fails, naming the file',
 test('invalid trees and paths are errors naming the place', async () => {
   for (const bad of ['', '.', '..', 'a/b', 'nul\0', '\ud800']) {
     await assert.rejects(
-      collect(narFromTree({ type: 'directory', entries: { ok: { type: 'directory', entries: { [bad]: { type: 'symlink', target: 'x' } } } } })),
-      (e: unknown) => hasCode(e, 'E_BAD_ARGUMENT') && e.message.includes(JSON.stringify(bad)) && e.message.includes('ok'),
+      collect(
+        narFromTree({
+          type: 'directory',
+          entries: { ok: { type: 'directory', entries: { [bad]: { type: 'symlink', target: 'x' } } } },
+        }),
+      ),
+      (e: unknown) =>
+        hasCode(e, 'E_BAD_ARGUMENT') && e.message.includes(JSON.stringify(bad)) && e.message.includes('ok'),
       JSON.stringify(bad),
     );
   }
   const root = await tmp('lading-nar-');
   const fifo = join(root, 'fifo');
   execFileSync('mkfifo', [fifo]);
-  await assert.rejects(collect(narFromPath(root)), (e: unknown) => hasCode(e, 'E_NIX') && e.message.includes(fifo));
+  await assert.rejects(
+    collect(narFromPath(root)),
+    (e: unknown) => hasCode(e, 'E_NIX') && e.message.includes(fifo),
+  );
   const missing = join(root, 'missing');
-  await assert.rejects(collect(narFromPath(missing)), (e: unknown) =>
-    hasCode(e, 'E_NOT_FOUND') && e.message.includes(missing),
+  await assert.rejects(
+    collect(narFromPath(missing)),
+    (e: unknown) => hasCode(e, 'E_NOT_FOUND') && e.message.includes(missing),
   );
 });
 
@@ -228,13 +245,17 @@ const treeArb = fc.letrec<{ node: NarNode }>((tie) => ({
       }),
     ),
     nameArb.map((target): NarNode => ({ type: 'symlink', target })),
-    fc.dictionary(nameArb, tie('node'), { maxKeys: 5 }).map((entries): NarNode => ({ type: 'directory', entries })),
+    fc
+      .dictionary(nameArb, tie('node'), { maxKeys: 5 })
+      .map((entries): NarNode => ({ type: 'directory', entries })),
   ),
 }));
 
 test('property: random trees hash like nix-hash (one nix-hash call for the batch)', async () => {
   const trees = fc.sample(
-    fc.dictionary(nameArb, treeArb.node, { maxKeys: 6 }).map((entries): NarNode => ({ type: 'directory', entries })),
+    fc
+      .dictionary(nameArb, treeArb.node, { maxKeys: 6 })
+      .map((entries): NarNode => ({ type: 'directory', entries })),
     40,
   );
   const base = await tmp('lading-narp-');

@@ -20,7 +20,9 @@ import {
 import { nix, nixTry, privateStore } from '../helpers/nix.ts';
 
 const printFixed = (h: NixHash, name: string, recursive: boolean, env?: NodeJS.ProcessEnv) =>
-  nix('nix-store', ['--print-fixed-path', ...(recursive ? ['--recursive'] : []), h.algo, toHex(h), name], { env });
+  nix('nix-store', ['--print-fixed-path', ...(recursive ? ['--recursive'] : []), h.algo, toHex(h), name], {
+    env,
+  });
 
 test('fixed-output paths equal nix-store --print-fixed-path for every algorithm and method', async () => {
   const cases = NIX_HASH_ALGOS.flatMap((algo) =>
@@ -43,7 +45,12 @@ test('a different store directory changes the path as NIX_STORE_DIR does', async
   const hash = sha256Hash('x');
   for (const recursive of [false, true])
     assert.equal(
-      makeFixedOutputPath({ method: recursive ? 'recursive' : 'flat', hash, name: 'n', storeDir: '/foo/store' }),
+      makeFixedOutputPath({
+        method: recursive ? 'recursive' : 'flat',
+        hash,
+        name: 'n',
+        storeDir: '/foo/store',
+      }),
       await printFixed(hash, 'n', recursive, { NIX_STORE_DIR: '/foo/store' }),
     );
 });
@@ -58,10 +65,9 @@ test('--add-fixed of real files and directories lands where makeFixedOutputPath 
   await writeFile(join(dir, 'manifest.json'), '{}');
   await writeFile(join(dir, 'sub', 'version'), 'Directory Transport Version: 1.1\n');
   const store = await privateStore();
-  const [flat, rec] = await Promise.all([
-    nix('nix-store', [...store, '--add-fixed', 'sha256', ...files]),
-    nix('nix-store', [...store, '--add-fixed', '--recursive', 'sha256', dir]),
-  ]);
+  // One command at a time: two Nix processes initialising the same fresh store race each other.
+  const flat = await nix('nix-store', [...store, '--add-fixed', 'sha256', ...files]);
+  const rec = await nix('nix-store', [...store, '--add-fixed', '--recursive', 'sha256', dir]);
   assert.deepEqual(
     flat.split('\n'),
     files.map((f, i) =>
@@ -122,6 +128,15 @@ test('fixName does what dockerTools/nix2container fixName do (replaceStrings ["/
 });
 
 test('storePathHashPart rejects what is not a store path', () => {
-  for (const p of ['/nix/store/abc', '/tmp/x', '/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x', '/nix/store/'])
-    assert.throws(() => storePathHashPart(p), (e: unknown) => hasCode(e, 'E_BAD_ARGUMENT'), p);
+  for (const p of [
+    '/nix/store/abc',
+    '/tmp/x',
+    '/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x',
+    '/nix/store/',
+  ])
+    assert.throws(
+      () => storePathHashPart(p),
+      (e: unknown) => hasCode(e, 'E_BAD_ARGUMENT'),
+      p,
+    );
 });
