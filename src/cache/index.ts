@@ -1,2 +1,2 @@
-export { BlobCache, CACHE_FORMAT, type CacheEntry, cacheError } from './blob-cache.ts';
+export { BlobCache, type BlobCacheOptions, CACHE_FORMAT, type CacheEntry, cacheError } from './blob-cache.ts';
 export { IndexStore } from './index-store.ts';

@@ -112,7 +112,7 @@ export class RegistrySource implements ImageSource {
         this.#onFetch?.(n);
       },
     });
-    await cache.write(desc.digest, stream, desc.size);
+    await cache.write(desc.digest, stream, desc.size, { verified: true });
   }
 
   async close(): Promise<void> {}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { type Digest, digestHex, sha256, VerifyStream } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { mapLimit, writeFileAtomic } from '../../util/index.ts';
@@ -23,6 +23,9 @@ export interface DockerArchiveInput {
   jobs?: number;
   signal?: AbortSignal;
 }
+
+/** How far the next layer's decompression may run ahead (bytes). */
+const READ_AHEAD = 16 << 20;
 
 const LEGACY_CONFIG_KEYS = [
   'architecture',
@@ -110,14 +113,32 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
   const layers = await measureLayers(input.layers, input.jobs);
   const configDigest = sha256(input.configBytes);
   const written = new Set<string>();
-  for (const l of layers) {
+  const unique = layers.filter((l) => {
     const name = `${digestHex(l.diffId)}.tar`;
-    if (written.has(name)) continue;
+    if (written.has(name)) return false;
     written.add(name);
+    return true;
+  });
+  // Open the next layer while this one streams, so its decompression (on libuv's thread pool)
+  // overlaps with hashing here; the buffer bounds how far it runs ahead.
+  const openAhead = (l: ArchiveLayer): Promise<Readable> => {
+    const p = l.open().then((s) => {
+      const buf = new PassThrough({ highWaterMark: READ_AHEAD });
+      s.once('error', (err) => buf.destroy(err));
+      return s.pipe(buf);
+    });
+    // Observed later, when its turn comes; never an unhandled rejection meanwhile.
+    p.catch(() => {});
+    return p;
+  };
+  let next = unique[0] ? openAhead(unique[0]) : undefined;
+  for (let i = 0; i < unique.length; i++) {
+    const l = unique[i]!;
     const size = l.size!;
-    yield file(name, size);
+    yield file(`${digestHex(l.diffId)}.tar`, size);
     const v = new VerifyStream({ digest: l.diffId, size, source: `layer ${l.diffId} (uncompressed)` });
-    const src = await l.open();
+    const src = await next!;
+    next = unique[i + 1] ? openAhead(unique[i + 1]!) : undefined;
     src.once('error', (err) => v.destroy(err));
     for await (const c of src.pipe(v)) yield c as Buffer;
     yield goTarPadding(size);
