@@ -46,8 +46,11 @@ export class BlobCache {
   readonly root: string;
   readonly #fsync: boolean;
   readonly #writes = new Map<string, Promise<void>>();
-  /** Entries this process wrote or verified: their content was hashed already. */
-  readonly #trusted = new Set<string>();
+  /**
+   * Entries this process wrote or verified, with the file identity (inode, size, mtime) it had
+   * then: while that is unchanged, its content was hashed already.
+   */
+  readonly #trusted = new Map<string, string>();
 
   constructor(root: string, opts: BlobCacheOptions = {}) {
     this.root = root;
@@ -88,12 +91,15 @@ export class BlobCache {
       await rm(path, { force: true });
       return undefined;
     }
+    const id = await fileIdentity(path);
     const file = createReadStream(path, { highWaterMark: 1 << 20 });
-    // Written or verified by this process already: no need to hash it again.
-    if (this.#trusted.has(digest)) return file;
+    // Written or verified by this process already, and not touched since: no need to hash it again.
+    if (id !== undefined && this.#trusted.get(digest) === id) return file;
     const verify = new VerifyStream({ digest, size: actual, source: `cache entry ${path}` });
     pipeline(file, verify)
-      .then(() => this.#trusted.add(digest))
+      .then(() => {
+        if (id !== undefined) this.#trusted.set(digest, id);
+      })
       .catch(async (err) => {
         if (hasCode(err, ErrorCode.DigestMismatch, ErrorCode.SizeMismatch)) await rm(path, { force: true });
       });
@@ -183,7 +189,8 @@ export class BlobCache {
         }
       }
       await rename(tmp, path);
-      this.#trusted.add(digest);
+      const id = await fileIdentity(path);
+      if (id !== undefined) this.#trusted.set(digest, id);
     } catch (err) {
       await rm(tmp, { force: true });
       throw hasCode(err) ? err : ioError(err, path);
@@ -258,6 +265,15 @@ export class BlobCache {
       }
     }
     return { removed, bytes };
+  }
+}
+
+async function fileIdentity(path: string): Promise<string | undefined> {
+  try {
+    const s = await stat(path);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return undefined;
   }
 }
 
