@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import type { NixHash } from './hash.ts';
@@ -138,6 +138,12 @@ async function* treeNode(node: NarNode, where: string): AsyncGenerator<Buffer> {
       return;
     }
     case 'symlink':
+      if (node.target === '' || node.target.includes('\0'))
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          `${where || '<root>'}: invalid symlink target ${JSON.stringify(node.target)}`,
+          { path: where || '<root>' },
+        );
       yield symlinkNode(node.target);
       return;
     case 'directory': {
@@ -178,6 +184,26 @@ function ioError(path: Buffer, err: unknown): LadingError {
   );
 }
 
+const SMALL_FILE = 64 * 1024;
+
+/** Reads a file known to be small; a file that grew meanwhile is caught by the size check. */
+async function* readSmall(path: Buffer): AsyncGenerator<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(SMALL_FILE + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n === buf.length) break;
+    }
+    yield buf.subarray(0, n);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function* pathNode(path: Buffer): AsyncGenerator<Buffer> {
   const st = await lstat(path).catch((err: unknown) => {
     throw ioError(path, err);
@@ -190,10 +216,11 @@ async function* pathNode(path: Buffer): AsyncGenerator<Buffer> {
     );
   } else if (st.isFile()) {
     // S_IXUSR decides "executable", exactly like Nix's dumpPath.
+    // Small files in one read (bounded by SMALL_FILE); larger ones streamed in 1 MiB chunks.
     yield* regular(
       (st.mode & 0o100) !== 0,
       st.size,
-      createReadStream(path, { highWaterMark: 1 << 20 }),
+      st.size <= SMALL_FILE ? readSmall(path) : createReadStream(path, { highWaterMark: 1 << 20 }),
       path.toString(),
       (err) => (isLadingError(err) ? err : ioError(path, err)),
     );

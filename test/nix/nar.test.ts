@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { hasCode } from '../../src/errors/index.ts';
@@ -97,6 +98,11 @@ function sampleNode(big: Buffer): NarNode {
         type: 'regular',
         size: 7,
         contents: async () => [Buffer.from('abc'), new Uint8Array(0), new Uint8Array([100, 101, 102, 103])],
+      },
+      'node-readable': {
+        type: 'regular',
+        size: 11,
+        open: async () => Readable.from([Buffer.from('node '), Buffer.from('stream')]),
       },
       empty: { type: 'directory', entries: {} },
       'empty-file': { type: 'regular', size: 0, contents: new Uint8Array(0) },
@@ -207,6 +213,10 @@ test('invalid trees and paths are errors naming the place', async () => {
       JSON.stringify(bad),
     );
   }
+  for (const target of ['', 'a\0b'])
+    await assert.rejects(collect(narFromTree({ type: 'symlink', target })), (e: unknown) =>
+      hasCode(e, 'E_BAD_ARGUMENT'),
+    );
   const root = await tmp('lading-nar-');
   const fifo = join(root, 'fifo');
   execFileSync('mkfifo', [fifo]);
