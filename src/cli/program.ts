@@ -7,8 +7,8 @@ import { inspectCommand } from './commands/inspect.ts';
 import { lockCommand } from './commands/lock.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
 import { prefetchCommand } from './commands/prefetch.ts';
-import { unpackCommand } from './commands/unpack.ts';
 import { tagsCommand } from './commands/tags.ts';
+import { unpackCommand } from './commands/unpack.ts';
 import type { CliIo } from './io.ts';
 
 export const VERSION = '0.1.0';

@@ -1,6 +1,13 @@
 import type { Digest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, formatPlatform, type ImageManifest, type Platform, parseManifest, selectPlatform } from '../image/index.ts';
+import {
+  type Descriptor,
+  formatPlatform,
+  type ImageManifest,
+  type Platform,
+  parseManifest,
+  selectPlatform,
+} from '../image/index.ts';
 import type { LayerBlob } from '../layers/index.ts';
 import type { ImageSource, RawManifest } from '../transports/index.ts';
 
@@ -26,19 +33,29 @@ export async function selectImage(
   const parsed = parseManifest(top.bytes, top.mediaType, source.name);
   let instance = top;
   if (parsed.kind === 'schema1') {
-    throw new LadingError(ErrorCode.ManifestUnsupported, `${source.name} is a Docker schema1 manifest, which lading cannot unpack`);
+    throw new LadingError(
+      ErrorCode.ManifestUnsupported,
+      `${source.name} is a Docker schema1 manifest, which lading cannot unpack`,
+    );
   }
   if (parsed.kind === 'index') {
-    const i = selectPlatform(platform, parsed.manifests.map((d) => d.platform));
+    const i = selectPlatform(
+      platform,
+      parsed.manifests.map((d) => d.platform),
+    );
     const d = parsed.manifests[i];
     if (!d) {
       const have = parsed.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : m.digest));
-      throw new LadingError(ErrorCode.NoMatchingPlatform, `no image for platform ${formatPlatform(platform)} in ${source.name}; it has: ${have.join(', ')}`);
+      throw new LadingError(
+        ErrorCode.NoMatchingPlatform,
+        `no image for platform ${formatPlatform(platform)} in ${source.name}; it has: ${have.join(', ')}`,
+      );
     }
     instance = await source.manifest(d.digest as Digest, opts.signal);
   }
   const manifest = parseManifest(instance.bytes, instance.mediaType, source.name);
-  if (manifest.kind !== 'image') throw new LadingError(ErrorCode.ManifestUnsupported, `${source.name}: not an image manifest`);
+  if (manifest.kind !== 'image')
+    throw new LadingError(ErrorCode.ManifestUnsupported, `${source.name}: not an image manifest`);
   const layers: LayerBlob[] = manifest.layers.map((d) => ({
     digest: d.digest,
     size: d.size,

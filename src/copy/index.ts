@@ -1,3 +1,3 @@
 export { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from './copy.ts';
-export { type OpenOptions, openSink, openSource, type SinkOptions } from './locations.ts';
 export { type SelectedImage, selectImage } from './image-layers.ts';
+export { type OpenOptions, openSink, openSource, type SinkOptions } from './locations.ts';

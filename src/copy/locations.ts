@@ -4,6 +4,7 @@ import type { RegistryPool } from '../registry/index.ts';
 import {
   DirSink,
   DirSource,
+  DockerArchiveSink,
   DockerArchiveSource,
   formatLocation,
   type ImageLocation,
@@ -73,6 +74,8 @@ export function openSink(loc: ImageLocation, opts: SinkOptions): ImageSink {
       return new DirSink(loc.path);
     case 'oci-archive':
       return new OciArchiveSink(loc.path, loc.tag, opts.stdout);
+    case 'docker-archive':
+      return new DockerArchiveSink(loc.path, loc.ref, opts.stdout);
     default:
       throw unsupported(loc, 'a destination');
   }

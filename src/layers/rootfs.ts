@@ -1,17 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import {
-  chmod,
-  lchown,
-  link,
-  lstat,
-  lutimes,
-  mkdir,
-  readdir,
-  rm,
-  symlink,
-  utimes,
-} from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -60,9 +49,22 @@ function baseOf(p: string): string {
  * are refused (each refusal is named), device nodes only as root. Symlink targets are written
  * exactly as in the archive. Modes (with setuid/setgid/sticky), owners (as root) and mtimes are kept.
  */
-export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+export async function unpackRootfs(
+  layers: LayerBlob[],
+  dest: string,
+  opts: UnpackOptions = {},
+): Promise<UnpackResult> {
   const asRoot = opts.applyOwners ?? process.getuid?.() === 0;
-  const result: UnpackResult = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, devices: 0, bytes: 0, problems: [], owners: {} };
+  const result: UnpackResult = {
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    devices: 0,
+    bytes: 0,
+    problems: [],
+    owners: {},
+  };
   await mkdir(dest, { recursive: true });
   /** Every path extracted so far (hardlink targets must be among them). */
   const extracted = new Set<string>();
@@ -114,7 +116,12 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
       const raw = e.rawName;
       const rel = e.name;
       if (rel === undefined || hasDotDot(raw)) {
-        problem(li, raw, 'E_UNSAFE_PATH', `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`);
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
+        );
         continue;
       }
       const base = baseOf(rel);
@@ -122,7 +129,12 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
       if (base.startsWith(WHITEOUT_PREFIX)) {
         const dir = parentOf(rel);
         if (!(await ensureParents(rel))) {
-          problem(li, raw, 'E_UNSAFE_PATH', `whiteout ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`);
+          problem(
+            li,
+            raw,
+            'E_UNSAFE_PATH',
+            `whiteout ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
+          );
           continue;
         }
         if (base === WHITEOUT_OPAQUE) {
@@ -131,7 +143,12 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
         }
         const target = base.slice(WHITEOUT_PREFIX.length);
         if (target === '' || target === '.' || target === '..') {
-          problem(li, raw, 'E_UNSAFE_PATH', `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`);
+          problem(
+            li,
+            raw,
+            'E_UNSAFE_PATH',
+            `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`,
+          );
           continue;
         }
         const victim = dir ? `${dir}/${target}` : target;
@@ -141,12 +158,22 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
       }
       if (rel === '') {
         if (e.type !== 'directory') {
-          problem(li, raw, 'E_UNSAFE_PATH', `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`);
+          problem(
+            li,
+            raw,
+            'E_UNSAFE_PATH',
+            `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`,
+          );
         } else dirMeta.set('', e);
         continue;
       }
       if (!(await ensureParents(rel))) {
-        problem(li, raw, 'E_UNSAFE_PATH', `entry ${JSON.stringify(raw)} in ${where} would be written through a symlink; refused`);
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} would be written through a symlink; refused`,
+        );
         continue;
       }
       const abs = join(dest, rel);
@@ -160,7 +187,10 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
         }
         case 'file': {
           await removeExisting(abs, false);
-          await pipeline(e.body, createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }));
+          await pipeline(
+            e.body,
+            createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }),
+          );
           await applyMeta(abs, e, asRoot, false);
           result.files++;
           result.bytes += e.size;
@@ -186,14 +216,24 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
             continue;
           }
           if (!(await ensureParents(target)) || (await lstat(join(dest, target))).isSymbolicLink()) {
-            problem(li, raw, 'E_UNSAFE_PATH', `hardlink ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`);
+            problem(
+              li,
+              raw,
+              'E_UNSAFE_PATH',
+              `hardlink ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
+            );
             continue;
           }
           await removeExisting(abs, false);
           try {
             await link(join(dest, target), abs);
           } catch (err) {
-            problem(li, raw, 'E_UNSAFE_PATH', `hardlink ${JSON.stringify(raw)} in ${where} to ${JSON.stringify(e.linkname)} failed: ${(err as NodeJS.ErrnoException).code}`);
+            problem(
+              li,
+              raw,
+              'E_UNSAFE_PATH',
+              `hardlink ${JSON.stringify(raw)} in ${where} to ${JSON.stringify(e.linkname)} failed: ${(err as NodeJS.ErrnoException).code}`,
+            );
             continue;
           }
           result.hardlinks++;
@@ -203,7 +243,12 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
         case 'block-device':
         case 'fifo': {
           if (!asRoot && e.type !== 'fifo') {
-            problem(li, raw, 'E_SKIPPED', `device ${JSON.stringify(raw)} in ${where} skipped: creating devices needs root`);
+            problem(
+              li,
+              raw,
+              'E_SKIPPED',
+              `device ${JSON.stringify(raw)} in ${where} skipped: creating devices needs root`,
+            );
             continue;
           }
           await removeExisting(abs, false);
@@ -214,13 +259,23 @@ export async function unpackRootfs(layers: LayerBlob[], dest: string, opts: Unpa
             await applyMeta(abs, e, asRoot, false);
             result.devices++;
           } catch (err) {
-            problem(li, raw, 'E_SKIPPED', `device ${JSON.stringify(raw)} in ${where} could not be created: ${(err as Error).message}`);
+            problem(
+              li,
+              raw,
+              'E_SKIPPED',
+              `device ${JSON.stringify(raw)} in ${where} could not be created: ${(err as Error).message}`,
+            );
             continue;
           }
           break;
         }
         default:
-          problem(li, raw, 'E_UNSUPPORTED', `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`);
+          problem(
+            li,
+            raw,
+            'E_UNSUPPORTED',
+            `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`,
+          );
           continue;
       }
       extracted.add(rel);

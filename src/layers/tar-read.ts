@@ -2,7 +2,15 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 
-export type EntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo' | 'other';
+export type EntryType =
+  | 'file'
+  | 'directory'
+  | 'symlink'
+  | 'link'
+  | 'character-device'
+  | 'block-device'
+  | 'fifo'
+  | 'other';
 
 /** One tar entry with its header facts and (for files) a body stream that must be consumed. */
 export interface TarEntry {
@@ -109,6 +117,11 @@ export async function* readTar(stream: Readable, where: string): AsyncGenerator<
     }
   } catch (err) {
     if (err instanceof LadingError) throw err;
-    throw new LadingError(ErrorCode.Archive, `${where}: not a valid tar stream (${(err as Error).message})`, {}, { cause: err });
+    throw new LadingError(
+      ErrorCode.Archive,
+      `${where}: not a valid tar stream (${(err as Error).message})`,
+      {},
+      { cause: err },
+    );
   }
 }

@@ -1,4 +1,5 @@
 export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
+export { archiveInputFor, DockerArchiveSink } from './docker-archive-sink.ts';
 export { DockerArchiveSource } from './docker-archive-source.ts';
 export { OciArchiveSink, OciArchiveSource } from './oci-archive.ts';
 export { OciLayoutSink, OciLayoutSource, splitPathAndTag } from './oci-layout.ts';

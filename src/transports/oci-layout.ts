@@ -137,6 +137,8 @@ export class OciLayoutSink implements ImageSink {
       }
       if (!entries) this.#created = true;
       await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
+      // Mark the directory as a layout at once, so a copy killed half-way can simply be rerun.
+      if (!entries?.includes('oci-layout')) await writeFile(join(this.root, 'oci-layout'), LAYOUT_FILE);
     })();
     return this.#ready;
   }

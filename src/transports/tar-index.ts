@@ -31,7 +31,7 @@ function octal(buf: Buffer, start: number, len: number, where: string): number {
   if (!/^[0-7]+$/.test(s))
     throw new LadingError(
       ErrorCode.Archive,
-      `${where}: bad numeric field ${JSON.stringify(s)} in tar header`,
+      `${where} is not a tar archive (a header has a bad numeric field)`,
     );
   return Number.parseInt(s, 8);
 }

@@ -24,6 +24,8 @@ export interface FaultRule {
   tamperAt?: number;
   /** Answer 307 to the same path on this origin (with a signed-looking query string). */
   redirectTo?: string;
+  /** Wait this long before forwarding. */
+  delayMs?: number;
 }
 
 export interface ProxyLogEntry {
@@ -59,10 +61,11 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const up = new URL(upstream);
   const log: ProxyLogEntry[] = [];
   const rules: (FaultRule & { left: number })[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
     const rule = rules.find((r) => r.left > 0 && (!r.method || r.method === req.method) && r.path.test(path));
     if (rule) rule.left--;
+    if (rule?.delayMs) await new Promise((r) => setTimeout(r, rule.delayMs));
     const entry: ProxyLogEntry = {
       method: req.method ?? 'GET',
       path,

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { openSource, selectImage } from '../../copy/index.ts';
 import { assertComplete, unpackRootfs } from '../../layers/index.ts';
 import { parseLocation } from '../../transports/index.ts';
-import { cacheFrom, type CacheFlags, withCacheOptions } from '../cache-options.ts';
+import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeJson } from '../io.ts';
 import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
@@ -15,7 +15,9 @@ interface Flags extends PlatformFlags, CacheFlags {
 
 export function unpackCommand(io: CliIo): Command {
   const cmd = new Command('unpack')
-    .description("unpack an image's root filesystem into a directory (whiteouts, opaque dirs, links, modes), safely")
+    .description(
+      "unpack an image's root filesystem into a directory (whiteouts, opaque dirs, links, modes), safely",
+    )
     .argument('<image>', 'docker://REF, oci:DIR[:TAG], docker-archive:FILE, dir:DIR, … or a bare reference')
     .argument('<dir>', 'destination directory (created)')
     .option('--json', 'print a summary as JSON');
@@ -36,7 +38,11 @@ Examples:
     action<Flags, [string, string]>(io, async (ctx, image, dirArg) => {
       const dest = resolve(io.cwd, dirArg);
       const loc = parseLocation(image);
-      const source = openSource(loc, { pool: ctx.pool(), cache: await cacheFrom(ctx.flags, io), stdin: io.stdin });
+      const source = openSource(loc, {
+        pool: ctx.pool(),
+        cache: await cacheFrom(ctx.flags, io),
+        stdin: io.stdin,
+      });
       try {
         const sel = await selectImage(source, platformFrom(ctx.flags).platform);
         const r = await unpackRootfs(sel.layers, dest, {

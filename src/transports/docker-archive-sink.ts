@@ -1,0 +1,87 @@
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { parseConfig } from '../image/index.ts';
+import { decompress } from '../layers/index.ts';
+import type { Reference } from '../reference/index.ts';
+import { type DockerArchiveInput, dockerArchiveStream, writeDockerArchive } from './docker-archive/index.ts';
+import type { ImageSink, RawManifest, WholeImage } from './transport.ts';
+
+/** Builds the archive writer's input from a whole image (layers decompressed on the fly). */
+export function archiveInputFor(
+  image: WholeImage,
+  repoTags: string[],
+  signal?: AbortSignal,
+): DockerArchiveInput {
+  const config = parseConfig(image.configBytes, `config ${image.configDescriptor.digest}`);
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== image.layers.length) {
+    throw new LadingError(
+      ErrorCode.ManifestInvalid,
+      `the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
+    );
+  }
+  return {
+    configBytes: image.configBytes,
+    layers: image.layers.map((d, i) => ({
+      diffId: diffIds[i]!,
+      open: async () => decompress(await image.blob(d, { signal })),
+    })),
+    repoTags,
+    signal,
+  };
+}
+
+/**
+ * Writes a docker-archive (`docker-archive:FILE[:NAME:TAG]`), byte-identical to skopeo's. The file
+ * appears only when complete; an existing file is refused. `-` streams it to `out`.
+ */
+export class DockerArchiveSink implements ImageSink {
+  readonly name: string;
+  readonly acceptsIndex = false;
+  readonly #path: string;
+  readonly #ref: Reference | undefined;
+  readonly #out: NodeJS.WritableStream | undefined;
+
+  constructor(path: string, ref?: Reference, out?: NodeJS.WritableStream) {
+    this.#path = path;
+    this.#ref = ref;
+    this.#out = out;
+    this.name = `docker-archive:${path}${ref ? `:${ref}` : ''}`;
+  }
+
+  async writeImage(image: WholeImage, signal?: AbortSignal): Promise<void> {
+    const tags = this.#ref ? [`${this.#ref.name}:${this.#ref.tag ?? 'latest'}`] : [];
+    const input = archiveInputFor(image, tags, signal);
+    if (this.#path === '-') {
+      if (!this.#out) throw new LadingError(ErrorCode.BadArgument, 'docker-archive:- needs standard output');
+      await pipeline(dockerArchiveStream(input), this.#out, { end: false });
+      return;
+    }
+    const exists = await stat(this.#path).then(
+      () => true,
+      () => false,
+    );
+    if (exists)
+      throw new LadingError(ErrorCode.Exists, `${this.#path} already exists; refusing to overwrite it`, {
+        path: this.#path,
+      });
+    await writeDockerArchive(input, this.#path);
+  }
+
+  async hasBlob(): Promise<boolean> {
+    return false;
+  }
+
+  async putBlob(_d: unknown, _open: () => Promise<Readable>): Promise<void> {
+    throw new LadingError(ErrorCode.Internal, 'docker-archive sinks take whole images (writeImage)');
+  }
+
+  async putManifest(_m: RawManifest): Promise<void> {
+    throw new LadingError(ErrorCode.Internal, 'docker-archive sinks take whole images (writeImage)');
+  }
+
+  async commit(): Promise<void> {}
+  async abort(): Promise<void> {}
+}
