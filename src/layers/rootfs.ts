@@ -16,6 +16,8 @@ export interface UnpackOptions {
   onProblem?: (p: EntryProblem) => void;
   /** Apply uid/gid (default: when running as root). */
   applyOwners?: boolean;
+  /** Only entries (and whiteouts) whose normalised path passes are applied. */
+  include?: (path: string) => boolean;
 }
 
 export interface UnpackResult {
@@ -125,6 +127,7 @@ export async function unpackRootfs(
         continue;
       }
       const base = baseOf(rel);
+      if (opts.include && rel !== '' && !opts.include(rel)) continue;
       // Whiteouts.
       if (base.startsWith(WHITEOUT_PREFIX)) {
         const dir = parentOf(rel);

@@ -1,0 +1,316 @@
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, posix } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { decompress } from './compression.ts';
+import { unpackRootfs } from './rootfs.ts';
+import { type EntryType, hasDotDot, normaliseEntryName, readTar } from './tar-read.ts';
+import type { LayerBlob } from './types.ts';
+import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
+
+export interface ExtractOptions {
+  signal?: AbortSignal;
+  /** Where to write: a directory (each result under its base name), or for one path a file name. */
+  dest: string;
+}
+
+export interface ExtractedPath {
+  /** As requested. */
+  path: string;
+  /** Where it really lives in the image after following symlinks. */
+  resolvedPath: string;
+  type: 'file' | 'directory';
+  size: number;
+  mode: number;
+  /** Written here. */
+  dest: string;
+}
+
+export interface ExtractResult {
+  results: ExtractedPath[];
+  /** Layers opened (a layer opened twice counts twice). */
+  layersOpened: number;
+  /** Compressed bytes read from layer streams. */
+  bytesRead: number;
+  layerCount: number;
+}
+
+interface Seen {
+  layer: number;
+  type: EntryType;
+  linkname: string;
+  mode: number;
+  size: number;
+}
+
+const MAX_HOPS = 40;
+
+function ancestors(p: string): string[] {
+  const parts = p.split('/');
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
+  return out;
+}
+
+/** What the layers scanned so far say about a path. */
+type Resolution =
+  | { kind: 'found'; path: string; entry: Seen }
+  | { kind: 'absent'; why: string }
+  | { kind: 'unknown'; path: string };
+
+class ScanState {
+  /** Topmost visible entry for each path among the scanned layers. */
+  readonly seen = new Map<string, Seen>();
+  /** Paths whited out by scanned layers (hide that path and below in lower layers). */
+  readonly deleted = new Set<string>();
+  /** Directories made opaque by scanned layers (hide their contents in lower layers). */
+  readonly opaque = new Set<string>();
+
+  /** Whether an entry of a lower layer at `p` is hidden by what was scanned above it. */
+  hidden(p: string): boolean {
+    if (this.deleted.has(p)) return true;
+    for (const a of ancestors(p)) {
+      if (this.deleted.has(a) || this.opaque.has(a)) return true;
+      const s = this.seen.get(a);
+      if (s && s.type !== 'directory') return true;
+    }
+    const s = this.seen.get(p);
+    return s !== undefined;
+  }
+
+  /** Follows symlinks (in any component) as far as the scanned layers allow. */
+  resolve(input: string): Resolution {
+    let path = input;
+    for (let hops = 0; hops <= MAX_HOPS; hops++) {
+      const parts = path.split('/');
+      let restarted = false;
+      for (let i = 1; i <= parts.length; i++) {
+        const prefix = parts.slice(0, i).join('/');
+        const e = this.seen.get(prefix);
+        if (!e) {
+          if (
+            this.deleted.has(prefix) ||
+            ancestors(prefix).some((a) => this.opaque.has(a) && !this.seen.has(prefix))
+          ) {
+            return { kind: 'absent', why: `${prefix} was deleted` };
+          }
+          return { kind: 'unknown', path };
+        }
+        const last = i === parts.length;
+        if (e.type === 'symlink') {
+          const base = posix.dirname(prefix);
+          const target = e.linkname.startsWith('/')
+            ? e.linkname
+            : posix.join(base === '.' ? '' : base, e.linkname);
+          const norm = normaliseEntryName(target) ?? '';
+          path = [norm, ...parts.slice(i)].filter(Boolean).join('/');
+          restarted = true;
+          break;
+        }
+        if (last) return { kind: 'found', path, entry: e };
+        if (e.type !== 'directory') return { kind: 'absent', why: `${prefix} is not a directory` };
+      }
+      if (!restarted) return { kind: 'unknown', path };
+      if (path === '') return { kind: 'absent', why: 'resolves to the root' };
+    }
+    return { kind: 'absent', why: `too many levels of symbolic links from ${input}` };
+  }
+}
+
+/**
+ * Extracts files or directories from an image, reading layers from the top and stopping as soon as
+ * every requested path is decided, so lower layers are never fetched. Symlinks inside the image are
+ * followed (relative, absolute as root-relative, chains); the real file comes out with its mode.
+ * Directories are gathered from every layer that may contribute to them.
+ */
+export async function extractPaths(
+  layers: LayerBlob[],
+  requested: string[],
+  opts: ExtractOptions,
+): Promise<ExtractResult> {
+  const result: ExtractResult = { results: [], layersOpened: 0, bytesRead: 0, layerCount: layers.length };
+  const wants = requested.map((r) => {
+    const n = normaliseEntryName(r);
+    if (n === undefined || n === '' || hasDotDot(r))
+      throw new LadingError(ErrorCode.BadArgument, `invalid path to extract ${JSON.stringify(r)}`);
+    return { path: r, norm: n };
+  });
+  const state = new ScanState();
+  // One path and a destination that is not a directory: the destination is the result's name.
+  const destIsDir = await stat(opts.dest).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  const single = wants.length === 1 && !destIsDir;
+  if (!single) await mkdir(opts.dest, { recursive: true });
+  const staging = await mkdtemp(join(single ? dirname(opts.dest) : opts.dest, '.lading-extract-'));
+  const captured = new Map<string, string>();
+  const open = async (i: number) => {
+    result.layersOpened++;
+    const raw = await layers[i]!.open({ signal: opts.signal });
+    const count = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        result.bytesRead += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    raw.once('error', (err) => count.destroy(err));
+    return decompress(raw.pipe(count));
+  };
+  try {
+    const pending = new Set(wants.map((w) => w.norm));
+    const decided = new Map<string, Resolution>();
+    const dirs: string[] = [];
+    /** Capture a file's content from layer `i` (re-reading it if it was scanned already). */
+    const captureFrom = async (i: number, path: string): Promise<string> => {
+      const stream = await open(i);
+      try {
+        for await (const e of readTar(stream, `layer ${i}`)) {
+          if (e.name === path && e.type === 'file') {
+            const tmp = join(staging, String(captured.size));
+            await pipeline(e.body, createWriteStream(tmp, { mode: 0o600 }));
+            return tmp;
+          }
+        }
+      } finally {
+        stream.destroy();
+      }
+      throw new LadingError(ErrorCode.Internal, `${path} vanished from layer ${i}`);
+    };
+    for (let i = layers.length - 1; i >= 0 && pending.size > 0; i--) {
+      const stream = await open(i);
+      const here = new Map<string, Seen>();
+      const whiteouts: string[] = [];
+      const opaques: string[] = [];
+      try {
+        for await (const e of readTar(stream, `layer ${i}`)) {
+          const name = e.name;
+          if (name === undefined || name === '' || hasDotDot(e.rawName)) continue;
+          const base = posix.basename(name);
+          const dir = posix.dirname(name) === '.' ? '' : posix.dirname(name);
+          if (base === WHITEOUT_OPAQUE) {
+            if (dir === '' || !state.hidden(dir)) opaques.push(dir);
+            continue;
+          }
+          if (base.startsWith(WHITEOUT_PREFIX)) {
+            const victim = dir
+              ? `${dir}/${base.slice(WHITEOUT_PREFIX.length)}`
+              : base.slice(WHITEOUT_PREFIX.length);
+            if (!state.hidden(victim)) whiteouts.push(victim);
+            continue;
+          }
+          if (state.hidden(name)) continue;
+          const seen: Seen = { layer: i, type: e.type, linkname: e.linkname, mode: e.mode, size: e.size };
+          if (e.type === 'link') {
+            // A hardlink is its target's content: record as a file; the content comes from the target.
+            seen.type = 'file';
+            seen.linkname = normaliseEntryName(e.linkname) ?? '';
+          }
+          here.set(name, seen);
+          // Capture content now when the name is already what some request resolves to.
+          if (e.type === 'file') {
+            for (const w of pending) {
+              const r = state.resolve(w);
+              if (r.kind === 'unknown' && r.path === name && !captured.has(`${i}:${name}`)) {
+                const tmp = join(staging, String(captured.size));
+                await pipeline(e.body, createWriteStream(tmp, { mode: 0o600 }));
+                captured.set(`${i}:${name}`, tmp);
+                break;
+              }
+            }
+          }
+        }
+      } finally {
+        stream.destroy();
+      }
+      for (const [k, v] of here) state.seen.set(k, v);
+      for (const w of whiteouts) state.deleted.add(w);
+      for (const o of opaques) state.opaque.add(o);
+      for (const w of [...pending]) {
+        const r = state.resolve(w);
+        if (r.kind === 'unknown') continue;
+        pending.delete(w);
+        decided.set(w, r);
+      }
+    }
+    for (const w of wants) {
+      const r = decided.get(w.norm) ?? state.resolve(w.norm);
+      if (r.kind !== 'found') {
+        const why = r.kind === 'absent' ? r.why : 'not in any layer';
+        throw new LadingError(ErrorCode.NotFound, `${w.path} is not in the image (${why})`, { path: w.path });
+      }
+      let entry = r.entry;
+      let resolvedPath = r.path;
+      // A hardlink: its content is the target's.
+      for (let hops = 0; entry.type === 'file' && entry.linkname && hops < MAX_HOPS; hops++) {
+        const t = state.resolve(entry.linkname);
+        if (t.kind !== 'found')
+          throw new LadingError(
+            ErrorCode.NotFound,
+            `${w.path}: hardlink target ${entry.linkname} is missing`,
+          );
+        resolvedPath = t.path;
+        entry = { ...t.entry, mode: entry.mode };
+      }
+      const target = single ? opts.dest : join(opts.dest, basename(w.norm));
+      if (entry.type === 'directory') {
+        dirs.push(resolvedPath);
+        const sub = join(staging, `dir-${dirs.length}`);
+        // Directories gather from every layer; unpack just that subtree.
+        const prefix = `${resolvedPath}/`;
+        await unpackRootfs(
+          layers.map((l) => ({
+            ...l,
+            open: (o) => {
+              result.layersOpened++;
+              return l.open(o);
+            },
+          })),
+          sub,
+          { include: (p) => p === resolvedPath || p.startsWith(prefix) || resolvedPath.startsWith(`${p}/`) },
+        );
+        await rm(target, { recursive: true, force: true });
+        await rename(join(sub, resolvedPath), target);
+        result.results.push({
+          path: w.path,
+          resolvedPath,
+          type: 'directory',
+          size: 0,
+          mode: entry.mode,
+          dest: target,
+        });
+        continue;
+      }
+      if (entry.type !== 'file') {
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          `${w.path} resolves to a ${entry.type}, which cannot be extracted as a file`,
+        );
+      }
+      const key = `${entry.layer}:${resolvedPath}`;
+      const tmp = captured.get(key) ?? (await captureFrom(entry.layer, resolvedPath));
+      captured.set(key, tmp);
+      await chmod(tmp, entry.mode & 0o7777);
+      await rename(tmp, target).catch(async () => {
+        await pipeline(
+          (await import('node:fs')).createReadStream(tmp),
+          createWriteStream(target, { mode: entry.mode & 0o7777 }),
+        );
+      });
+      captured.delete(key);
+      result.results.push({
+        path: w.path,
+        resolvedPath,
+        type: 'file',
+        size: entry.size,
+        mode: entry.mode & 0o7777,
+        dest: target,
+      });
+    }
+    return result;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
