@@ -3,6 +3,7 @@ import { blobCommand } from './commands/blob.ts';
 import { cacheCommand } from './commands/cache.ts';
 import { copyCommand } from './commands/copy.ts';
 import { digestCommand } from './commands/digest.ts';
+import { exportCommand } from './commands/export.ts';
 import { extractCommand } from './commands/extract.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { lockCommand } from './commands/lock.ts';
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIo): Command {
     copyCommand(io, 'pull'),
     unpackCommand(io),
     extractCommand(io),
+    exportCommand(io),
     cacheCommand(io),
   ]) {
     program.addCommand(cmd);

@@ -1,0 +1,51 @@
+import { resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Command } from 'commander';
+import { openSource, selectImage } from '../../copy/index.ts';
+import { assertComplete, exportRootfs } from '../../layers/index.ts';
+import { parseLocation } from '../../transports/index.ts';
+import { writeFileAtomic } from '../../util/index.ts';
+import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
+import { action } from '../context.ts';
+import type { CliIo } from '../io.ts';
+import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
+
+interface Flags extends PlatformFlags, CacheFlags {
+  output?: string;
+}
+
+export function exportCommand(io: CliIo): Command {
+  const cmd = new Command('export')
+    .description(
+      "write an image's flattened root filesystem as one deterministic tar (as undocker or crane export)",
+    )
+    .argument('<image>', 'docker://REF, oci:DIR[:TAG], docker-archive:FILE, … or a bare reference')
+    .option('-o, --output <file>', 'write to FILE (atomically) instead of stdout; - is stdout');
+  withPlatformOptions(cmd);
+  withCacheOptions(cmd);
+  withRegistryOptions(cmd);
+  cmd.addHelpText(
+    'after',
+    '\nExamples:\n  lading export alpine:3.20 -o rootfs.tar\n  lading export docker-archive:image.tar | tar -t',
+  );
+  return cmd.action(
+    action<Flags, [string]>(io, async (ctx, image) => {
+      const source = openSource(parseLocation(image), {
+        pool: ctx.pool(),
+        cache: await cacheFrom(ctx.flags, io),
+        stdin: io.stdin,
+      });
+      try {
+        const sel = await selectImage(source, platformFrom(ctx.flags).platform);
+        const { stream, done } = await exportRootfs(sel.layers, { onProblem: (p) => ctx.warn(p.message) });
+        const out =
+          ctx.flags.output && ctx.flags.output !== '-' ? resolve(io.cwd, ctx.flags.output) : undefined;
+        if (out) await Promise.all([writeFileAtomic(out, stream), done]);
+        else await Promise.all([pipeline(stream, io.out, { end: false }), done]);
+        assertComplete(await done, out ?? 'stdout');
+      } finally {
+        await source.close();
+      }
+    }),
+  );
+}
