@@ -30,12 +30,17 @@ async function timed(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise
   const tfile = join(dir, 'time');
   const t0 = process.hrtime.bigint();
   await new Promise<void>((resolve, reject) => {
-    const p = spawn('/usr/bin/time', ['-f', '%M', '-o', tfile, 'sh', '-c', cmd], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('/usr/bin/time', ['-f', '%M', '-o', tfile, 'sh', '-c', cmd], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     p.stderr.on('data', (c: Buffer) => {
       err += c.toString();
     });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} failed (${code}): ${err.slice(-2000)}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} failed (${code}): ${err.slice(-2000)}`)),
+    );
   });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const kib = Number((await readFile(tfile, 'utf8')).trim().split('\n').pop());
@@ -61,12 +66,32 @@ async function bigLayout(): Promise<BuiltLayout> {
   const layers = [0, 1, 2, 3].map((i) => {
     const files = [0, 1, 2, 3].map((j) => {
       const half = Math.floor(per / 8);
-      const text = Buffer.from(`line ${i}.${j} of a fairly repetitive log file with some numbers ${i * j}\n`.repeat(Math.ceil(half / 70))).subarray(0, half);
-      return { path: `data/l${i}/f${j}.bin`, content: Buffer.concat([prng(`${i}/${j}`, half), text]), mode: j === 0 ? 0o755 : 0o644 };
+      const text = Buffer.from(
+        `line ${i}.${j} of a fairly repetitive log file with some numbers ${i * j}\n`.repeat(
+          Math.ceil(half / 70),
+        ),
+      ).subarray(0, half);
+      return {
+        path: `data/l${i}/f${j}.bin`,
+        content: Buffer.concat([prng(`${i}/${j}`, half), text]),
+        mode: j === 0 ? 0o755 : 0o644,
+      };
     });
-    return { entries: [{ path: 'data/', type: 'directory' as const }, { path: `data/l${i}/`, type: 'directory' as const }, ...files] };
+    return {
+      entries: [
+        { path: 'data/', type: 'directory' as const },
+        { path: `data/l${i}/`, type: 'directory' as const },
+        ...files,
+      ],
+    };
   });
-  layers.push({ entries: [{ path: 'usr/', type: 'directory' }, { path: 'usr/bin/', type: 'directory' }, { path: 'usr/bin/tool', content: Buffer.from('#!/bin/sh\necho tool\n'), mode: 0o755 }] as never });
+  layers.push({
+    entries: [
+      { path: 'usr/', type: 'directory' },
+      { path: 'usr/bin/', type: 'directory' },
+      { path: 'usr/bin/tool', content: Buffer.from('#!/bin/sh\necho tool\n'), mode: 0o755 },
+    ] as never,
+  });
   return buildLayout({ layers }, '1');
 }
 
@@ -77,7 +102,13 @@ interface Row {
   peerName: string;
 }
 
-async function compare(name: string, peerName: string, ladingCmd: () => Promise<string>, peerCmd: () => Promise<string>, env?: NodeJS.ProcessEnv): Promise<Row> {
+async function compare(
+  name: string,
+  peerName: string,
+  ladingCmd: () => Promise<string>,
+  peerCmd: () => Promise<string>,
+  env?: NodeJS.ProcessEnv,
+): Promise<Row> {
   const l: Timing[] = [];
   const p: Timing[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -106,7 +137,9 @@ async function main(): Promise<void> {
     const layout = await bigLayout();
     await pushLayout(layout, reg, 'bench/big:1');
     const compressed = layout.images[0]!.layers.reduce((n, l) => n + l.size, 0);
-    console.log(`image ready in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${(compressed / 1048576).toFixed(0)} MiB compressed in ${layout.images[0]!.layers.length} layers`);
+    console.log(
+      `image ready in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${(compressed / 1048576).toFixed(0)} MiB compressed in ${layout.images[0]!.layers.length} layers`,
+    );
     const ref = `${reg.host}/bench/big:1`;
     const digest = layout.digest;
     let n = 0;
@@ -122,7 +155,8 @@ async function main(): Promise<void> {
       await compare(
         'prefetch (cold cache)',
         'nix-prefetch-docker pipeline',
-        async () => `${lading} prefetch --quiet --cache-dir ${await fresh()} ${reg.host}/bench/big 1 >/dev/null`,
+        async () =>
+          `${lading} prefetch --quiet --cache-dir ${await fresh()} ${reg.host}/bench/big 1 >/dev/null`,
         async () => {
           const d = await fresh();
           const tar = join(d, 'docker-image-bench-big-1.tar');
@@ -163,8 +197,10 @@ async function main(): Promise<void> {
       await compare(
         'copy oci→registry',
         'skopeo copy',
-        async () => `${lading} copy -q --no-cache oci:${layout.dir}:1 docker://${reg.host}/bench/push-l-${n++}:1 >/dev/null`,
-        async () => `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${reg.host}/bench/push-s-${n++}:1`,
+        async () =>
+          `${lading} copy -q --no-cache oci:${layout.dir}:1 docker://${reg.host}/bench/push-l-${n++}:1 >/dev/null`,
+        async () =>
+          `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${reg.host}/bench/push-s-${n++}:1`,
       ),
     );
     rows.push(
@@ -176,7 +212,10 @@ async function main(): Promise<void> {
       ),
     );
     console.log('\nratio = lading time / peer time (lower is better); RSS is the peak of any run');
-    await writeFile(join(root, 'bench', 'last-run.json'), `${JSON.stringify({ date: new Date().toISOString(), sizeMiB: SIZE_MIB, runs: RUNS, rows }, null, 2)}\n`).catch(() => {});
+    await writeFile(
+      join(root, 'bench', 'last-run.json'),
+      `${JSON.stringify({ date: new Date().toISOString(), sizeMiB: SIZE_MIB, runs: RUNS, rows }, null, 2)}\n`,
+    ).catch(() => {});
   } finally {
     await reg.stop();
     await rm(work, { recursive: true, force: true });
