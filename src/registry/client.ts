@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { type Digest, Limits, parseDigest, readAtMost } from '../digest/index.ts';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { MANIFEST_ACCEPT, manifestDigest } from '../image/index.ts';
@@ -483,7 +483,19 @@ export class RegistryClient {
             if (done.status !== 201) throw await this.#errorFor(done, 'PUT', what, repository);
           } else {
             location.searchParams.set('digest', digest);
-            if (opts.onProgress) body.on('data', (c: Buffer) => opts.onProgress?.(c.length));
+            let upload: Readable = body;
+            if (opts.onProgress) {
+              const onProgress = opts.onProgress;
+              upload = body.pipe(
+                new Transform({
+                  transform(chunk: Buffer, _enc, cb) {
+                    onProgress(chunk.length);
+                    cb(null, chunk);
+                  },
+                }),
+              );
+              body.once('error', (err) => upload.destroy(err));
+            }
             const res = await this.request({
               method: 'PUT',
               url: location,
@@ -491,7 +503,7 @@ export class RegistryClient {
               repository,
               scopes,
               headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-              body,
+              body: upload,
               signal: opts.signal,
               retry: false,
             });

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import type { BlobCache } from '../cache/index.ts';
 import { type Digest, Limits } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
@@ -84,8 +84,17 @@ export class RegistrySource implements ImageSource {
   ): Promise<Readable> {
     const cached = await this.#cache?.open(desc.digest, desc.size);
     if (cached) {
-      if (opts.onProgress) cached.on('data', (c: Buffer) => opts.onProgress?.(c.length));
-      return cached;
+      if (!opts.onProgress) return cached;
+      // Count without a 'data' listener, which would start the flow before the consumer pipes it.
+      const onProgress = opts.onProgress;
+      const counted = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          onProgress(chunk.length);
+          cb(null, chunk);
+        },
+      });
+      cached.once('error', (err) => counted.destroy(err));
+      return cached.pipe(counted);
     }
     const stream = await this.client.openBlob(this.ref.repository, desc.digest, {
       size: desc.size,
