@@ -93,7 +93,7 @@ export async function unpackRootfs(
       }
       if (st?.isSymbolicLink()) return false;
       if (st && !st.isDirectory()) await rm(cur, { force: true });
-      if (!st || !st.isDirectory()) await mkdir(cur, { mode: 0o755 });
+      if (!st?.isDirectory()) await mkdir(cur, { mode: 0o755 });
     }
     return true;
   };

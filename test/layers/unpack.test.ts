@@ -338,7 +338,7 @@ describe('the same tree as umoci unpack', () => {
     assert.equal(a['etc/gone'], undefined);
     assert.match(a['bin/suid']!, /^file 4755/);
     assert.match(a['home/user/file']!, / 1000:1000 /);
-    assert.match(a['wasdir']!, /^file/);
+    assert.match(a.wasdir!, /^file/);
     assert.equal(a['recreated/old'], undefined);
   });
 });
