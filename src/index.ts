@@ -1,0 +1,83 @@
+/**
+ * lading's public API: a curated list of named exports. The CLI is a thin layer over these.
+ * Pure Nix primitives are also available as `lading/nix`.
+ */
+export { type AuthFile, type Credential, login, logout, resolveCredential } from './auth/index.ts';
+export { BlobCache, type BlobCacheOptions, IndexStore } from './cache/index.ts';
+export {
+  type CopyEvent,
+  type CopyOptions,
+  type CopyResult,
+  copyImage,
+  openSink,
+  openSource,
+  selectImage,
+} from './copy/index.ts';
+export { type Digest, parseDigest, sha256, VerifyStream } from './digest/index.ts';
+export { ErrorCode, hasCode, isLadingError, LadingError } from './errors/index.ts';
+export {
+  type Descriptor,
+  formatPlatform,
+  type ImageConfig,
+  type ImageManifest,
+  type IndexManifest,
+  type Manifest,
+  MediaType,
+  manifestDigest,
+  type Platform,
+  parseConfig,
+  parseManifest,
+  parsePlatform,
+} from './image/index.ts';
+export {
+  decompress,
+  type ExtractResult,
+  exportRootfs,
+  extractPaths,
+  type LayerBlob,
+  type UnpackResult,
+  unpackRootfs,
+} from './layers/index.ts';
+export * as nix from './nix/index.ts';
+export {
+  type LockFile,
+  type PrefetchInput,
+  type PrefetchResult,
+  prefetch,
+  readLock,
+  renderDockerTools,
+  renderLockNix,
+  renderNix2Container,
+  writeLock,
+} from './pin/index.ts';
+export { parseReference, type Reference } from './reference/index.ts';
+export {
+  RegistryClient,
+  type RegistryClientOptions,
+  type RegistryCredential,
+  RegistryPool,
+  type RegistryPoolOptions,
+  type ResolvedImage,
+  resolveImage,
+} from './registry/index.ts';
+export {
+  dockerArchiveHash,
+  dockerArchiveStream,
+  writeDockerArchive,
+} from './transports/docker-archive/index.ts';
+export {
+  DirSink,
+  DirSource,
+  DockerArchiveSink,
+  DockerArchiveSource,
+  type ImageLocation,
+  type ImageSink,
+  type ImageSource,
+  OciArchiveSink,
+  OciArchiveSource,
+  OciLayoutSink,
+  OciLayoutSource,
+  parseLocation,
+  RegistrySink,
+  RegistrySource,
+} from './transports/index.ts';
