@@ -31,7 +31,7 @@ import {
   writeDockerArchive,
 } from '../transports/docker-archive/index.ts';
 import { DIR_VERSION, DirSink, type ImageSource, RegistrySource } from '../transports/index.ts';
-import { mapLimit } from '../util/index.ts';
+import { Limiter } from '../util/index.ts';
 
 export interface PrefetchInput {
   pool: RegistryPool;
@@ -212,12 +212,21 @@ export async function prefetch(input: PrefetchInput): Promise<PrefetchResult> {
   if (cached) {
     hashes = cached;
   } else {
-    // Fetch every blob once, in parallel, into the cache (verified); everything below reads locally.
-    await mapLimit(
-      [...blobs].sort((a, b) => b.size - a.size),
-      input.jobs ?? 6,
-      (d) => source.ensureCached(d, input.signal),
-    );
+    // Every blob is fetched once into the cache (verified, in parallel, largest first); hashing
+    // starts as soon as the blobs it needs have arrived, so downloads and hashing overlap.
+    const limiter = new Limiter(input.jobs ?? 6);
+    const arrivals = new Map<string, Promise<void>>();
+    for (const d of [...blobs].sort((a, b) => b.size - a.size)) {
+      const p = limiter.run(() => source.ensureCached(d, input.signal));
+      p.catch(() => {});
+      arrivals.set(d.digest, p);
+    }
+    const arrived = (d: Descriptor): Promise<void> => arrivals.get(d.digest)!;
+    const local = async (d: Descriptor): Promise<Readable> => {
+      await arrived(d);
+      return source.blob(d, { signal: input.signal });
+    };
+    await arrived(image.config);
     configBytes = await readBlob(source, image.config);
     const config = parseConfig(configBytes, `config of ${what}`);
     const diffIds = config.rootfs?.diff_ids ?? [];
@@ -227,51 +236,49 @@ export async function prefetch(input: PrefetchInput): Promise<PrefetchResult> {
         `${what}: the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
       );
     }
-    const archiveLayers = async (hinted: boolean): Promise<ArchiveLayer[]> =>
-      Promise.all(
-        image.layers.map(async (l, i) => {
-          const size = hinted ? await gzipSizeHint(input.cache, l) : undefined;
-          return {
-            diffId: diffIds[i]!,
-            size,
-            open: async () => decompress(await source.blob(l, { signal: input.signal })),
-          };
-        }),
-      );
-    const archiveInput = async (hinted: boolean) => ({
+    const archiveInput = (hinted: boolean) => ({
       configBytes: configBytes!,
-      layers: await archiveLayers(hinted),
+      layers: image.layers.map(
+        (l, i): ArchiveLayer => ({
+          diffId: diffIds[i]!,
+          // The gzip trailer's size, checked while streaming; measured when absent or wrong.
+          sizeHint: hinted
+            ? async () => {
+                await arrived(l);
+                return gzipSizeHint(input.cache, l);
+              }
+            : undefined,
+          open: async () => decompress(await local(l)),
+        }),
+      ),
       repoTags: [repoTag],
       jobs: input.jobs,
     });
-    const flat = async (hinted: boolean) =>
+    const flat = (hinted: boolean) =>
       input.archivePath
-        ? writeDockerArchive(await archiveInput(hinted), input.archivePath)
-        : dockerArchiveHash(await archiveInput(hinted));
-    let archive: { sha256: Digest; size: number };
-    try {
-      archive = await flat(true);
-    } catch (err) {
-      // A gzip trailer that lied (multi-member gzip): measure the layers instead.
-      if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
-      archive = await flat(false);
-    }
-    const tree: NarNode = { type: 'directory', entries: {} };
-    const entries = (tree as { entries: Record<string, NarNode> }).entries;
-    entries['manifest.json'] = { type: 'regular', size: instance.bytes.length, contents: instance.bytes };
-    entries.version = {
-      type: 'regular',
-      size: Buffer.byteLength(DIR_VERSION),
-      contents: Buffer.from(DIR_VERSION),
+        ? writeDockerArchive(archiveInput(hinted), input.archivePath)
+        : dockerArchiveHash(archiveInput(hinted));
+    const archiveHash = async (): Promise<{ sha256: Digest; size: number }> => {
+      try {
+        return await flat(true);
+      } catch (err) {
+        // A gzip trailer that lied (multi-member gzip): measure the layers instead.
+        if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
+        return flat(false);
+      }
     };
-    for (const d of blobs) {
-      entries[digestHex(d.digest)] = {
-        type: 'regular',
-        size: d.size,
-        contents: () => source.blob(d, { signal: input.signal }) as Promise<Readable>,
-      };
-    }
-    const nar = await narHashOfTree(tree);
+    const entries: Record<string, NarNode> = {
+      'manifest.json': { type: 'regular', size: instance.bytes.length, contents: instance.bytes },
+      version: { type: 'regular', size: Buffer.byteLength(DIR_VERSION), contents: Buffer.from(DIR_VERSION) },
+    };
+    for (const d of blobs)
+      entries[digestHex(d.digest)] = { type: 'regular', size: d.size, contents: () => local(d) };
+    // The two hashes run side by side: decompression happens on libuv's pool, hashing here.
+    const [archive, nar] = await Promise.all([
+      archiveHash(),
+      narHashOfTree({ type: 'directory', entries }),
+      Promise.all(arrivals.values()),
+    ]);
     hashes = {
       dockerTools: toSri(parseNixHash(archive.sha256)),
       size: archive.size,

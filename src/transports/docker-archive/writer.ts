@@ -11,6 +11,12 @@ export interface ArchiveLayer {
   diffId: Digest;
   /** Uncompressed size, when known; otherwise measured first (one extra read of the layer). */
   size?: number;
+  /**
+   * A cheap guess of the size, asked for when the layer's turn comes (e.g. a gzip trailer). The
+   * stream is still checked against it: a wrong guess fails with E_SIZE_MISMATCH. Undefined means
+   * "measure it".
+   */
+  sizeHint?: () => Promise<number | undefined>;
   open(): Promise<Readable>;
 }
 
@@ -110,7 +116,14 @@ export function legacyMetadata(
  * Each layer is verified against its diffID while it streams.
  */
 export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGenerator<Buffer> {
-  const layers = await measureLayers(input.layers, input.jobs);
+  // Layers without a size or a hint are measured up front, in parallel.
+  const layers = await measureLayers(
+    input.layers.filter((l) => l.size === undefined && !l.sizeHint),
+    input.jobs,
+  ).then((measured) => {
+    const sizes = new Map(measured.map((l) => [l.diffId, l.size]));
+    return input.layers.map((l) => (l.size === undefined && !l.sizeHint ? { ...l, size: sizes.get(l.diffId) } : l));
+  });
   const configDigest = sha256(input.configBytes);
   const written = new Set<string>();
   const unique = layers.filter((l) => {
@@ -134,7 +147,7 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
   let next = unique[0] ? openAhead(unique[0]) : undefined;
   for (let i = 0; i < unique.length; i++) {
     const l = unique[i]!;
-    const size = l.size!;
+    const size = l.size ?? (await l.sizeHint?.()) ?? (await measureLayers([{ ...l, sizeHint: undefined }]))[0]!.size!;
     yield file(`${digestHex(l.diffId)}.tar`, size);
     const v = new VerifyStream({ digest: l.diffId, size, source: `layer ${l.diffId} (uncompressed)` });
     const src = await next!;
