@@ -122,7 +122,9 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
     input.jobs,
   ).then((measured) => {
     const sizes = new Map(measured.map((l) => [l.diffId, l.size]));
-    return input.layers.map((l) => (l.size === undefined && !l.sizeHint ? { ...l, size: sizes.get(l.diffId) } : l));
+    return input.layers.map((l) =>
+      l.size === undefined && !l.sizeHint ? { ...l, size: sizes.get(l.diffId) } : l,
+    );
   });
   const configDigest = sha256(input.configBytes);
   const written = new Set<string>();
@@ -147,7 +149,8 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
   let next = unique[0] ? openAhead(unique[0]) : undefined;
   for (let i = 0; i < unique.length; i++) {
     const l = unique[i]!;
-    const size = l.size ?? (await l.sizeHint?.()) ?? (await measureLayers([{ ...l, sizeHint: undefined }]))[0]!.size!;
+    const size =
+      l.size ?? (await l.sizeHint?.()) ?? (await measureLayers([{ ...l, sizeHint: undefined }]))[0]!.size!;
     yield file(`${digestHex(l.diffId)}.tar`, size);
     const v = new VerifyStream({ digest: l.diffId, size, source: `layer ${l.diffId} (uncompressed)` });
     const src = await next!;
