@@ -193,16 +193,24 @@ async function main(): Promise<void> {
         ),
       );
     }
+    // Each push goes to a registry of its own, so neither tool can skip or mount blobs it saw before.
+    const pushTargets: { stop: () => Promise<void> }[] = [];
+    const freshRegistry = async (): Promise<string> => {
+      const r = await startRegistry({ auth: 'none' });
+      pushTargets.push(r);
+      return r.host;
+    };
     rows.push(
       await compare(
-        'copy oci→registry',
+        'copy oci→registry (empty registry)',
         'skopeo copy',
         async () =>
-          `${lading} copy -q --no-cache oci:${layout.dir}:1 docker://${reg.host}/bench/push-l-${n++}:1 >/dev/null`,
+          `${lading} copy -q --no-cache oci:${layout.dir}:1 docker://${await freshRegistry()}/bench/push:1 >/dev/null`,
         async () =>
-          `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${reg.host}/bench/push-s-${n++}:1`,
+          `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${await freshRegistry()}/bench/push:1`,
       ),
     );
+    await Promise.all(pushTargets.map((r) => r.stop()));
     rows.push(
       await compare(
         'unpack',

@@ -31,7 +31,7 @@ export interface DockerArchiveInput {
 }
 
 /** How far the next layer's decompression may run ahead (bytes). */
-const READ_AHEAD = 16 << 20;
+const READ_AHEAD = 8 << 20;
 
 const LEGACY_CONFIG_KEYS = [
   'architecture',
