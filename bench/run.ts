@@ -219,6 +219,14 @@ async function main(): Promise<void> {
         async () => `umoci unpack --image ${layout.dir}:1 ${await fresh()}/bundle >/dev/null 2>&1`,
       ),
     );
+    rows.push(
+      await compare(
+        'extract a top-layer file',
+        'lading unpack (whole image)',
+        async () => `${lading} extract -q --no-cache docker://${ref} /usr/bin/tool -o ${await fresh()}/tool`,
+        async () => `${lading} unpack -q --no-cache docker://${ref} ${await fresh()}/rootfs`,
+      ),
+    );
     console.log('\nratio = lading time / peer time (lower is better); RSS is the peak of any run');
     await writeFile(
       join(root, 'bench', 'last-run.json'),

@@ -19,9 +19,10 @@ export async function writeBlobFile(
   source: Readable,
   desc: Descriptor,
   mode = 0o644,
+  fsync = true,
 ): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true });
-  await writeFileAtomic(path, verified(source, desc, path), { mode });
+  await writeFileAtomic(path, verified(source, desc, path), { mode, fsync });
 }
 
 /** Reads a small file (manifest, index.json) with a cap, verifying a digest when given. */

@@ -155,7 +155,9 @@ export class OciLayoutSink implements ImageSink {
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<void> {
     await this.#prepare();
     const path = blobPath(this.root, desc.digest);
-    await writeBlobFile(path, await open(), desc);
+    // Like containers/image's OCI destination: blobs are renamed into place without fsync
+    // (content-addressed and verified on read); index.json, the commit point, is synced.
+    await writeBlobFile(path, await open(), desc, 0o644, false);
     this.#written.push(path);
   }
 
