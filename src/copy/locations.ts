@@ -2,10 +2,13 @@ import type { BlobCache } from '../cache/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import type { RegistryPool } from '../registry/index.ts';
 import {
+  DaemonSink,
+  DaemonSource,
   DirSink,
   DirSource,
   DockerArchiveSink,
   DockerArchiveSource,
+  dockerSocket,
   formatLocation,
   type ImageLocation,
   type ImageSink,
@@ -23,6 +26,8 @@ export interface OpenOptions {
   cache?: BlobCache;
   /** Standard input, for `-` as an archive path. */
   stdin?: NodeJS.ReadableStream;
+  /** Environment (DOCKER_HOST for docker-daemon:). */
+  env?: NodeJS.ProcessEnv;
 }
 
 function unsupported(loc: ImageLocation, as: string): LadingError {
@@ -44,6 +49,10 @@ export function openSource(loc: ImageLocation, opts: OpenOptions): ImageSource {
       return new OciArchiveSource(loc.path, loc.tag);
     case 'docker-archive':
       return new DockerArchiveSource(loc.path, { ref: loc.ref, index: loc.index, stdin: opts.stdin });
+    case 'docker-daemon':
+      return new DaemonSource(loc.ref, { kind: 'docker-api', socket: dockerSocket(opts.env ?? {}) });
+    case 'podman':
+      return new DaemonSource(loc.ref, { kind: 'podman' });
     default:
       throw unsupported(loc, 'a source');
   }
@@ -76,6 +85,10 @@ export function openSink(loc: ImageLocation, opts: SinkOptions): ImageSink {
       return new OciArchiveSink(loc.path, loc.tag, opts.stdout);
     case 'docker-archive':
       return new DockerArchiveSink(loc.path, loc.ref, opts.stdout);
+    case 'docker-daemon':
+      return new DaemonSink(loc.ref, { kind: 'docker-api', socket: dockerSocket(opts.env ?? {}) });
+    case 'podman':
+      return new DaemonSink(loc.ref, { kind: 'podman' });
     default:
       throw unsupported(loc, 'a destination');
   }

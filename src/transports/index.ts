@@ -1,3 +1,4 @@
+export { DaemonSink, DaemonSource, dockerSocket, type Engine } from './daemon.ts';
 export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
 export { archiveInputFor, DockerArchiveSink } from './docker-archive-sink.ts';
 export { DockerArchiveSource } from './docker-archive-source.ts';

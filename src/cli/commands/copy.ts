@@ -66,13 +66,14 @@ Examples:
         quiet: ctx.flags.quiet,
         label: `${formatLocation(src)} → ${formatLocation(dst)}`,
       });
-      const source = openSource(src, { pool: ctx.pool(), cache, stdin: io.stdin });
+      const source = openSource(src, { pool: ctx.pool(), cache, stdin: io.stdin, env: io.env });
       const sink = openSink(dst, {
         pool: ctx.pool(),
         cache,
         tags: ctx.flags.additionalTag,
         source: src,
         stdout: io.out,
+        env: io.env,
       });
       try {
         const r = await copyImage(source, sink, {

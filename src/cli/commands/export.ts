@@ -34,6 +34,7 @@ export function exportCommand(io: CliIo): Command {
         pool: ctx.pool(),
         cache: await cacheFrom(ctx.flags, io),
         stdin: io.stdin,
+        env: io.env,
       });
       try {
         const sel = await selectImage(source, platformFrom(ctx.flags).platform);

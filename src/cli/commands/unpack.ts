@@ -42,6 +42,7 @@ Examples:
         pool: ctx.pool(),
         cache: await cacheFrom(ctx.flags, io),
         stdin: io.stdin,
+        env: io.env,
       });
       try {
         const sel = await selectImage(source, platformFrom(ctx.flags).platform);

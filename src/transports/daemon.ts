@@ -1,0 +1,222 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Limits, readAtMost } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import type { Descriptor } from '../image/index.ts';
+import type { Reference } from '../reference/index.ts';
+import { dockerArchiveStream } from './docker-archive/index.ts';
+import { archiveInputFor } from './docker-archive-sink.ts';
+import { DockerArchiveSource } from './docker-archive-source.ts';
+import type { ImageSink, ImageSource, RawManifest, WholeImage } from './transport.ts';
+
+/** The Docker Engine API socket: `DOCKER_HOST=unix://…`, else `/var/run/docker.sock`. */
+export function dockerSocket(env: NodeJS.ProcessEnv): string {
+  const host = env.DOCKER_HOST;
+  if (!host) return '/var/run/docker.sock';
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  throw new LadingError(ErrorCode.BadArgument, `DOCKER_HOST=${host}: only unix:// sockets are supported`);
+}
+
+/** Where a daemon image goes or comes from: the Engine API, or the podman command. */
+export type Engine = { kind: 'docker-api'; socket: string } | { kind: 'podman'; bin?: string };
+
+function tagOf(ref: Reference): string {
+  return `${ref.name}:${ref.tag ?? 'latest'}`;
+}
+
+async function engineRequest(socket: string, method: 'GET' | 'POST', path: string, body?: Readable) {
+  const { Agent, request } = await import('undici');
+  const dispatcher = new Agent({ connect: { socketPath: socket } });
+  try {
+    return {
+      res: await request(`http://localhost${path}`, {
+        method,
+        dispatcher,
+        body,
+        headers: body ? { 'content-type': 'application/x-tar' } : {},
+        bodyTimeout: 0,
+      }),
+      close: () => dispatcher.close(),
+    };
+  } catch (err) {
+    await dispatcher.close();
+    throw new LadingError(
+      ErrorCode.Network,
+      `cannot reach the container engine at ${socket}: ${(err as Error).message}`,
+      {},
+      { cause: err },
+    );
+  }
+}
+
+function runPodman(bin: string, args: string[], input?: Readable): { stdout: Readable; done: Promise<void> } {
+  const child = spawn(bin, args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    if (stderr.length < 4096) stderr += c.toString('utf8');
+  });
+  if (input && child.stdin) {
+    child.stdin.on('error', () => {});
+    input.pipe(child.stdin);
+  }
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', (err) =>
+      reject(new LadingError(ErrorCode.Transport, `cannot run ${bin}: ${err.message}`)),
+    );
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(
+            new LadingError(
+              ErrorCode.Transport,
+              `${bin} ${args[0]} failed (${code}): ${stderr.trim().split('\n').pop() ?? ''}`,
+            ),
+          ),
+    );
+  });
+  return { stdout: child.stdout as Readable, done };
+}
+
+/**
+ * Loads images into a container engine (`docker-daemon:NAME:TAG` through the Engine API's
+ * `/images/load`, `podman:NAME:TAG` through `podman load`), as a docker-archive stream: nothing
+ * is staged on disk.
+ */
+export class DaemonSink implements ImageSink {
+  readonly name: string;
+  readonly acceptsIndex = false;
+  readonly #ref: Reference;
+  readonly #engine: Engine;
+
+  constructor(ref: Reference, engine: Engine) {
+    this.#ref = ref;
+    this.#engine = engine;
+    this.name = `${engine.kind === 'podman' ? 'podman' : 'docker-daemon'}:${ref.toFamiliarString()}`;
+  }
+
+  async writeImage(image: WholeImage, signal?: AbortSignal): Promise<void> {
+    const archive = dockerArchiveStream(archiveInputFor(image, [tagOf(this.#ref)], signal));
+    if (this.#engine.kind === 'podman') {
+      const p = runPodman(this.#engine.bin ?? 'podman', ['load', '-q'], archive);
+      p.stdout.resume();
+      await p.done;
+      return;
+    }
+    const { res, close } = await engineRequest(
+      this.#engine.socket,
+      'POST',
+      '/v1.40/images/load?quiet=1',
+      archive,
+    );
+    try {
+      const text = (await readAtMost(res.body, Limits.errorBody, 'engine response')).toString('utf8');
+      if (res.statusCode !== 200) {
+        throw new LadingError(
+          ErrorCode.Transport,
+          `the engine refused the image (HTTP ${res.statusCode}): ${text.slice(0, 300)}`,
+        );
+      }
+      // The engine streams JSON messages; an error arrives as {"errorDetail": …} with status 200.
+      for (const line of text.split('\n').filter(Boolean)) {
+        try {
+          const m = JSON.parse(line) as { error?: string; errorDetail?: { message?: string } };
+          if (m.error || m.errorDetail)
+            throw new LadingError(
+              ErrorCode.Transport,
+              `the engine failed to load the image: ${m.errorDetail?.message ?? m.error}`,
+            );
+        } catch (err) {
+          if (err instanceof LadingError) throw err;
+        }
+      }
+    } finally {
+      await close();
+    }
+  }
+
+  async hasBlob(): Promise<boolean> {
+    return false;
+  }
+
+  async putBlob(_d: Descriptor, _open: () => Promise<Readable>): Promise<void> {
+    throw new LadingError(ErrorCode.Internal, 'engine sinks take whole images (writeImage)');
+  }
+
+  async putManifest(_m: RawManifest): Promise<void> {
+    throw new LadingError(ErrorCode.Internal, 'engine sinks take whole images (writeImage)');
+  }
+
+  async commit(): Promise<void> {}
+  async abort(): Promise<void> {}
+}
+
+/**
+ * Reads an image from a container engine (`/images/{name}/get`, or `podman save`). The engine
+ * gives a docker-archive, which needs random access, so it is spooled to a temp file first.
+ */
+export class DaemonSource implements ImageSource {
+  readonly name: string;
+  readonly #ref: Reference;
+  readonly #engine: Engine;
+  #inner: Promise<DockerArchiveSource> | undefined;
+  #dir: string | undefined;
+
+  constructor(ref: Reference, engine: Engine) {
+    this.#ref = ref;
+    this.#engine = engine;
+    this.name = `${engine.kind === 'podman' ? 'podman' : 'docker-daemon'}:${ref.toFamiliarString()}`;
+  }
+
+  #load(): Promise<DockerArchiveSource> {
+    this.#inner ??= (async () => {
+      this.#dir = await mkdtemp(join(tmpdir(), 'lading-daemon-'));
+      const file = join(this.#dir, 'image.tar');
+      const name = tagOf(this.#ref);
+      if (this.#engine.kind === 'podman') {
+        const p = runPodman(this.#engine.bin ?? 'podman', ['save', '--format', 'docker-archive', name]);
+        await Promise.all([pipeline(p.stdout, createWriteStream(file)), p.done]);
+      } else {
+        const { res, close } = await engineRequest(
+          this.#engine.socket,
+          'GET',
+          `/v1.40/images/${encodeURIComponent(name)}/get`,
+        );
+        try {
+          if (res.statusCode !== 200) {
+            const text = (await readAtMost(res.body, Limits.errorBody, 'engine response')).toString('utf8');
+            throw new LadingError(
+              res.statusCode === 404 ? ErrorCode.NotFound : ErrorCode.Transport,
+              `the engine has no image ${name}: ${text.slice(0, 200)}`,
+            );
+          }
+          await pipeline(res.body, createWriteStream(file));
+        } finally {
+          await close();
+        }
+      }
+      return new DockerArchiveSource(file, { ref: this.#ref });
+    })();
+    return this.#inner;
+  }
+
+  async topManifest(): Promise<RawManifest> {
+    return (await this.#load()).topManifest();
+  }
+
+  async manifest(digest: RawManifest['digest']): Promise<RawManifest> {
+    return (await this.#load()).manifest(digest);
+  }
+
+  async blob(desc: Descriptor): Promise<Readable> {
+    return (await this.#load()).blob(desc);
+  }
+
+  async close(): Promise<void> {
+    if (this.#dir) await rm(this.#dir, { recursive: true, force: true });
+  }
+}

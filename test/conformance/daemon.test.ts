@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { requireBin, run, track, untrack } from '../helpers/bins.ts';
+import { runCli } from '../helpers/cli.ts';
+import { type BuiltLayout, buildLayout, pushLayout, smallImage } from '../helpers/images.ts';
+import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
+
+let reg: TestRegistry;
+let image: BuiltLayout;
+let service: ChildProcess;
+let socket: string;
+let work: string;
+
+before(async () => {
+  requireBin('podman');
+  reg = await sharedRegistry('none');
+  image = await buildLayout(smallImage('daemon'));
+  await pushLayout(image, reg, 'daemon/app:1');
+  work = await mkdtemp(join(tmpdir(), 'lading-daemon-'));
+  socket = join(work, 'engine.sock');
+  // podman serves the Docker Engine API on a socket of our choosing.
+  service = spawn('podman', ['system', 'service', '--time=0', `unix://${socket}`], { stdio: 'ignore' });
+  track(service);
+  for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(existsSync(socket), 'podman system service did not start');
+});
+after(async () => {
+  untrack(service);
+  service.kill();
+  await stopSharedRegistries();
+});
+
+const env = () => ({ HOME: '/nonexistent', PATH: process.env.PATH, DOCKER_HOST: `unix://${socket}` });
+
+async function inspectConfig(name: string): Promise<string> {
+  const out = JSON.parse((await run('podman', ['image', 'inspect', name])).stdout.toString()) as {
+    Id: string;
+  }[];
+  return out[0]!.Id;
+}
+
+describe('container engines', () => {
+  test('docker-daemon: loads through the Engine API /images/load and reads back through /images/get', async () => {
+    const r = await runCli(
+      ['copy', '-q', `${reg.host}/daemon/app:1`, 'docker-daemon:lading-test/app:loaded'],
+      { env: env() },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    // The engine's image ID is the config digest.
+    assert.equal(
+      `sha256:${await inspectConfig('docker.io/lading-test/app:loaded')}`,
+      image.images[0]!.configDigest,
+    );
+    const dir = join(work, 'back');
+    const back = await runCli(['copy', '-q', 'docker-daemon:lading-test/app:loaded', `dir:${dir}`], {
+      env: env(),
+    });
+    assert.equal(back.code, 0, back.stderr);
+    assert.ok(
+      (await readFile(join(dir, image.images[0]!.configDigest.slice(7)))).equals(image.images[0]!.config),
+    );
+  });
+
+  test('podman: loads with podman load and reads back with podman save', async () => {
+    const r = await runCli(['copy', '-q', `${reg.host}/daemon/app:1`, 'podman:lading-test/app:podman'], {
+      env: env(),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const dir = join(work, 'podman-back');
+    const back = await runCli(['copy', '-q', 'podman:lading-test/app:podman', `dir:${dir}`], { env: env() });
+    assert.equal(back.code, 0, back.stderr);
+    assert.ok(
+      (await readFile(join(dir, image.images[0]!.configDigest.slice(7)))).equals(image.images[0]!.config),
+    );
+  });
+
+  test('a missing image is a clear error', async () => {
+    const r = await runCli(['copy', '-q', 'docker-daemon:lading-test/nope:1', `dir:${join(work, 'x')}`], {
+      env: env(),
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /no image/);
+  });
+});
