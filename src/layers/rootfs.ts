@@ -281,6 +281,7 @@ export async function unpackRootfs(
           );
           continue;
       }
+      await applyXattrs(abs, e, (msg) => problem(li, raw, 'E_SKIPPED', msg));
       extracted.add(rel);
       createdHere.add(rel);
       if (!asRoot && (e.uid !== 0 || e.gid !== 0)) result.owners[rel] = `${e.uid}:${e.gid}`;
@@ -303,6 +304,27 @@ export async function unpackRootfs(
     }
   }
   return result;
+}
+
+const XATTR_PREFIX = 'SCHILY.xattr.';
+
+/**
+ * Extended attributes from PAX records (`SCHILY.xattr.NAME`). Node has no xattr API, so this runs
+ * `setfattr` (Debian package attr) for the rare entries that carry them; failures are warnings.
+ */
+async function applyXattrs(abs: string, e: TarEntry, warn: (msg: string) => void): Promise<void> {
+  const names = Object.keys(e.pax).filter((k) => k.startsWith(XATTR_PREFIX));
+  for (const k of names) {
+    const name = k.slice(XATTR_PREFIX.length);
+    const value = Buffer.from(e.pax[k]!, 'utf8').toString('base64');
+    try {
+      await execFileP('setfattr', ['-h', '-n', name, '-v', `0s${value}`, abs]);
+    } catch (err) {
+      warn(
+        `extended attribute ${name} on ${JSON.stringify(e.rawName)} not set: ${(err as Error).message.split('\n')[0]}`,
+      );
+    }
+  }
 }
 
 function normaliseLink(linkname: string): string | undefined {

@@ -357,3 +357,23 @@ describe('compression is detected from the bytes', () => {
     assert.deepEqual(trees[2], trees[0]);
   });
 });
+
+describe('extended attributes', () => {
+  test('PAX SCHILY.xattr records become xattrs (user namespace)', async () => {
+    const { dest } = await sandbox();
+    const pack = (await import('tar-stream')).default.pack();
+    const chunks: Buffer[] = [];
+    pack.on('data', (c: unknown) => chunks.push(c as Buffer));
+    const ended = new Promise<void>((r) => pack.on('end', () => r()));
+    pack.entry({ name: 'x', size: 1, pax: { 'SCHILY.xattr.user.lading': 'hello' } }, 'x');
+    pack.finalize();
+    await ended;
+    const data = gzipSync(Buffer.concat(chunks));
+    const r = await unpackRootfs([{ digest: sha(data), open: async () => Readable.from([data]) }], dest);
+    assert.deepEqual(r.problems, []);
+    const out = (
+      await run('getfattr', ['-n', 'user.lading', '--only-values', join(dest, 'x')])
+    ).stdout.toString();
+    assert.equal(out, 'hello');
+  });
+});
