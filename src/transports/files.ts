@@ -8,6 +8,14 @@ import { writeFileAtomic } from '../util/index.ts';
 
 /** Pipes `source` through a verifier for `desc`; errors of either end up on the result. */
 export function verified(source: Readable, desc: { digest: Digest; size?: number }, where: string): Readable {
+  // Already a verifier for this digest and size (a registry or cache stream): hashing again adds nothing.
+  if (
+    source instanceof VerifyStream &&
+    source.expected === desc.digest &&
+    (desc.size === undefined || source.expectedSize === desc.size)
+  ) {
+    return source;
+  }
   const v = new VerifyStream({ digest: desc.digest, size: desc.size, source: where });
   source.once('error', (err) => v.destroy(err));
   return source.pipe(v);
