@@ -5,12 +5,11 @@
  * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 3).
  */
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBin } from '../test/helpers/bins.ts';
-import { type BuiltLayout, buildLayout, pushLayout } from '../test/helpers/images.ts';
+import { type BuiltLayout, bigImage, buildLayout, pushLayout } from '../test/helpers/images.ts';
 import { nixEnv } from '../test/helpers/nix.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
 
@@ -53,46 +52,9 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Deterministic pseudo-random bytes (AES-CTR over zeros): fast and the same every run. */
-function prng(seed: string, n: number): Buffer {
-  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
-  const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
-}
-
-/** A ~SIZE_MIB image in 4 layers: half random, half text, so gzip gets it to about two thirds. */
+/** A ~SIZE_MIB image in 5 layers (see bigImage). */
 async function bigLayout(): Promise<BuiltLayout> {
-  const per = Math.floor((SIZE_MIB * 1024 * 1024) / 4);
-  const layers = [0, 1, 2, 3].map((i) => {
-    const files = [0, 1, 2, 3].map((j) => {
-      const half = Math.floor(per / 8);
-      const text = Buffer.from(
-        `line ${i}.${j} of a fairly repetitive log file with some numbers ${i * j}\n`.repeat(
-          Math.ceil(half / 70),
-        ),
-      ).subarray(0, half);
-      return {
-        path: `data/l${i}/f${j}.bin`,
-        content: Buffer.concat([prng(`${i}/${j}`, half), text]),
-        mode: j === 0 ? 0o755 : 0o644,
-      };
-    });
-    return {
-      entries: [
-        { path: 'data/', type: 'directory' as const },
-        { path: `data/l${i}/`, type: 'directory' as const },
-        ...files,
-      ],
-    };
-  });
-  layers.push({
-    entries: [
-      { path: 'usr/', type: 'directory' },
-      { path: 'usr/bin/', type: 'directory' },
-      { path: 'usr/bin/tool', content: Buffer.from('#!/bin/sh\necho tool\n'), mode: 0o755 },
-    ] as never,
-  });
-  return buildLayout({ layers }, '1');
+  return buildLayout(bigImage(SIZE_MIB), '1');
 }
 
 interface Row {

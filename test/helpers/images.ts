@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -248,4 +248,49 @@ export function multiArchImage(): ImageSpec[] {
     ...p,
     layers: [{ entries: [{ path: 'arch.txt', content: `${p.architecture}${p.variant ?? ''}\n` }] }],
   }));
+}
+
+/** Deterministic pseudo-random bytes (AES-CTR over zeros): fast and the same every run. */
+export function prng(seed: string, n: number): Buffer {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
+}
+
+/**
+ * A large image: four data layers of `sizeMiB / 4`, half random and half text (gzip takes it to
+ * about half), plus a small top layer with an executable. Deterministic.
+ */
+export function bigImage(sizeMiB: number): ImageSpec {
+  const per = Math.floor((sizeMiB * 1024 * 1024) / 4);
+  const layers: LayerSpec[] = [0, 1, 2, 3].map((i) => {
+    const files = [0, 1, 2, 3].map((j) => {
+      const half = Math.floor(per / 8);
+      const text = Buffer.from(
+        `line ${i}.${j} of a fairly repetitive log file with some numbers ${i * j}\n`.repeat(
+          Math.ceil(half / 40),
+        ),
+      ).subarray(0, half);
+      return {
+        path: `data/l${i}/f${j}.bin`,
+        content: Buffer.concat([prng(`${i}/${j}`, half), text]),
+        mode: j === 0 ? 0o755 : 0o644,
+      };
+    });
+    return {
+      entries: [
+        { path: 'data/', type: 'directory' as const },
+        { path: `data/l${i}/`, type: 'directory' as const },
+        ...files,
+      ],
+    };
+  });
+  layers.push({
+    entries: [
+      { path: 'usr/', type: 'directory' },
+      { path: 'usr/bin/', type: 'directory' },
+      { path: 'usr/bin/tool', content: '#!/bin/sh\necho tool\n', mode: 0o755 },
+    ],
+  });
+  return { layers };
 }

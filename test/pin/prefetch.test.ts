@@ -10,6 +10,7 @@ import { runCli } from '../helpers/cli.ts';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
 import {
   type BuiltLayout,
+  bigImage,
   buildLayout,
   type ImageSpec,
   MULTI_ARCH,
@@ -127,6 +128,16 @@ describe('hashes equal skopeo + nix-hash', () => {
       assert.equal(toNix32(parseNixHash(j.nix2container.sha256).bytes), e.nar);
     });
   }
+
+  test('an image of about 200 MiB', async () => {
+    const big = await buildLayout(bigImage(200), '1');
+    await pushLayout(big, anon, 'pin/big:1');
+    const j = await prefetchJson([`${anon.host}/pin/big`, '1']);
+    const e = await expected(anon, 'pin/big', j.imageDigest, 'amd64', `${anon.host}/pin/big:1`);
+    assert.equal(toNix32(parseNixHash(j.dockerTools.hash).bytes), e.flat);
+    assert.equal(toNix32(parseNixHash(j.nix2container.sha256).bytes), e.nar);
+    assert.ok(j.dockerTools.archiveSize > 200 * 1024 * 1024);
+  });
 
   test('every platform of a multi-arch index; the index digest is pinned unless --pin-instance', async () => {
     for (const p of MULTI_ARCH) {
