@@ -1,3 +1,5 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { BlobCache, IndexStore } from '../../cache/index.ts';
@@ -105,8 +107,10 @@ Examples:
       if (f.platform) platform = parsePlatform(f.platform);
       else platform = parsePlatform(`${f.os ?? 'linux'}/${normaliseArch(f.arch ?? 'amd64')}`);
       const root = cacheRoot(f, io);
-      const cache = new BlobCache(f.cache === false ? join(root, 'tmp-nocache', String(process.pid)) : root);
-      const index = f.cache === false ? undefined : new IndexStore(root);
+      // Hashing reads blobs more than once, so --no-cache still stages them, in a temp dir.
+      const scratch = f.cache === false ? await mkdtemp(join(tmpdir(), 'lading-prefetch-')) : undefined;
+      const cache = new BlobCache(scratch ?? root);
+      const index = scratch ? undefined : new IndexStore(root);
       try {
         const r = await prefetch({
           pool: ctx.pool(),
@@ -148,10 +152,7 @@ Examples:
             await writeLine(io.out, renderDockerTools(r, { json: f.json, legacySha256: f.legacySha256 }));
         }
       } finally {
-        if (f.cache === false) {
-          const { rm } = await import('node:fs/promises');
-          await rm(join(root, 'tmp-nocache', String(process.pid)), { recursive: true, force: true });
-        }
+        if (scratch) await rm(scratch, { recursive: true, force: true });
       }
     }),
   );
