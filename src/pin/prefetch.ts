@@ -102,9 +102,11 @@ interface CachedHashes {
 
 const PREFETCH_CACHE_VERSION = 'prefetch-v1';
 
-/** Uncompressed size of a single-member gzip from its trailer, when it cannot be ambiguous. */
+/** The uncompressed size a gzip trailer states (see the checks below). */
 async function gzipSizeHint(cache: BlobCache, d: Descriptor): Promise<number | undefined> {
-  if (d.size < 18 || d.size * 1032 >= 2 ** 32) return undefined;
+  // ISIZE is the size modulo 2^32 and covers the last gzip member only: a guess that the archive
+  // writer checks while streaming (a wrong one fails with E_SIZE_MISMATCH and the layers are measured).
+  if (d.size < 18) return undefined;
   try {
     const fh = await open(cache.pathFor(d.digest), 'r');
     try {
@@ -214,9 +216,11 @@ export async function prefetch(input: PrefetchInput): Promise<PrefetchResult> {
   } else {
     // Every blob is fetched once into the cache (verified, in parallel, largest first); hashing
     // starts as soon as the blobs it needs have arrived, so downloads and hashing overlap.
-    const limiter = new Limiter(input.jobs ?? 6);
+    // In layer order, a few at a time: the archive hash needs the bottom layer first, and it can
+    // start on it while the layers above are still arriving.
+    const limiter = new Limiter(Math.min(input.jobs ?? 6, 3));
     const arrivals = new Map<string, Promise<void>>();
-    for (const d of [...blobs].sort((a, b) => b.size - a.size)) {
+    for (const d of blobs) {
       const p = limiter.run(() => source.ensureCached(d, input.signal));
       p.catch(() => {});
       arrivals.set(d.digest, p);
