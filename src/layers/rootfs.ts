@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { ErrorCode, LadingError } from '../errors/index.ts';
@@ -35,9 +34,6 @@ export interface UnpackResult {
 }
 
 const execFileP = promisify(execFile);
-
-/** How far the next layer's decompression may run ahead (bytes). */
-const READ_AHEAD = 8 << 20;
 
 function parentOf(p: string): string {
   const i = p.lastIndexOf('/');
@@ -113,207 +109,183 @@ export async function unpackRootfs(
     await rm(abs, { recursive: true, force: true });
   };
 
-  // The next layer is opened and decompressed ahead (bounded) while this one is written, so
-  // inflating (libuv's pool) overlaps with the file system work here.
-  const openAhead = (i: number): Promise<Readable> | undefined => {
-    const layer = layers[i];
-    if (!layer) return undefined;
-    const p = layer.open({ signal: opts.signal }).then((s) => {
-      const buf = new PassThrough({ highWaterMark: READ_AHEAD });
-      const d = decompress(s);
-      d.once('error', (err) => buf.destroy(err));
-      return d.pipe(buf);
-    });
-    p.catch(() => {});
-    return p;
-  };
-  let next = openAhead(0);
-  try {
-    for (let li = 0; li < layers.length; li++) {
-      const layer = layers[li]!;
-      const createdHere = new Set<string>();
-      const where = `layer ${li} (${layer.digest})`;
-      const stream = await next!;
-      next = openAhead(li + 1);
-      for await (const e of readTar(stream, where)) {
-        const raw = e.rawName;
-        const rel = e.name;
-        if (rel === undefined || hasDotDot(raw)) {
-          problem(
-            li,
-            raw,
-            'E_UNSAFE_PATH',
-            `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
-          );
-          continue;
-        }
-        const base = baseOf(rel);
-        if (opts.include && rel !== '' && !opts.include(rel)) continue;
-        // Whiteouts.
-        if (base.startsWith(WHITEOUT_PREFIX)) {
-          const dir = parentOf(rel);
-          if (!(await ensureParents(rel))) {
-            problem(
-              li,
-              raw,
-              'E_UNSAFE_PATH',
-              `whiteout ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
-            );
-            continue;
-          }
-          if (base === WHITEOUT_OPAQUE) {
-            await clearOpaque(join(dest, dir), dir, createdHere);
-            continue;
-          }
-          const target = base.slice(WHITEOUT_PREFIX.length);
-          if (target === '' || target === '.' || target === '..') {
-            problem(
-              li,
-              raw,
-              'E_UNSAFE_PATH',
-              `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`,
-            );
-            continue;
-          }
-          const victim = dir ? `${dir}/${target}` : target;
-          await rm(join(dest, victim), { recursive: true, force: true });
-          for (const p of [...extracted]) if (p === victim || p.startsWith(`${victim}/`)) extracted.delete(p);
-          continue;
-        }
-        if (rel === '') {
-          if (e.type !== 'directory') {
-            problem(
-              li,
-              raw,
-              'E_UNSAFE_PATH',
-              `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`,
-            );
-          } else dirMeta.set('', e);
-          continue;
-        }
+  for (let li = 0; li < layers.length; li++) {
+    const layer = layers[li]!;
+    const createdHere = new Set<string>();
+    const where = `layer ${li} (${layer.digest})`;
+    const stream = decompress(await layer.open({ signal: opts.signal }));
+    for await (const e of readTar(stream, where)) {
+      const raw = e.rawName;
+      const rel = e.name;
+      if (rel === undefined || hasDotDot(raw)) {
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
+        );
+        continue;
+      }
+      const base = baseOf(rel);
+      if (opts.include && rel !== '' && !opts.include(rel)) continue;
+      // Whiteouts.
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        const dir = parentOf(rel);
         if (!(await ensureParents(rel))) {
           problem(
             li,
             raw,
             'E_UNSAFE_PATH',
-            `entry ${JSON.stringify(raw)} in ${where} would be written through a symlink; refused`,
+            `whiteout ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
           );
           continue;
         }
-        const abs = join(dest, rel);
-        switch (e.type) {
-          case 'directory': {
-            await removeExisting(abs, true);
-            await mkdir(abs, { recursive: true, mode: 0o755 });
-            dirMeta.set(rel, e);
-            result.dirs++;
-            break;
-          }
-          case 'file': {
-            await removeExisting(abs, false);
-            await pipeline(
-              e.body,
-              createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }),
-            );
-            await applyMeta(abs, e, asRoot, false);
-            result.files++;
-            result.bytes += e.size;
-            break;
-          }
-          case 'symlink': {
-            await removeExisting(abs, false);
-            await symlink(e.linkname, abs);
-            if (asRoot) await lchown(abs, e.uid, e.gid).catch(() => {});
-            await lutimes(abs, e.mtime, e.mtime).catch(() => {});
-            result.symlinks++;
-            break;
-          }
-          case 'link': {
-            const target = hasDotDot(e.linkname) ? undefined : normaliseLink(e.linkname);
-            if (target === undefined || !extracted.has(target)) {
-              problem(
-                li,
-                raw,
-                'E_UNSAFE_PATH',
-                `hardlink ${JSON.stringify(raw)} in ${where} points at ${JSON.stringify(e.linkname)}, which is not an entry extracted inside the root; refused`,
-              );
-              continue;
-            }
-            if (!(await ensureParents(target)) || (await lstat(join(dest, target))).isSymbolicLink()) {
-              problem(
-                li,
-                raw,
-                'E_UNSAFE_PATH',
-                `hardlink ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
-              );
-              continue;
-            }
-            await removeExisting(abs, false);
-            try {
-              await link(join(dest, target), abs);
-            } catch (err) {
-              problem(
-                li,
-                raw,
-                'E_UNSAFE_PATH',
-                `hardlink ${JSON.stringify(raw)} in ${where} to ${JSON.stringify(e.linkname)} failed: ${(err as NodeJS.ErrnoException).code}`,
-              );
-              continue;
-            }
-            result.hardlinks++;
-            break;
-          }
-          case 'character-device':
-          case 'block-device':
-          case 'fifo': {
-            if (!asRoot && e.type !== 'fifo') {
-              problem(
-                li,
-                raw,
-                'E_SKIPPED',
-                `device ${JSON.stringify(raw)} in ${where} skipped: creating devices needs root`,
-              );
-              continue;
-            }
-            await removeExisting(abs, false);
-            const kind = e.type === 'fifo' ? 'p' : e.type === 'character-device' ? 'c' : 'b';
-            const args = kind === 'p' ? [abs, 'p'] : [abs, kind, String(e.devmajor), String(e.devminor)];
-            try {
-              await execFileP('mknod', ['-m', (e.mode & 0o7777).toString(8), ...args]);
-              await applyMeta(abs, e, asRoot, false);
-              result.devices++;
-            } catch (err) {
-              problem(
-                li,
-                raw,
-                'E_SKIPPED',
-                `device ${JSON.stringify(raw)} in ${where} could not be created: ${(err as Error).message}`,
-              );
-              continue;
-            }
-            break;
-          }
-          default:
+        if (base === WHITEOUT_OPAQUE) {
+          await clearOpaque(join(dest, dir), dir, createdHere);
+          continue;
+        }
+        const target = base.slice(WHITEOUT_PREFIX.length);
+        if (target === '' || target === '.' || target === '..') {
+          problem(
+            li,
+            raw,
+            'E_UNSAFE_PATH',
+            `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`,
+          );
+          continue;
+        }
+        const victim = dir ? `${dir}/${target}` : target;
+        await rm(join(dest, victim), { recursive: true, force: true });
+        for (const p of [...extracted]) if (p === victim || p.startsWith(`${victim}/`)) extracted.delete(p);
+        continue;
+      }
+      if (rel === '') {
+        if (e.type !== 'directory') {
+          problem(
+            li,
+            raw,
+            'E_UNSAFE_PATH',
+            `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`,
+          );
+        } else dirMeta.set('', e);
+        continue;
+      }
+      if (!(await ensureParents(rel))) {
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} would be written through a symlink; refused`,
+        );
+        continue;
+      }
+      const abs = join(dest, rel);
+      switch (e.type) {
+        case 'directory': {
+          await removeExisting(abs, true);
+          await mkdir(abs, { recursive: true, mode: 0o755 });
+          dirMeta.set(rel, e);
+          result.dirs++;
+          break;
+        }
+        case 'file': {
+          await removeExisting(abs, false);
+          await pipeline(
+            e.body,
+            createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }),
+          );
+          await applyMeta(abs, e, asRoot, false);
+          result.files++;
+          result.bytes += e.size;
+          break;
+        }
+        case 'symlink': {
+          await removeExisting(abs, false);
+          await symlink(e.linkname, abs);
+          if (asRoot) await lchown(abs, e.uid, e.gid).catch(() => {});
+          await lutimes(abs, e.mtime, e.mtime).catch(() => {});
+          result.symlinks++;
+          break;
+        }
+        case 'link': {
+          const target = hasDotDot(e.linkname) ? undefined : normaliseLink(e.linkname);
+          if (target === undefined || !extracted.has(target)) {
             problem(
               li,
               raw,
-              'E_UNSUPPORTED',
-              `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`,
+              'E_UNSAFE_PATH',
+              `hardlink ${JSON.stringify(raw)} in ${where} points at ${JSON.stringify(e.linkname)}, which is not an entry extracted inside the root; refused`,
             );
             continue;
+          }
+          if (!(await ensureParents(target)) || (await lstat(join(dest, target))).isSymbolicLink()) {
+            problem(
+              li,
+              raw,
+              'E_UNSAFE_PATH',
+              `hardlink ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
+            );
+            continue;
+          }
+          await removeExisting(abs, false);
+          try {
+            await link(join(dest, target), abs);
+          } catch (err) {
+            problem(
+              li,
+              raw,
+              'E_UNSAFE_PATH',
+              `hardlink ${JSON.stringify(raw)} in ${where} to ${JSON.stringify(e.linkname)} failed: ${(err as NodeJS.ErrnoException).code}`,
+            );
+            continue;
+          }
+          result.hardlinks++;
+          break;
         }
-        await applyXattrs(abs, e, (msg) => problem(li, raw, 'E_SKIPPED', msg));
-        extracted.add(rel);
-        createdHere.add(rel);
-        if (!asRoot && (e.uid !== 0 || e.gid !== 0)) result.owners[rel] = `${e.uid}:${e.gid}`;
+        case 'character-device':
+        case 'block-device':
+        case 'fifo': {
+          if (!asRoot && e.type !== 'fifo') {
+            problem(
+              li,
+              raw,
+              'E_SKIPPED',
+              `device ${JSON.stringify(raw)} in ${where} skipped: creating devices needs root`,
+            );
+            continue;
+          }
+          await removeExisting(abs, false);
+          const kind = e.type === 'fifo' ? 'p' : e.type === 'character-device' ? 'c' : 'b';
+          const args = kind === 'p' ? [abs, 'p'] : [abs, kind, String(e.devmajor), String(e.devminor)];
+          try {
+            await execFileP('mknod', ['-m', (e.mode & 0o7777).toString(8), ...args]);
+            await applyMeta(abs, e, asRoot, false);
+            result.devices++;
+          } catch (err) {
+            problem(
+              li,
+              raw,
+              'E_SKIPPED',
+              `device ${JSON.stringify(raw)} in ${where} could not be created: ${(err as Error).message}`,
+            );
+            continue;
+          }
+          break;
+        }
+        default:
+          problem(
+            li,
+            raw,
+            'E_UNSUPPORTED',
+            `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`,
+          );
+          continue;
       }
+      await applyXattrs(abs, e, (msg) => problem(li, raw, 'E_SKIPPED', msg));
+      extracted.add(rel);
+      createdHere.add(rel);
+      if (!asRoot && (e.uid !== 0 || e.gid !== 0)) result.owners[rel] = `${e.uid}:${e.gid}`;
     }
-  } finally {
-    // A failure part-way leaves the layer opened ahead unread: close it.
-    void next?.then(
-      (s) => s.destroy(),
-      () => {},
-    );
   }
   // Directory metadata last, deepest first, so mtimes stick and read-only dirs do not block writes.
   const dirs = [...dirMeta.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
