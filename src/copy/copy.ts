@@ -1,11 +1,15 @@
 import { type Digest, sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
+  convertImageManifest,
+  convertIndex,
   type Descriptor,
   formatPlatform,
   hostPlatform,
   type ImageManifest,
   type IndexManifest,
+  isFormat,
+  type ManifestFormat,
   type Platform,
   parseConfig,
   parseManifest,
@@ -29,6 +33,8 @@ export interface CopyOptions {
   all?: boolean;
   /** Parallel blob transfers (default 6). */
   jobs?: number;
+  /** Convert manifests to this format (digests change); default: keep them as they are. */
+  format?: ManifestFormat;
   signal?: AbortSignal;
   onEvent?: (e: CopyEvent) => void;
 }
@@ -93,13 +99,20 @@ export async function copyImage(
           );
         }
         const chosen = opts.all ? parsed.manifests : wanted.map((p) => pick(parsed, p, src.name));
+        const written: Descriptor[] = [];
         for (const d of dedupe(chosen)) {
           const inst = await src.manifest(d.digest, opts.signal);
           const kind = parseManifest(inst.bytes, inst.mediaType, `${src.name}@${d.digest}`).kind;
-          if (kind === 'image') await copyOne(src, dst, inst, false, opts, result);
-          else await dst.putManifest(inst, false, opts.signal);
+          const out = kind === 'image' ? await copyOne(src, dst, inst, false, opts, result) : inst;
+          if (kind !== 'image') await dst.putManifest(inst, false, opts.signal);
+          written.push({ ...d, digest: out.digest, size: out.bytes.length, mediaType: out.mediaType });
         }
-        const index = opts.all ? top : filteredIndex(top, parsed, dedupe(chosen));
+        const converting = opts.format !== undefined && !isFormat(top.mediaType, opts.format);
+        const index = converting
+          ? convertIndex(written, opts.format!, parsed.annotations)
+          : opts.all
+            ? top
+            : filteredIndex(top, parsed, dedupe(chosen));
         await dst.putManifest(index, true, opts.signal);
         opts.onEvent?.({ type: 'manifest', digest: index.digest, mediaType: index.mediaType });
         result.digest = index.digest;
@@ -159,12 +172,17 @@ function filteredIndex(top: RawManifest, index: IndexManifest, keep: Descriptor[
 async function copyOne(
   src: ImageSource,
   dst: ImageSink,
-  m: RawManifest,
+  source: RawManifest,
   top: boolean,
   opts: CopyOptions,
   result: CopyResult,
-): Promise<void> {
-  const image = asImage(m, `${src.name}@${m.digest}`);
+): Promise<RawManifest> {
+  const image = asImage(source, `${src.name}@${source.digest}`);
+  // Converting changes only the manifest: the blobs are the same bytes.
+  const m: RawManifest =
+    opts.format && !isFormat(source.mediaType, opts.format) && !dst.writeImage
+      ? convertImageManifest(image, opts.format)
+      : source;
   if (dst.writeImage) {
     const configBytes = await readAtMostFrom(
       await src.blob(image.config, { signal: opts.signal }),
@@ -216,4 +234,5 @@ async function copyOne(
     result.digest = m.digest;
     result.mediaType = m.mediaType;
   }
+  return m;
 }

@@ -1,4 +1,5 @@
 export { type ImageConfig, parseConfig } from './config.ts';
+export { convertImageManifest, convertIndex, isFormat, type ManifestFormat } from './convert.ts';
 export { type Descriptor, parseDescriptor } from './descriptor.ts';
 export {
   detectMediaType,

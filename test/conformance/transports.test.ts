@@ -59,6 +59,47 @@ describe('round trips keep every digest (skopeo and umoci read the results)', ()
     assert.ok(existsSync(join(bundle, 'rootfs', 'usr', 'bin', 'hello')));
   });
 
+  test('--format converts OCI and Docker schema2 manifests exactly as skopeo does (same digests)', async () => {
+    for (const [fmt, all] of [
+      ['v2s2', false],
+      ['v2s2', true],
+      ['oci', false],
+    ] as const) {
+      const src =
+        fmt === 'oci'
+          ? `dir:${join(work, 'fmt-src')}`
+          : `docker://${reg.host}/conf/${all ? 'multi' : 'small'}:1`;
+      if (fmt === 'oci')
+        assert.equal(
+          (await cli(['copy', '-q', '--format', 'v2s2', `${reg.host}/conf/small:1`, src])).code,
+          0,
+        );
+      const ours = await cli([
+        'copy',
+        '-q',
+        '--format',
+        fmt,
+        ...(all ? ['--all'] : []),
+        src,
+        `dir:${join(work, `fmt-${fmt}-${all}`)}`,
+      ]);
+      assert.equal(ours.code, 0, ours.stderr);
+      const theirs = join(work, `fmt-skopeo-${fmt}-${all}`);
+      await run('skopeo', [
+        'copy',
+        '-q',
+        '--src-tls-verify=false',
+        '--format',
+        fmt,
+        ...(all ? ['--all'] : []),
+        src,
+        `dir:${theirs}`,
+      ]);
+      assert.equal(ours.stdout.toString().trim(), await skopeoDigest(`dir:${theirs}`), `${fmt} all=${all}`);
+      await run('diff', ['-r', join(work, `fmt-${fmt}-${all}`), theirs]);
+    }
+  });
+
   test('--all keeps the index digest; several --platform values keep only those', async () => {
     const oci = join(work, 'all-oci');
     const r = await cli(['copy', '-q', '--all', `${reg.host}/conf/multi:1`, `oci:${oci}:1`]);

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
@@ -10,6 +10,7 @@ import { Progress } from '../render/progress.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
   all?: boolean;
+  format?: 'oci' | 'v2s2';
   additionalTag?: string[];
   json?: boolean;
   quiet?: boolean;
@@ -34,6 +35,12 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
   }
   cmd
     .option('--all', 'copy every platform of an index (the index keeps its digest)')
+    .addOption(
+      new Option('--format <format>', 'convert manifests (digests change): oci or v2s2').choices([
+        'oci',
+        'v2s2',
+      ]),
+    )
     .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
     .option('--json', 'print the result as JSON');
   withPlatformOptions(cmd);
@@ -79,6 +86,7 @@ Examples:
         const r = await copyImage(source, sink, {
           platforms,
           all: ctx.flags.all,
+          format: ctx.flags.format,
           jobs: ctx.flags.jobs,
           onEvent: progress.onEvent,
         });
