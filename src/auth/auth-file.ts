@@ -1,142 +1,188 @@
-import { readFile, stat } from 'node:fs/promises';
-import { Limits } from '../digest/index.ts';
-import { ErrorCode, LadingError } from '../errors/index.ts';
+import { createReadStream } from 'node:fs';
+import { Limits, readAtMost } from '../digest/index.ts';
+import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
+import { type Credential, sealCredential } from './credential.ts';
 
 /** One `auths` entry of a docker config.json / containers auth.json. */
 export interface AuthEntry {
+  /** base64 of `user:password`. */
   auth?: string;
   username?: string;
   password?: string;
+  /** OAuth2 refresh token (exchanged at the token realm). */
   identitytoken?: string;
+  /** Registry token, sent as `Bearer` directly. */
   registrytoken?: string;
 }
 
-/** The parts of an auth file lading reads. */
+/** The parts of an auth file lading reads, keys as written in the file (in file order). */
 export interface AuthFile {
   path: string;
-  auths: Record<string, AuthEntry>;
-  credHelpers: Record<string, string>;
+  /** `~/.dockercfg` layout: the top-level object is the `auths` map and keys are hosts only. */
+  legacy: boolean;
+  auths: Map<string, AuthEntry>;
+  /** `credHelpers`: registry → helper name (`docker-credential-<name>`). */
+  credHelpers: Map<string, string>;
+  /** `credsStore`: the helper for every registry. */
   credsStore?: string;
 }
 
-const HUB_KEYS = [
-  'docker.io',
-  'index.docker.io',
-  'registry-1.docker.io',
-  'https://index.docker.io/v1/',
-  'https://index.docker.io/v1',
-];
+const ENTRY_FIELDS = ['auth', 'username', 'password', 'identitytoken', 'registrytoken'] as const;
+const HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
-/** Reads an auth file; undefined when it does not exist. Malformed content is an error naming the file only. */
-export async function readAuthFile(path: string): Promise<AuthFile | undefined> {
-  let size: number;
+/**
+ * Reads an auth file (at most `Limits.authFile` bytes); undefined when it does not exist.
+ * Unreadable or malformed files are E_AUTH_FILE errors naming the file, never its content.
+ */
+export async function readAuthFile(
+  path: string,
+  opts: { legacy?: boolean } = {},
+): Promise<AuthFile | undefined> {
+  let raw: Buffer;
   try {
-    size = (await stat(path)).size;
-  } catch {
-    return undefined;
-  }
-  if (size > Limits.authFile)
-    throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is too large`, { path });
-  let raw: string;
-  try {
-    raw = await readFile(path, 'utf8');
+    raw = await readAtMost(createReadStream(path), Limits.authFile, `auth file ${path}`);
   } catch (err) {
-    throw new LadingError(
-      ErrorCode.AuthFile,
-      `cannot read auth file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      { path },
-    );
+    if (isLadingError(err)) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new LadingError(ErrorCode.AuthFile, `cannot read auth file ${path}: ${code ?? 'error'}`, {
+      path,
+    });
   }
-  return parseAuthFile(raw, path);
+  return parseAuthFile(raw.toString('utf8'), path, opts);
 }
 
-/** Parses auth-file text (never echoing it in errors). */
-export function parseAuthFile(raw: string, path: string): AuthFile {
+/** Parses auth-file text. Any JSON object is accepted (unknown or mistyped fields are ignored). */
+export function parseAuthFile(text: string, path: string, opts: { legacy?: boolean } = {}): AuthFile {
+  const legacy = opts.legacy === true;
   let json: unknown;
+  const body = text.replace(/^\uFEFF/, '');
   try {
-    json = raw.trim() === '' ? {} : JSON.parse(raw);
+    json = body.trim() === '' ? {} : JSON.parse(body);
   } catch {
     throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is not valid JSON`, { path });
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+  if (!isObject(json))
     throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is not a JSON object`, { path });
-  }
-  const o = json as Record<string, unknown>;
-  const auths: Record<string, AuthEntry> = {};
-  if (isObject(o.auths)) {
-    for (const [k, v] of Object.entries(o.auths)) {
+  const file: AuthFile = { path, legacy, auths: new Map(), credHelpers: new Map() };
+  const auths = legacy ? json : json.auths;
+  if (isObject(auths)) {
+    for (const [k, v] of Object.entries(auths)) {
       if (!isObject(v)) continue;
       const e: AuthEntry = {};
-      for (const f of ['auth', 'username', 'password', 'identitytoken', 'registrytoken'] as const) {
-        if (typeof v[f] === 'string') e[f] = v[f] as string;
-      }
-      auths[k] = e;
+      for (const f of ENTRY_FIELDS) if (typeof v[f] === 'string') e[f] = v[f] as string;
+      file.auths.set(k, e);
     }
   }
-  const credHelpers: Record<string, string> = {};
-  if (isObject(o.credHelpers)) {
-    for (const [k, v] of Object.entries(o.credHelpers)) if (typeof v === 'string' && v) credHelpers[k] = v;
+  if (!legacy) {
+    if (isObject(json.credHelpers)) {
+      for (const [k, v] of Object.entries(json.credHelpers))
+        if (typeof v === 'string' && v !== '') file.credHelpers.set(k, v);
+    }
+    if (typeof json.credsStore === 'string' && json.credsStore !== '') file.credsStore = json.credsStore;
   }
-  const out: AuthFile = { path, auths, credHelpers };
-  if (typeof o.credsStore === 'string' && o.credsStore) out.credsStore = o.credsStore;
-  return out;
+  return file;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Normalises an auths key to `host[/path]` (drops scheme, trailing slash, `/v1`/`/v2`; Hub aliases → docker.io). */
-export function normaliseAuthKey(key: string): string {
-  if (HUB_KEYS.includes(key)) return 'docker.io';
-  let k = key.replace(/^[a-z]+:\/\//i, '').replace(/\/+$/, '');
-  k = k.replace(/\/v[12]$/, '');
+/** Docker Hub's aliases → `docker.io`; other hosts lower-cased. */
+export function normaliseHost(host: string): string {
+  const h = host.toLowerCase();
+  return HUB_HOSTS.has(h) ? 'docker.io' : h;
+}
+
+/**
+ * Normalises an auths/credHelpers key to `host[/namespace]` as containers/image does: a key with
+ * `http://` or `https://` is a host only (`https://index.docker.io/v1/` → `docker.io`), a key
+ * without a scheme may carry a namespace (`quay.io/org/repo`); Docker Hub aliases become
+ * `docker.io`. In the legacy `.dockercfg` layout every key is a host.
+ */
+export function normaliseAuthKey(key: string, legacy = false): string {
+  const stripped = key.replace(/^https?:\/\//i, '');
+  let k = legacy || stripped !== key ? stripped.split('/')[0]! : stripped.replace(/\/+$/, '');
   const slash = k.indexOf('/');
   const host = slash === -1 ? k : k.slice(0, slash);
-  if (host === 'index.docker.io' || host === 'registry-1.docker.io')
-    k = `docker.io${slash === -1 ? '' : k.slice(slash)}`;
+  k = normaliseHost(host) + (slash === -1 ? '' : k.slice(slash));
   return k;
 }
 
 /**
- * Finds the entry for `host`/`repository`: keys may be a host or host/namespace; the longest match
- * wins (`quay.io/org/repo` over `quay.io/org` over `quay.io`).
+ * Finds the entry for `host`/`repository`. Keys may be a host or `host/namespace`; the longest
+ * match wins (`quay.io/org/repo` over `quay.io/org` over `quay.io`), matching whole path
+ * components. Among keys of the same meaning, one written in normal form wins, else the first.
  */
 export function lookupAuth(
   file: AuthFile,
   host: string,
   repository: string,
 ): { key: string; entry: AuthEntry } | undefined {
-  const target = `${host}/${repository}`;
-  let best: { key: string; entry: AuthEntry; len: number } | undefined;
-  for (const [rawKey, entry] of Object.entries(file.auths)) {
-    const key = normaliseAuthKey(rawKey);
-    if (key === host || target === key || target.startsWith(`${key}/`)) {
-      if (!best || key.length > best.len) best = { key: rawKey, entry, len: key.length };
-    }
+  const h = normaliseHost(host);
+  const target = repository ? `${h}/${repository}` : h;
+  let best: { key: string; entry: AuthEntry; len: number; exact: boolean } | undefined;
+  for (const [rawKey, entry] of file.auths) {
+    const key = normaliseAuthKey(rawKey, file.legacy);
+    if (key !== h && key !== target && !target.startsWith(`${key}/`)) continue;
+    const exact = rawKey === key;
+    if (!best || key.length > best.len || (key.length === best.len && exact && !best.exact))
+      best = { key: rawKey, entry, len: key.length, exact };
   }
   return best && { key: best.key, entry: best.entry };
 }
 
-/** The credential helper configured for `host`, if any: `credHelpers[host]` beats `credsStore`. */
+/** The credential helper for `host`: `credHelpers[host]` beats `credsStore`. */
 export function helperFor(file: AuthFile, host: string): string | undefined {
-  for (const [k, v] of Object.entries(file.credHelpers)) if (normaliseAuthKey(k) === host) return v;
+  const h = normaliseHost(host);
+  for (const [k, v] of file.credHelpers) if (normaliseAuthKey(k, true) === h) return v;
   return file.credsStore;
 }
 
-/** Decodes an `auth` value (base64 `user:password`; the password may contain `:`). */
-export function decodeAuth(auth: string, path: string): { username: string; password: string } {
-  const text = Buffer.from(auth, 'base64').toString('utf8');
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Decodes an `auth` value: base64 of `user:password`, split at the first `:` (the password may
+ * contain `:`). Errors name the file and key only.
+ */
+export function decodeAuth(auth: string, path: string, key = ''): { username: string; password: string } {
+  const b64 = auth.replace(/\s+/g, '');
+  const text = BASE64.test(b64) ? Buffer.from(b64, 'base64').toString('utf8') : '';
   const i = text.indexOf(':');
-  if (i <= 0)
+  if (i === -1) {
     throw new LadingError(
       ErrorCode.AuthFile,
-      `auth file ${path}: an "auth" value is not base64 of user:password`,
+      `auth file ${path}: the "auth" value${key ? ` of ${JSON.stringify(key)}` : ''} is not base64 of user:password`,
       { path },
     );
+  }
   return { username: text.slice(0, i), password: text.slice(i + 1) };
 }
 
 export function encodeAuth(username: string, password: string): string {
-  return Buffer.from(`${username}:${password}`).toString('base64');
+  return Buffer.from(`${username}:${password}`, 'utf8').toString('base64');
+}
+
+/**
+ * The credential an entry holds, as containers/image reads it: `registrytoken` (bearer), then
+ * `identitytoken` (with the user name from `auth`, if any), then `auth`, then
+ * `username`/`password`. Undefined for an entry with none (Docker writes `{}` when a helper holds
+ * the secret), so the search goes on.
+ */
+export function entryCredential(entry: AuthEntry, path: string, key: string): Credential | undefined {
+  const source = path;
+  if (entry.registrytoken) return sealCredential({ kind: 'bearer', token: entry.registrytoken, source });
+  const basic = entry.auth ? decodeAuth(entry.auth, path, key) : undefined;
+  if (entry.identitytoken) {
+    const username = basic?.username || entry.username;
+    return sealCredential(
+      username
+        ? { kind: 'identity-token', token: entry.identitytoken, username, source }
+        : { kind: 'identity-token', token: entry.identitytoken, source },
+    );
+  }
+  if (basic) return sealCredential({ kind: 'basic', ...basic, source });
+  if (entry.username && entry.password !== undefined)
+    return sealCredential({ kind: 'basic', username: entry.username, password: entry.password, source });
+  return undefined;
 }

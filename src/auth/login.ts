@@ -1,91 +1,130 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ErrorCode, LadingError } from '../errors/index.ts';
+import { Limits, readAtMost } from '../digest/index.ts';
+import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
 import { encodeAuth, normaliseAuthKey } from './auth-file.ts';
 
-/** The auth file `login`/`logout` edit: --authfile, REGISTRY_AUTH_FILE, then podman's default. */
+/**
+ * The auth file `login`/`logout` edit: `--authfile`, `REGISTRY_AUTH_FILE`,
+ * `$XDG_RUNTIME_DIR/containers/auth.json` when that directory exists, else
+ * `${XDG_CONFIG_HOME:-~/.config}/containers/auth.json`. (Podman writes
+ * `/run/containers/<uid>/auth.json` when XDG_RUNTIME_DIR is unset, which does not survive a
+ * reboot; lading keeps the login in the user's config instead. Both are on the lookup path.)
+ */
 export function loginAuthFile(env: NodeJS.ProcessEnv, authFile?: string): string {
-  const explicit = authFile ?? env.REGISTRY_AUTH_FILE;
+  const explicit = authFile || env.REGISTRY_AUTH_FILE;
   if (explicit) return explicit;
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json');
+  if (env.XDG_RUNTIME_DIR && existsSync(env.XDG_RUNTIME_DIR))
+    return join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json');
   return join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'containers', 'auth.json');
 }
 
-async function readJson(path: string): Promise<Record<string, unknown>> {
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The whole document (every key kept) and its `auths`; undefined when the file does not exist. */
+async function readDoc(
+  path: string,
+): Promise<{ doc: Record<string, unknown>; auths: Record<string, unknown> } | undefined> {
   let raw: string;
   try {
-    raw = await readFile(path, 'utf8');
-  } catch {
-    return {};
+    raw = (await readAtMost(createReadStream(path), Limits.authFile, `auth file ${path}`)).toString('utf8');
+  } catch (err) {
+    if (isLadingError(err)) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new LadingError(ErrorCode.AuthFile, `cannot read auth file ${path}: ${code ?? 'error'}`, { path });
   }
+  let doc: unknown;
   try {
-    const v = raw.trim() ? JSON.parse(raw) : {};
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error();
-    return v as Record<string, unknown>;
+    doc = raw.trim() === '' ? {} : JSON.parse(raw.replace(/^\uFEFF/, ''));
   } catch {
-    throw new LadingError(ErrorCode.AuthFile, `auth file ${path} is not valid JSON; not changing it`, {
-      path,
-    });
+    doc = undefined;
   }
+  if (!isObject(doc) || (doc.auths !== undefined && !isObject(doc.auths)))
+    throw new LadingError(
+      ErrorCode.AuthFile,
+      `auth file ${path} is not a valid auth.json (a JSON object with an "auths" object); not changing it`,
+      { path },
+    );
+  const auths = (doc.auths as Record<string, unknown> | undefined) ?? {};
+  doc.auths = auths;
+  return { doc, auths };
 }
 
-async function writeJson(path: string, value: Record<string, unknown>): Promise<void> {
+async function writeDoc(path: string, doc: Record<string, unknown>): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(path, `${JSON.stringify(value, null, '\t')}\n`, { mode: 0o600 });
+  // Podman's layout: tab-indented, file mode 0600, replaced atomically.
+  await writeFileAtomic(path, JSON.stringify(doc, null, '\t'), { mode: 0o600 });
 }
 
-/**
- * Stores `username`/`password` for `host` (or `host/namespace`) in the containers auth.json, as
- * podman does, keeping every other key. Returns the file written. Verify the credentials first.
- */
-export async function login(input: {
+function setKey(o: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+export interface LoginInput {
+  /** Registry host, or `host/namespace` for a namespace-scoped login. */
   host: string;
   username: string;
   password: string;
   authFile?: string;
   env: NodeJS.ProcessEnv;
-}): Promise<string> {
+}
+
+/**
+ * Stores `username`/`password` for `host` in the containers auth.json as podman does
+ * (`{"auths": {"<key>": {"auth": base64(user:password)}}}`, key normalised, `docker.io` for Docker
+ * Hub), keeping every other key of the file. Returns the path written. It does not check the
+ * credentials: the caller verifies them against the registry first, then calls this.
+ */
+export async function login(input: LoginInput): Promise<string> {
   const path = loginAuthFile(input.env, input.authFile);
-  const doc = await readJson(path);
-  const auths = (typeof doc.auths === 'object' && doc.auths !== null ? doc.auths : {}) as Record<
-    string,
-    unknown
-  >;
   const key = normaliseAuthKey(input.host);
-  for (const k of Object.keys(auths)) if (k !== key && normaliseAuthKey(k) === key) delete auths[k];
-  auths[key] = { auth: encodeAuth(input.username, input.password) };
+  if (key === '' || key.startsWith('/'))
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `login needs a registry host, not ${JSON.stringify(input.host)}`,
+    );
+  const { doc, auths } = (await readDoc(path)) ?? { doc: {}, auths: {} };
   doc.auths = auths;
-  await writeJson(path, doc);
+  setKey(auths, key, { auth: encodeAuth(input.username, input.password) });
+  await writeDoc(path, doc);
   return path;
 }
 
-/** Removes the entry for `host` (or every entry with `all`). Returns a one-line summary. */
-export async function logout(input: {
+export interface LogoutInput {
   host?: string;
+  /** Remove every entry of `auths` (other keys such as `credHelpers` stay). */
   all?: boolean;
   authFile?: string;
   env: NodeJS.ProcessEnv;
-}): Promise<string> {
+}
+
+/**
+ * Removes the entry for `host` (every key of the same meaning, e.g. `docker.io` and
+ * `https://index.docker.io/v1/`), or every entry with `all`. Returns a one-line summary.
+ * Logging out of a registry with no entry is E_NOT_FOUND.
+ */
+export async function logout(input: LogoutInput): Promise<string> {
   const path = loginAuthFile(input.env, input.authFile);
-  const doc = await readJson(path);
-  const auths = (typeof doc.auths === 'object' && doc.auths !== null ? doc.auths : {}) as Record<
-    string,
-    unknown
-  >;
+  const read = await readDoc(path);
   if (input.all) {
-    doc.auths = {};
-    await writeJson(path, doc);
+    if (read) {
+      read.doc.auths = {};
+      await writeDoc(path, read.doc);
+    }
     return `Removed login credentials for all registries from ${path}`;
   }
   if (!input.host) throw new LadingError(ErrorCode.BadArgument, 'logout needs a registry or --all');
   const key = normaliseAuthKey(input.host);
-  const found = Object.keys(auths).filter((k) => normaliseAuthKey(k) === key);
-  if (found.length === 0)
-    throw new LadingError(ErrorCode.NotFound, `not logged in to ${key} (in ${path})`, { path });
-  for (const k of found) delete auths[k];
-  doc.auths = auths;
-  await writeJson(path, doc);
+  const found = read ? Object.keys(read.auths).filter((k) => normaliseAuthKey(k) === key) : [];
+  if (!read || found.length === 0)
+    throw new LadingError(ErrorCode.NotFound, `not logged in to ${key} (no entry in ${path})`, { path });
+  for (const k of found) delete read.auths[k];
+  await writeDoc(path, read.doc);
   return `Removed login credentials for ${key} from ${path}`;
 }
