@@ -109,6 +109,9 @@ export class RegistryClient {
         res = await this.http.send(url, { method: 'GET', signal, retry: candidates.length === 1 });
       } catch (err) {
         lastError = err;
+        // The server speaks TLS but its certificate is not trusted: falling back to plain HTTP
+        // would only hide that.
+        if (isCertificateError(err)) break;
         continue;
       }
       await res.body.dump().catch(() => {});
@@ -124,13 +127,14 @@ export class RegistryClient {
       return base;
     }
     if (isLadingError(lastError)) {
+      const hint = isCertificateError(lastError)
+        ? ' (the certificate is not trusted: add its CA with NODE_EXTRA_CA_CERTS, or use --tls-verify=false)'
+        : !isLoopbackHost(this.apiHost) && this.http.tlsVerify
+          ? ' (for plain HTTP use --tls-verify=false)'
+          : '';
       throw new LadingError(
         lastError.code,
-        `cannot reach registry ${this.registry}: ${lastError.message}${
-          !isLoopbackHost(this.apiHost) && this.http.tlsVerify
-            ? ' (for plain HTTP use --tls-verify=false)'
-            : ''
-        }`,
+        `cannot reach registry ${this.registry}: ${lastError.message}${hint}`,
         { registry: this.registry, url: lastError.url, temporary: lastError.temporary },
         { cause: lastError },
       );
@@ -583,6 +587,17 @@ async function* chunked(stream: Readable, size: number): AsyncGenerator<Buffer> 
     }
   }
   if (have) yield Buffer.concat(parts, have);
+}
+
+const CERT_ERRORS =
+  /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/;
+
+/** True for a TLS certificate verification failure (as opposed to a connection failure). */
+function isCertificateError(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string; cause?: { code?: string } } };
+  return [e?.code, e?.cause?.code, e?.cause?.cause?.code].some(
+    (c) => typeof c === 'string' && CERT_ERRORS.test(c),
+  );
 }
 
 function header(res: HttpResponse, name: string): string | undefined {

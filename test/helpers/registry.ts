@@ -17,6 +17,8 @@ export interface TestRegistry {
   users: Record<string, string>;
   storageDir: string;
   tokenServer?: TokenServer;
+  /** The self-signed certificate, when started with `tls`. */
+  certPath?: string;
   stop(): Promise<void>;
 }
 
@@ -38,9 +40,13 @@ export async function freePort(): Promise<number> {
  * port: anonymous, htpasswd (bcrypt) basic auth, or bearer tokens from a test token server.
  */
 export async function startRegistry(
-  opts: { auth: AuthMode; users?: Record<string, string>; token?: Partial<TokenServerOptions> } = {
-    auth: 'none',
-  },
+  opts: {
+    auth: AuthMode;
+    users?: Record<string, string>;
+    token?: Partial<TokenServerOptions>;
+    /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (its path is in `certPath`). */
+    tls?: boolean;
+  } = { auth: 'none' },
 ): Promise<TestRegistry> {
   const bin = requireBin('docker-registry');
   const dir = await mkdtemp(join(tmpdir(), 'lading-registry-'));
@@ -65,6 +71,30 @@ export async function startRegistry(
     });
     authYaml = `auth:\n  token:\n    realm: ${tokenServer.realm}\n    service: lading-test\n    issuer: lading-issuer\n    rootcertbundle: ${tokenServer.certPath}\n`;
   }
+  let tlsYaml = '';
+  let certPath: string | undefined;
+  if (opts.tls) {
+    certPath = join(dir, 'tls.crt');
+    const keyPath = join(dir, 'tls.key');
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-subj',
+      '/CN=127.0.0.1',
+      '-days',
+      '2',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    tlsYaml = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
+  }
   const config = `version: 0.1
 log:
   level: error
@@ -78,7 +108,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: lading-test-secret
-${authYaml}`;
+${tlsYaml}${authYaml}`;
   await writeFile(join(dir, 'config.yml'), config);
   const child: ChildProcess = spawn(bin, ['serve', join(dir, 'config.yml')], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -88,13 +118,22 @@ ${authYaml}`;
   child.stderr?.on('data', (c: Buffer) => {
     if (stderr.length < 8192) stderr += c.toString('utf8');
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${stderr}`);
     try {
-      const res = await fetch(`${url}/v2/`);
-      if (res.status === 200 || res.status === 401) break;
+      if (opts.tls) {
+        const r = await run(
+          'curl',
+          ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', certPath!, `${url}/v2/`],
+          { allowFail: true },
+        );
+        if (['200', '401'].includes(r.stdout.toString())) break;
+      } else {
+        const res = await fetch(`${url}/v2/`);
+        if (res.status === 200 || res.status === 401) break;
+      }
     } catch {
       // not up yet
     }
@@ -111,6 +150,7 @@ ${authYaml}`;
     users,
     storageDir,
     tokenServer,
+    certPath,
     async stop() {
       untrack(child);
       child.kill();
