@@ -238,6 +238,8 @@ describe('basic auth (htpasswd)', () => {
 
   test('login checks the credentials and stores them as podman does; logout removes them', async () => {
     const home = await mkdtemp(join(tmpdir(), 'lading-home-'));
+    // XDG_RUNTIME_DIR exists on a real session (podman refuses one that does not).
+    await mkdir(join(home, 'run'), { mode: 0o700 });
     const env = { HOME: home, XDG_RUNTIME_DIR: join(home, 'run'), PATH: process.env.PATH };
     const bad = await runCli(['login', basic.host, '-u', user, '--password-stdin'], {
       env,
