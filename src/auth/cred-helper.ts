@@ -55,6 +55,10 @@ export async function runCredentialHelper(
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
+      // A grandchild may still hold the pipes open: stop listening instead of waiting for 'close'.
+      child.stdout.destroy();
+      child.stderr.destroy();
+      resolve({ code: null, stdout: Buffer.alloc(0), stderr: '', timedOut, error });
     }, timeoutMs);
     child.stdout.on('data', (c: Buffer) => {
       outLen += c.length;
