@@ -56,10 +56,32 @@ async function readDoc(
   return { doc, auths };
 }
 
+/** Object keys in Go's map order (bytewise), as `encoding/json` writes maps. */
+function sortedByBytes(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(o).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  for (const k of keys) setKey(out, k, o[k]);
+  return out;
+}
+
+/**
+ * Podman's bytes: `auths` then `credHelpers` with sorted keys (Go maps), other keys kept after
+ * them, tab indent, no final newline, `<>&` and U+2028/9 escaped as Go does; mode 0600, replaced
+ * atomically.
+ */
 async function writeDoc(path: string, doc: Record<string, unknown>): Promise<void> {
+  const out: Record<string, unknown> = {};
+  for (const k of ['auths', 'credHelpers']) {
+    const v = doc[k];
+    if (v !== undefined) setKey(out, k, isObject(v) ? sortedByBytes(v) : v);
+  }
+  for (const [k, v] of Object.entries(doc)) if (!Object.hasOwn(out, k)) setKey(out, k, v);
+  const text = JSON.stringify(out, null, '\t').replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  // Podman's layout: tab-indented, file mode 0600, replaced atomically.
-  await writeFileAtomic(path, JSON.stringify(doc, null, '\t'), { mode: 0o600 });
+  await writeFileAtomic(path, text, { mode: 0o600 });
 }
 
 function setKey(o: Record<string, unknown>, key: string, value: unknown): void {
