@@ -103,7 +103,7 @@ export async function runCredentialHelper(
   } catch {
     return { warning: `credential helper ${bin} printed something that is not JSON; ${fallback}` };
   }
-  if (typeof json !== 'object' || json === null)
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
     return { warning: `credential helper ${bin} printed something that is not a JSON object; ${fallback}` };
   const o = json as { Username?: unknown; Secret?: unknown };
   const username = typeof o.Username === 'string' ? o.Username : '';

@@ -104,7 +104,10 @@ describe('entries and helpers', () => {
     assert.equal(c({}), undefined);
   });
   it('credHelpers[host] beats credsStore', () => {
-    const f = file({}, { credHelpers: { 'ghcr.io': 'gh', 'https://index.docker.io/v1/': 'hub' }, credsStore: 'all' });
+    const f = file(
+      {},
+      { credHelpers: { 'ghcr.io': 'gh', 'https://index.docker.io/v1/': 'hub' }, credsStore: 'all' },
+    );
     assert.equal(helperFor(f, 'ghcr.io'), 'gh');
     assert.equal(helperFor(f, 'docker.io'), 'hub');
     assert.equal(helperFor(f, 'quay.io'), 'all');
@@ -114,32 +117,48 @@ describe('entries and helpers', () => {
     const secret = 'bm90LWEtcGFpcg==';
     assert.throws(
       () => decodeAuth(secret, '/etc/auth.json', 'quay.io'),
-      (e: Error) => hasCode(e, 'E_AUTH_FILE') && e.message.includes('/etc/auth.json') && !e.message.includes(secret),
+      (e: Error) =>
+        hasCode(e, 'E_AUTH_FILE') && e.message.includes('/etc/auth.json') && !e.message.includes(secret),
     );
-    assert.throws(() => decodeAuth('%%%', '/f'), (e: Error) => hasCode(e, 'E_AUTH_FILE'));
+    assert.throws(
+      () => decodeAuth('%%%', '/f'),
+      (e: Error) => hasCode(e, 'E_AUTH_FILE'),
+    );
   });
 });
 
-const anyText = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom(':', 'a', '=') }));
+const anyText = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.string({ unit: fc.constantFrom(':', 'a', '=') }),
+);
 
 describe('auth file properties', () => {
   it('auth base64 round-trips any user (without :) and password (with :)', () => {
     fc.assert(
-      fc.property(anyText.filter((u) => !u.includes(':')), anyText, (username, password) => {
-        const enc = encodeAuth(username, password);
-        // Well-formed UTF-16 only: lone surrogates cannot survive UTF-8 in any tool.
-        if (!username.isWellFormed() || !password.isWellFormed()) return;
-        assert.deepEqual(decodeAuth(enc, '/f'), { username, password });
-        const f = file({ 'r.example': { auth: enc } });
-        const c = entryCredential(lookupAuth(f, 'r.example', 'a/b')!.entry, '/f', 'r.example');
-        assert.ok(c?.kind === 'basic' && c.username === username && c.password === password);
-      }),
+      fc.property(
+        anyText.filter((u) => !u.includes(':')),
+        anyText,
+        (username, password) => {
+          // Well-formed UTF-16 only: lone surrogates cannot survive UTF-8 in any tool.
+          const wellFormed = (s: string) => Buffer.from(s, 'utf8').toString('utf8') === s;
+          fc.pre(wellFormed(username) && wellFormed(password));
+          const enc = encodeAuth(username, password);
+          assert.deepEqual(decodeAuth(enc, '/f'), { username, password });
+          const f = file({ 'r.example': { auth: enc } });
+          const c = entryCredential(lookupAuth(f, 'r.example', 'a/b')!.entry, '/f', 'r.example');
+          assert.ok(c?.kind === 'basic' && c.username === username && c.password === password);
+        },
+      ),
       { numRuns: 500 },
     );
   });
   it('any JSON object parses and looks up without crashing', () => {
     const anyAuths = fc.dictionary(
-      fc.oneof(fc.string(), fc.constantFrom('docker.io', 'quay.io/org', 'https://index.docker.io/v1/', '__proto__')),
+      fc.oneof(
+        fc.string(),
+        fc.constantFrom('docker.io', 'quay.io/org', 'https://index.docker.io/v1/', '__proto__'),
+      ),
       fc.oneof(
         fc.jsonValue(),
         fc.record({ username: fc.jsonValue(), password: fc.jsonValue(), identitytoken: fc.jsonValue() }),
@@ -147,7 +166,11 @@ describe('auth file properties', () => {
     );
     const doc = fc.oneof(
       fc.dictionary(fc.string(), fc.jsonValue()),
-      fc.record({ auths: fc.oneof(anyAuths, fc.jsonValue()), credHelpers: fc.jsonValue(), credsStore: fc.jsonValue() }),
+      fc.record({
+        auths: fc.oneof(anyAuths, fc.jsonValue()),
+        credHelpers: fc.jsonValue(),
+        credsStore: fc.jsonValue(),
+      }),
     );
     fc.assert(
       fc.property(doc, fc.boolean(), fc.constantFrom('docker.io', 'quay.io', ''), (d, legacy, host) => {
@@ -184,7 +207,10 @@ describe('readAuthFile', () => {
     await assert.rejects(readAuthFile(p), (e: Error) => hasCode(e, 'E_AUTH_FILE'));
   });
   it('a directory is E_AUTH_FILE, a huge file E_TOO_LARGE', async () => {
-    await assert.rejects(readAuthFile(dir), (e: Error) => hasCode(e, 'E_AUTH_FILE') && e.message.includes(dir));
+    await assert.rejects(
+      readAuthFile(dir),
+      (e: Error) => hasCode(e, 'E_AUTH_FILE') && e.message.includes(dir),
+    );
     const p = join(dir, 'huge.json');
     await writeFile(p, Buffer.alloc(4 * 1024 * 1024 + 1, 0x20));
     await assert.rejects(readAuthFile(p), (e: Error) => hasCode(e, 'E_TOO_LARGE'));

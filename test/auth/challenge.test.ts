@@ -32,7 +32,11 @@ describe('parseChallenges', () => {
   it('reads the RFC 7235 example: two challenges, escapes, unquoted token values', () => {
     const h = 'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"';
     assert.deepEqual(plain(parseChallenges(h)), [
-      { scheme: 'newauth', params: { realm: 'apps', type: '1', title: 'Login to "apps"' }, token68: undefined },
+      {
+        scheme: 'newauth',
+        params: { realm: 'apps', type: '1', title: 'Login to "apps"' },
+        token68: undefined,
+      },
       { scheme: 'basic', params: { realm: 'simple' }, token68: undefined },
     ]);
   });

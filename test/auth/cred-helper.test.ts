@@ -23,7 +23,10 @@ describe('runCredentialHelper', () => {
       'test',
       `[ "$1" = get ] || exit 3\nurl=$(cat)\nprintf '%s' "$url" > "${dir}/asked"\nprintf '{"ServerURL":"%s","Username":"alice","Secret":"${SECRET}"}\\n' "$url"`,
     );
-    await helper('token', `cat >/dev/null\necho '{"ServerURL":"x","Username":"<token>","Secret":"${SECRET}"}'`);
+    await helper(
+      'token',
+      `cat >/dev/null\necho '{"ServerURL":"x","Username":"<token>","Secret":"${SECRET}"}'`,
+    );
     await helper('notfound', 'cat >/dev/null\necho "credentials not found in native keychain"\nexit 1');
     await helper('broken', `cat >/dev/null\necho "gpg failed, secret was ${SECRET}" >&2\nexit 2`);
     await helper('garbage', `cat >/dev/null\necho "not json ${SECRET}"`);

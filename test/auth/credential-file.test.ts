@@ -26,7 +26,10 @@ describe('parseCredentialFile', () => {
   });
 
   const bad: [string, RegExp][] = [
-    [`USERNAME=bob\nPASSWORD=${SECRET}\nPASSWD=${SECRET}`, /line 3 is not USERNAME=, PASSWORD= or BEARER_TOKEN=/],
+    [
+      `USERNAME=bob\nPASSWORD=${SECRET}\nPASSWD=${SECRET}`,
+      /line 3 is not USERNAME=, PASSWORD= or BEARER_TOKEN=/,
+    ],
     [`${SECRET}`, /line 1 is not/],
     [`USERNAME=bob\nUSERNAME=${SECRET}`, /line 2 repeats USERNAME/],
     [`USERNAME=bob\nPASSWORD=x\nBEARER_TOKEN=${SECRET}`, /not both/],
@@ -75,6 +78,9 @@ describe('readCredentialFile', () => {
   });
   it('a missing file names the file', async () => {
     const p = join(dir, 'absent');
-    await assert.rejects(readCredentialFile(p), (e: Error) => hasCode(e, 'E_AUTH_FILE') && e.message.includes(p));
+    await assert.rejects(
+      readCredentialFile(p),
+      (e: Error) => hasCode(e, 'E_AUTH_FILE') && e.message.includes(p),
+    );
   });
 });

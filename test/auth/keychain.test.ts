@@ -61,7 +61,10 @@ describe('resolveCredential: flags', () => {
     await put(runtimeFile(), { auths: { 'ghcr.io': auth('file') } });
   });
   it('--creds, --registry-token, --no-creds beat every file', async () => {
-    assert.equal((await resolve('ghcr.io', 'a/b', { creds: { username: 'u', password: 'p' } })).who, 'basic:u@--creds');
+    assert.equal(
+      (await resolve('ghcr.io', 'a/b', { creds: { username: 'u', password: 'p' } })).who,
+      'basic:u@--creds',
+    );
     assert.equal((await resolve('ghcr.io', 'a/b', { registryToken: 't' })).who, 'bearer@--registry-token');
     assert.equal((await resolve('ghcr.io', 'a/b', { noCreds: true })).who, 'anonymous@--no-creds');
   });
@@ -97,7 +100,9 @@ describe('resolveCredential: files', () => {
     await put(configFile(), { auths: { 'quay.io': auth('config') } });
     assert.equal((await resolve('quay.io', 'o/r')).who, `basic:config@${configFile()}`);
     // A file whose entries are for other hosts, or empty, does not stop the search.
-    await put(runtimeFile(), { auths: { 'ghcr.io': auth('runtime'), 'quay.io/other': auth('x'), 'quay.io/o/r': {} } });
+    await put(runtimeFile(), {
+      auths: { 'ghcr.io': auth('runtime'), 'quay.io/other': auth('x'), 'quay.io/o/r': {} },
+    });
     assert.equal((await resolve('quay.io', 'o/r')).who, `basic:config@${configFile()}`);
     await put(runtimeFile(), { auths: { 'quay.io': auth('runtime') } });
     assert.equal((await resolve('quay.io', 'o/r')).who, `basic:runtime@${runtimeFile()}`);
@@ -113,14 +118,21 @@ describe('resolveCredential: files', () => {
       ],
     );
     assert.deepEqual(
-      authFilePaths({ HOME: '/h', XDG_RUNTIME_DIR: '/r', XDG_CONFIG_HOME: '/c', DOCKER_CONFIG: '/d' }).map((p) => p.path),
+      authFilePaths({ HOME: '/h', XDG_RUNTIME_DIR: '/r', XDG_CONFIG_HOME: '/c', DOCKER_CONFIG: '/d' }).map(
+        (p) => p.path,
+      ),
       ['/r/containers/auth.json', '/c/containers/auth.json', '/d/config.json', '/h/.dockercfg'],
     );
   });
   it('HOME-based files are found with no XDG or DOCKER_CONFIG set', async () => {
     env = { HOME: home, PATH: env.PATH, XDG_RUNTIME_DIR: join(home, 'run') };
-    await put(join(home, '.docker', 'config.json'), { auths: { 'https://index.docker.io/v1/': auth('hub') } });
-    assert.equal((await resolve('docker.io', 'library/alpine')).who, `basic:hub@${join(home, '.docker', 'config.json')}`);
+    await put(join(home, '.docker', 'config.json'), {
+      auths: { 'https://index.docker.io/v1/': auth('hub') },
+    });
+    assert.equal(
+      (await resolve('docker.io', 'library/alpine')).who,
+      `basic:hub@${join(home, '.docker', 'config.json')}`,
+    );
     await put(join(home, '.config', 'containers', 'auth.json'), { auths: { 'docker.io': auth('podman') } });
     assert.equal((await resolve('docker.io', 'library/alpine')).who.split('@')[0], 'basic:podman');
   });
@@ -133,7 +145,8 @@ describe('resolveCredential: files', () => {
     await put(configFile(), '{"auths": {"quay.io": {"auth": "c2VjcmV0OnNlY3JldA=="}}');
     await assert.rejects(
       resolve('quay.io', 'a/b'),
-      (e: Error) => hasCode(e, 'E_AUTH_FILE') && e.message.includes(configFile()) && !e.message.includes('c2VjcmV0'),
+      (e: Error) =>
+        hasCode(e, 'E_AUTH_FILE') && e.message.includes(configFile()) && !e.message.includes('c2VjcmV0'),
     );
   });
 });

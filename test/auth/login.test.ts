@@ -153,7 +153,10 @@ describe('login / logout against podman', () => {
     assert.equal(await mode(ladingFile), await mode(podmanFile));
 
     const getLogin = (authfile: string) =>
-      run('podman', ['login', '--get-login', '--authfile', authfile, reg.host], { env: penv, allowFail: true });
+      run('podman', ['login', '--get-login', '--authfile', authfile, reg.host], {
+        env: penv,
+        allowFail: true,
+      });
     assert.equal((await getLogin(ladingFile)).stdout.toString().trim(), 'alice');
     await logout({ host: reg.host, authFile: ladingFile, env });
     const after = await getLogin(ladingFile);
