@@ -69,6 +69,11 @@ function sortedByBytes(o: Record<string, unknown>): Record<string, unknown> {
  * them, tab indent, no final newline, `<>&` and U+2028/9 escaped as Go does; mode 0600, replaced
  * atomically.
  */
+function emptyDoc(): { doc: Record<string, unknown>; auths: Record<string, unknown> } {
+  const auths = {};
+  return { doc: { auths }, auths };
+}
+
 async function writeDoc(path: string, doc: Record<string, unknown>): Promise<void> {
   const out: Record<string, unknown> = {};
   for (const k of ['auths', 'credHelpers']) {
@@ -111,8 +116,7 @@ export async function login(input: LoginInput): Promise<string> {
       ErrorCode.BadArgument,
       `login needs a registry host, not ${JSON.stringify(input.host)}`,
     );
-  const { doc, auths } = (await readDoc(path)) ?? { doc: {}, auths: {} };
-  doc.auths = auths;
+  const { doc, auths } = (await readDoc(path)) ?? emptyDoc();
   setKey(auths, key, { auth: encodeAuth(input.username, input.password) });
   await writeDoc(path, doc);
   return path;
