@@ -26,8 +26,12 @@ export function action<F extends object, A extends unknown[]>(
       flags.noCreds = true;
       flags.creds = undefined;
     }
+    const warned = new Set<string>();
     const warn = (msg: string): void => {
-      if (!flags.quiet) io.err.write(`lading: warning: ${msg}\n`);
+      // Once each: a missing credential helper is looked up for every repository.
+      if (flags.quiet || warned.has(msg)) return;
+      warned.add(msg);
+      io.err.write(`lading: warning: ${msg}\n`);
     };
     let pool: RegistryPool | undefined;
     const ctx: CommandContext<F & RegistryFlags> = {

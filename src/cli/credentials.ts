@@ -1,4 +1,4 @@
-import { type Credential, resolveCredential } from '../auth/index.ts';
+import { resolveCredential } from '../auth/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import type { RegistryCredential } from '../registry/index.ts';
 import type { CliIo } from './io.ts';
@@ -14,19 +14,6 @@ export function parseCredsFlag(value: string): { username: string; password: str
     );
   }
   return { username: value.slice(0, i), password: value.slice(i + 1) };
-}
-
-function toRegistryCredential(c: Credential): RegistryCredential {
-  switch (c.kind) {
-    case 'basic':
-      return { kind: 'basic', username: c.username, password: c.password, source: c.source };
-    case 'bearer':
-      return { kind: 'bearer', token: c.token, source: c.source };
-    case 'identity-token':
-      return { kind: 'identity-token', token: c.token, source: c.source };
-    default:
-      return { kind: 'anonymous', source: c.source };
-  }
 }
 
 /** The credential lookup the registry pool uses, from the command's flags and the environment. */
@@ -54,6 +41,7 @@ export function credentialResolver(
       io.err.write(
         `debug: credentials for ${registry}/${repository}: ${credential.kind} (${credential.source ?? 'none'})\n`,
       );
-    return toRegistryCredential(credential);
+    // Passed on as is: the sealed credential keeps redacting itself wherever it is printed.
+    return credential;
   };
 }
