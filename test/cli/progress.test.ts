@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { formatBytes, Progress } from '../../src/cli/render/progress.ts';
+import type { Digest } from '../../src/digest/index.ts';
+import { runCli } from '../helpers/cli.ts';
+
+const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
+
+function capture(): { out: PassThrough; text: () => string } {
+  const out = new PassThrough();
+  const parts: Buffer[] = [];
+  out.on('data', (c: Buffer) => parts.push(c));
+  return { out, text: () => Buffer.concat(parts).toString('utf8') };
+}
+
+test('without a terminal: periodic plain lines with totals, a final line, no escape codes', async () => {
+  const { out, text } = capture();
+  const p = new Progress({ out, tty: false, intervalMs: 20, label: 'copy' });
+  p.onEvent({ type: 'blob-start', digest: d('a'), size: 2048, mediaType: 'x' });
+  p.onEvent({ type: 'blob-progress', digest: d('a'), bytes: 1024 });
+  p.onEvent({ type: 'blob-skip', digest: d('b'), size: 1024, reason: 'exists' });
+  await new Promise((r) => setTimeout(r, 60));
+  p.onEvent({ type: 'blob-done', digest: d('a'), size: 2048 });
+  p.finish();
+  const lines = text().trim().split('\n');
+  assert.ok(lines.length >= 2, text());
+  assert.match(lines.at(-1)!, /^copy: 3\.0 KiB \/ 3\.0 KiB \(2\/2 blobs/);
+  assert.doesNotMatch(text(), /\x1b\[/);
+});
+
+test('on a terminal: per-blob lines redrawn in place; quiet prints nothing', async () => {
+  const tty = capture();
+  const p = new Progress({ out: tty.out, tty: true });
+  p.onEvent({ type: 'blob-start', digest: d('c'), size: 100, mediaType: 'x' });
+  p.onEvent({ type: 'blob-done', digest: d('c'), size: 100 });
+  p.finish();
+  assert.match(tty.text(), /cccccccccccc {2}done/);
+  const q = capture();
+  const quiet = new Progress({ out: q.out, tty: false, quiet: true, intervalMs: 5 });
+  quiet.onEvent({ type: 'blob-start', digest: d('e'), size: 1, mediaType: 'x' });
+  await new Promise((r) => setTimeout(r, 20));
+  quiet.finish();
+  assert.equal(q.text(), '');
+  assert.equal(formatBytes(1536), '1.5 KiB');
+});
+
+test('every command has --help with an example', async () => {
+  for (const cmd of [
+    'inspect',
+    'digest',
+    'tags',
+    'blob',
+    'login',
+    'logout',
+    'prefetch',
+    'lock',
+    'copy',
+    'pull',
+    'unpack',
+    'extract',
+    'export',
+    'cache',
+  ]) {
+    const r = await runCli([cmd, '--help']);
+    assert.equal(r.code, 0, cmd);
+    assert.match(r.stdout.toString(), /Examples?:/, `${cmd} --help has no example`);
+  }
+});
