@@ -1,10 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireBin, run, track, untrack } from './bins.ts';
-import { startTokenServer, type TokenServer, type TokenServerOptions } from './token-server.ts';
+import { removeAtExit, requireBin, run, track, untrack } from './bins.ts';
+import {
+  startTokenServer,
+  type TokenPolicy,
+  type TokenServer,
+  type TokenServerOptions,
+} from './token-server.ts';
 
 export type AuthMode = 'none' | 'basic' | 'token';
 
@@ -12,18 +20,42 @@ export interface TestRegistry {
   mode: AuthMode;
   /** `127.0.0.1:PORT`, as used in image references. */
   host: string;
+  /** `http://127.0.0.1:PORT` (`https://` with `tls`). */
   url: string;
   /** Users and passwords (basic and token modes). */
   users: Record<string, string>;
+  /** The filesystem driver's root (blobs under `docker/registry/v2/blobs/sha256/XX/HEX/data`). */
   storageDir: string;
+  /** The token server (token mode). */
   tokenServer?: TokenServer;
   /** The self-signed certificate, when started with `tls`. */
   certPath?: string;
+  /** The registry's process id. */
+  pid: number;
+  /** What the registry wrote to stderr so far (first 64 KiB). */
+  stderr(): string;
   stop(): Promise<void>;
 }
 
-export const DEFAULT_USERS = { alice: 'wonderland-Secret-1', bob: 'builder-Secret-2' };
+export interface RegistryOptions {
+  auth: AuthMode;
+  /** Users and passwords for basic and token modes (default {@link DEFAULT_USERS}). */
+  users?: Record<string, string>;
+  /** Who may do what in token mode (see {@link TokenPolicy}); default: users everything, anonymous pull on `public/`. */
+  tokenAccess?: TokenPolicy;
+  /** Any other token server option (service and issuer are set to match the registry config). */
+  token?: Partial<TokenServerOptions>;
+  /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (its path is in `certPath`). */
+  tls?: boolean;
+  /** Let the test process exit while the registry runs (it is still killed at exit). */
+  unref?: boolean;
+}
 
+export const DEFAULT_USERS = { alice: 'wonderland-Secret-1', bob: 'builder-Secret-2' };
+export const TOKEN_SERVICE = 'lading-test';
+export const TOKEN_ISSUER = 'lading-issuer';
+
+/** A port that was free a moment ago on 127.0.0.1 (the registry retries if it is taken by then). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -35,67 +67,90 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Status of `GET url` on a fresh connection, or undefined when nothing answers. */
+function probe(url: string, ca?: Buffer): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(
+      url,
+      { method: 'GET', agent: false, timeout: 2000, ...(ca ? { ca } : {}) },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      },
+    );
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+const pdeathsig = existsSync('/usr/bin/setpriv');
+
 /**
- * Starts Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1 with an ephemeral
- * port: anonymous, htpasswd (bcrypt) basic auth, or bearer tokens from a test token server.
+ * Starts Debian's docker-registry (the CNCF distribution registry 2.8) on 127.0.0.1 with an ephemeral
+ * port: anonymous, htpasswd (bcrypt) basic auth, or bearer tokens from a test token server. Resolves
+ * once `GET /v2/` answers 200 or 401 (about 0.1 s). Several can run at once.
  */
-export async function startRegistry(
-  opts: {
-    auth: AuthMode;
-    users?: Record<string, string>;
-    token?: Partial<TokenServerOptions>;
-    /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (its path is in `certPath`). */
-    tls?: boolean;
-  } = { auth: 'none' },
-): Promise<TestRegistry> {
+export async function startRegistry(opts: RegistryOptions = { auth: 'none' }): Promise<TestRegistry> {
   const bin = requireBin('docker-registry');
   const dir = await mkdtemp(join(tmpdir(), 'lading-registry-'));
+  const unregisterDir = removeAtExit(dir);
   const storageDir = join(dir, 'storage');
   const users = opts.users ?? DEFAULT_USERS;
-  const port = await freePort();
-  let authYaml = '';
   let tokenServer: TokenServer | undefined;
-  if (opts.auth === 'basic') {
-    requireBin('htpasswd', 'apache2-utils');
-    let lines = '';
-    for (const [u, p] of Object.entries(users))
-      lines += (await run('htpasswd', ['-Bbn', u, p])).stdout.toString().trim() + '\n';
-    await writeFile(join(dir, 'htpasswd'), lines);
-    authYaml = `auth:\n  htpasswd:\n    realm: lading-basic\n    path: ${join(dir, 'htpasswd')}\n`;
-  } else if (opts.auth === 'token') {
-    tokenServer = await startTokenServer({
-      service: 'lading-test',
-      issuer: 'lading-issuer',
-      users,
-      ...opts.token,
-    });
-    authYaml = `auth:\n  token:\n    realm: ${tokenServer.realm}\n    service: lading-test\n    issuer: lading-issuer\n    rootcertbundle: ${tokenServer.certPath}\n`;
-  }
-  let tlsYaml = '';
-  let certPath: string | undefined;
-  if (opts.tls) {
-    certPath = join(dir, 'tls.crt');
-    const keyPath = join(dir, 'tls.key');
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-subj',
-      '/CN=127.0.0.1',
-      '-days',
-      '2',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
-    tlsYaml = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
-  }
-  const config = `version: 0.1
+  let child: ChildProcess | undefined;
+  try {
+    let authYaml = '';
+    if (opts.auth === 'basic') {
+      requireBin('htpasswd');
+      let lines = '';
+      for (const [u, p] of Object.entries(users))
+        lines += (await run('htpasswd', ['-Bbn', u, p])).stdout.toString().trim() + '\n';
+      await writeFile(join(dir, 'htpasswd'), lines);
+      authYaml = `auth:\n  htpasswd:\n    realm: lading-basic\n    path: ${join(dir, 'htpasswd')}\n`;
+    } else if (opts.auth === 'token') {
+      tokenServer = await startTokenServer({
+        users,
+        ...(opts.tokenAccess ? { policy: opts.tokenAccess } : {}),
+        ...opts.token,
+        service: TOKEN_SERVICE,
+        issuer: TOKEN_ISSUER,
+        ...(opts.unref ? { unref: true } : {}),
+      });
+      authYaml = `auth:\n  token:\n    realm: ${tokenServer.realm}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n    rootcertbundle: ${tokenServer.certPath}\n`;
+    }
+    let tlsYaml = '';
+    let certPath: string | undefined;
+    if (opts.tls) {
+      certPath = join(dir, 'tls.crt');
+      const keyPath = join(dir, 'tls.key');
+      requireBin('openssl');
+      await run('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        certPath,
+        '-subj',
+        '/CN=127.0.0.1',
+        '-days',
+        '2',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ]);
+      tlsYaml = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
+    }
+    const ca = certPath ? readFileSync(certPath) : undefined;
+
+    // The port is found free first, then bound by the registry: another process may take it in
+    // between, so a bind failure is retried on a new port.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const config = `version: 0.1
 log:
   level: error
   accesslog:
@@ -109,72 +164,101 @@ http:
   addr: 127.0.0.1:${port}
   secret: lading-test-secret
 ${tlsYaml}${authYaml}`;
-  await writeFile(join(dir, 'config.yml'), config);
-  const child: ChildProcess = spawn(bin, ['serve', join(dir, 'config.yml')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  track(child);
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    if (stderr.length < 8192) stderr += c.toString('utf8');
-  });
-  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${stderr}`);
-    try {
-      if (opts.tls) {
-        const r = await run(
-          'curl',
-          ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', certPath!, `${url}/v2/`],
-          { allowFail: true },
-        );
-        if (['200', '401'].includes(r.stdout.toString())) break;
-      } else {
-        const res = await fetch(`${url}/v2/`);
-        if (res.status === 200 || res.status === 401) break;
+      await writeFile(join(dir, 'config.yml'), config);
+      // setpriv --pdeathsig: the registry dies with the test process even on SIGKILL.
+      const c = pdeathsig
+        ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', bin, 'serve', join(dir, 'config.yml')], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          })
+        : spawn(bin, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = c;
+      track(c);
+      let stderr = '';
+      c.stderr?.on('data', (d: Buffer) => {
+        if (stderr.length < 65536) stderr += d.toString('utf8');
+      });
+      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+      const deadline = Date.now() + 15_000;
+      let up = false;
+      while (!up) {
+        if (c.exitCode !== null || c.signalCode !== null) break;
+        const status = await probe(`${url}/v2/`, ca);
+        if (status === 200 || status === 401) up = true;
+        else if (Date.now() > deadline) {
+          untrack(c);
+          c.kill('SIGKILL');
+          throw new Error(`docker-registry did not answer GET ${url}/v2/ within 15 s; its stderr: ${stderr}`);
+        } else await new Promise((r) => setTimeout(r, 20));
       }
-    } catch {
-      // not up yet
+      if (!up) {
+        untrack(c);
+        if (/address already in use/.test(stderr) && attempt < 5) continue;
+        throw new Error(`docker-registry exited with ${c.exitCode ?? c.signalCode}; its stderr: ${stderr}`);
+      }
+      if (opts.unref) {
+        c.unref();
+        (c.stderr as Socket | null)?.unref();
+      }
+      const ts = tokenServer;
+      let stopped: Promise<void> | undefined;
+      return {
+        mode: opts.auth,
+        host: `127.0.0.1:${port}`,
+        url,
+        users,
+        storageDir,
+        tokenServer: ts,
+        certPath,
+        pid: c.pid!,
+        stderr: () => stderr,
+        stop() {
+          stopped ??= (async () => {
+            untrack(c);
+            if (c.exitCode === null && c.signalCode === null) {
+              c.kill('SIGKILL');
+              await exited;
+            }
+            await ts?.stop();
+            await rm(dir, { recursive: true, force: true });
+            unregisterDir();
+          })();
+          return stopped;
+        },
+      };
     }
-    if (Date.now() > deadline) {
-      child.kill();
-      throw new Error(`docker-registry did not answer on ${url} within 15 s: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    mode: opts.auth,
-    host: `127.0.0.1:${port}`,
-    url,
-    users,
-    storageDir,
-    tokenServer,
-    certPath,
-    async stop() {
+  } catch (e) {
+    if (child) {
       untrack(child);
-      child.kill();
-      await new Promise((r) => child.once('exit', r));
-      await tokenServer?.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+      child.kill('SIGKILL');
+    }
+    await tokenServer?.stop();
+    await rm(dir, { recursive: true, force: true });
+    unregisterDir();
+    throw e;
+  }
 }
 
 const shared = new Map<AuthMode, Promise<TestRegistry>>();
-/** One registry per auth mode per test process (stopped at exit). */
+
+/**
+ * One registry per auth mode per test process, started on first use with the default users and
+ * token policy. It does not keep the process alive and is killed at exit; `stopSharedRegistries`
+ * stops them earlier.
+ */
 export function sharedRegistry(mode: AuthMode): Promise<TestRegistry> {
   let p = shared.get(mode);
   if (!p) {
-    p = startRegistry({ auth: mode });
+    p = startRegistry({ auth: mode, unref: true });
+    p.catch(() => shared.delete(mode));
     shared.set(mode, p);
   }
   return p;
 }
 
-/** Stops every shared registry (call in an `after` hook so node:test can exit). */
+/** Stops every shared registry (call in an `after` hook). */
 export async function stopSharedRegistries(): Promise<void> {
   const all = [...shared.values()];
   shared.clear();
-  await Promise.all(all.map(async (p) => (await p).stop()));
+  await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.stop()));
 }
