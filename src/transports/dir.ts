@@ -1,12 +1,11 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
-import { readSmallFile, verified, writeBlobFile } from './files.ts';
+import { openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 /** skopeo's `version` file, exactly. */
@@ -45,14 +44,8 @@ export class DirSource implements ImageSource {
     return { bytes, mediaType: detectMediaType(json), digest };
   }
 
-  async blob(desc: Descriptor): Promise<Readable> {
-    const path = join(this.root, digestHex(desc.digest));
-    try {
-      await stat(path);
-    } catch {
-      throw new LadingError(ErrorCode.NotFound, `blob ${desc.digest} missing from ${this.root}`, { path });
-    }
-    return verified(createReadStream(path, { highWaterMark: 1 << 20 }), desc, path);
+  blob(desc: Descriptor): Promise<Readable> {
+    return openBlobFile(join(this.root, digestHex(desc.digest)), desc, this.root);
   }
 
   async close(): Promise<void> {}

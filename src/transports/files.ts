@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -19,6 +20,16 @@ export function verified(source: Readable, desc: { digest: Digest; size?: number
   const v = new VerifyStream({ digest: desc.digest, size: desc.size, source: where });
   source.once('error', (err) => v.destroy(err));
   return source.pipe(v);
+}
+
+/** Opens a blob file of a local layout as a verified stream; a missing file is E_NOT_FOUND. */
+export async function openBlobFile(path: string, desc: Descriptor, layout: string): Promise<Readable> {
+  try {
+    await stat(path);
+  } catch {
+    throw new LadingError(ErrorCode.NotFound, `blob ${desc.digest} missing from ${layout}`, { path });
+  }
+  return verified(createReadStream(path, { highWaterMark: 1 << 20 }), desc, path);
 }
 
 /** Writes a blob file atomically, verifying it on the way; nothing is left on failure. */

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -6,7 +5,7 @@ import { type Digest, digestAlgorithm, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
-import { readSmallFile, verified, writeBlobFile } from './files.ts';
+import { openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -90,14 +89,8 @@ export class OciLayoutSource implements ImageSource {
     return { bytes, digest, mediaType: detectMediaType(json) };
   }
 
-  async blob(desc: Descriptor): Promise<Readable> {
-    const path = blobPath(this.root, desc.digest);
-    try {
-      await stat(path);
-    } catch {
-      throw new LadingError(ErrorCode.NotFound, `blob ${desc.digest} missing from ${this.root}`, { path });
-    }
-    return verified(createReadStream(path, { highWaterMark: 1 << 20 }), desc, path);
+  blob(desc: Descriptor): Promise<Readable> {
+    return openBlobFile(blobPath(this.root, desc.digest), desc, this.root);
   }
 
   async close(): Promise<void> {}
