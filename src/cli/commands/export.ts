@@ -1,14 +1,13 @@
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
-import { openSource, selectImage } from '../../copy/index.ts';
 import { assertComplete, exportRootfs } from '../../layers/index.ts';
-import { parseLocation } from '../../transports/index.ts';
 import { writeFileAtomic } from '../../util/index.ts';
-import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
+import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
+import { withImage } from '../image-source.ts';
 import type { CliIo } from '../io.ts';
-import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
   output?: string;
@@ -30,23 +29,14 @@ export function exportCommand(io: CliIo): Command {
   );
   return cmd.action(
     action<Flags, [string]>(io, async (ctx, image) => {
-      const source = openSource(parseLocation(image), {
-        pool: ctx.pool(),
-        cache: await cacheFrom(ctx.flags, io),
-        stdin: io.stdin,
-        env: io.env,
-      });
-      try {
-        const sel = await selectImage(source, platformFrom(ctx.flags).platform);
+      await withImage(ctx, io, image, async (sel) => {
         const { stream, done } = await exportRootfs(sel.layers, { onProblem: (p) => ctx.warn(p.message) });
         const out =
           ctx.flags.output && ctx.flags.output !== '-' ? resolve(io.cwd, ctx.flags.output) : undefined;
         if (out) await Promise.all([writeFileAtomic(out, stream), done]);
         else await Promise.all([pipeline(stream, io.out, { end: false }), done]);
         assertComplete(await done, out ?? 'stdout');
-      } finally {
-        await source.close();
-      }
+      });
     }),
   );
 }

@@ -1,12 +1,12 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { openSource, selectImage } from '../../copy/index.ts';
 import { extractPaths } from '../../layers/index.ts';
-import { parseLocation, RegistrySource } from '../../transports/index.ts';
-import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
+import { RegistrySource } from '../../transports/index.ts';
+import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
+import { withImage } from '../image-source.ts';
 import { type CliIo, writeJson } from '../io.ts';
-import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
 import { formatBytes } from '../render/progress.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
@@ -41,15 +41,7 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string, string[]]>(io, async (ctx, image, paths) => {
-      const loc = parseLocation(image);
-      const source = openSource(loc, {
-        pool: ctx.pool(),
-        cache: await cacheFrom(ctx.flags, io),
-        stdin: io.stdin,
-        env: io.env,
-      });
-      try {
-        const sel = await selectImage(source, platformFrom(ctx.flags).platform);
+      await withImage(ctx, io, image, async (sel, source) => {
         const r = await extractPaths(sel.layers, paths, { dest: resolve(io.cwd, ctx.flags.output ?? '.') });
         const fetched = source instanceof RegistrySource ? source.fetchedBytes : r.bytesRead;
         const summary = {
@@ -71,9 +63,7 @@ Examples:
             `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
           );
         }
-      } finally {
-        await source.close();
-      }
+      });
     }),
   );
 }

@@ -1,12 +1,11 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { openSource, selectImage } from '../../copy/index.ts';
 import { assertComplete, unpackRootfs } from '../../layers/index.ts';
-import { parseLocation } from '../../transports/index.ts';
-import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
+import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
+import { withImage } from '../image-source.ts';
 import { type CliIo, writeJson } from '../io.ts';
-import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
   json?: boolean;
@@ -37,23 +36,13 @@ Examples:
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, image, dirArg) => {
       const dest = resolve(io.cwd, dirArg);
-      const loc = parseLocation(image);
-      const source = openSource(loc, {
-        pool: ctx.pool(),
-        cache: await cacheFrom(ctx.flags, io),
-        stdin: io.stdin,
-        env: io.env,
-      });
-      try {
-        const sel = await selectImage(source, platformFrom(ctx.flags).platform);
+      await withImage(ctx, io, image, async (sel) => {
         const r = await unpackRootfs(sel.layers, dest, {
           onProblem: (p) => ctx.warn(p.message),
         });
         if (ctx.flags.json) await writeJson(io.out, { image: sel.instance.digest, dest, ...r });
         assertComplete(r, dest);
-      } finally {
-        await source.close();
-      }
+      });
     }),
   );
 }
