@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Debian package of each binary the tests use, for the "not found" message. */
 const PACKAGES: Record<string, string> = {
@@ -146,4 +147,22 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     cleanUp();
     process.kill(process.pid, sig);
   });
+}
+
+/**
+ * A self-signed RSA-2048 certificate and key made with openssl in `dir` (valid 2 days), with an
+ * optional subjectAltName such as `IP:127.0.0.1`.
+ */
+export async function selfSignedCert(
+  dir: string,
+  opts: { cn: string; san?: string; certName?: string; keyName?: string },
+): Promise<{ certPath: string; keyPath: string }> {
+  requireBin('openssl');
+  const certPath = join(dir, opts.certName ?? 'cert.pem');
+  const keyPath = join(dir, opts.keyName ?? 'key.pem');
+  const args = ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath];
+  args.push('-subj', `/CN=${opts.cn}`, '-days', '2');
+  if (opts.san) args.push('-addext', `subjectAltName=${opts.san}`);
+  await run('openssl', args);
+  return { certPath, keyPath };
 }

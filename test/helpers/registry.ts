@@ -6,7 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeAtExit, requireBin, run, track, untrack } from './bins.ts';
+import { removeAtExit, requireBin, run, selfSignedCert, track, untrack } from './bins.ts';
 import {
   startTokenServer,
   type TokenPolicy,
@@ -122,26 +122,14 @@ export async function startRegistry(opts: RegistryOptions = { auth: 'none' }): P
     let tlsYaml = '';
     let certPath: string | undefined;
     if (opts.tls) {
-      certPath = join(dir, 'tls.crt');
-      const keyPath = join(dir, 'tls.key');
-      requireBin('openssl');
-      await run('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        keyPath,
-        '-out',
-        certPath,
-        '-subj',
-        '/CN=127.0.0.1',
-        '-days',
-        '2',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ]);
+      const made = await selfSignedCert(dir, {
+        cn: '127.0.0.1',
+        san: 'IP:127.0.0.1',
+        certName: 'tls.crt',
+        keyName: 'tls.key',
+      });
+      certPath = made.certPath;
+      const keyPath = made.keyPath;
       tlsYaml = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
     }
     const ca = certPath ? readFileSync(certPath) : undefined;

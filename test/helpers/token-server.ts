@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeAtExit, requireBin, run } from './bins.ts';
+import { removeAtExit, requireBin, selfSignedCert } from './bins.ts';
 
 /** One request the token server received. Never holds a secret (no password, token or header value). */
 export interface TokenRequestLog {
@@ -152,23 +152,7 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   requireBin('openssl');
   const dir = await mkdtemp(join(tmpdir(), 'lading-token-'));
   const unregisterDir = removeAtExit(dir);
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    keyPath,
-    '-out',
-    certPath,
-    '-subj',
-    '/CN=lading-test',
-    '-days',
-    '2',
-  ]);
+  const { keyPath, certPath } = await selfSignedCert(dir, { cn: 'lading-test' });
   const key = createPrivateKey(readFileSync(keyPath));
   const cert = new X509Certificate(readFileSync(certPath));
   const kid = libtrustKeyId(cert.publicKey.export({ type: 'spki', format: 'der' }));
