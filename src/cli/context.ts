@@ -42,7 +42,8 @@ export function action<F extends object, A extends unknown[]>(
         pool ??= registryPool(flags, io, warn);
         return pool;
       },
-      ref: (input) => parseReference(input),
+      // `docker://REF` is what skopeo users type; the registry commands take it too.
+      ref: (input) => parseReference(input.startsWith('docker://') ? input.slice('docker://'.length) : input),
     };
     try {
       await run(ctx, ...(args.slice(0, cmd.registeredArguments.length) as A));

@@ -1,6 +1,17 @@
 import { Command } from 'commander';
-import { formatPlatform, type Platform } from '../../image/index.ts';
+import { openSource, selectImage } from '../../copy/index.ts';
+import { Limits, readAtMost } from '../../digest/index.ts';
+import {
+  formatPlatform,
+  type ImageConfig,
+  type ImageManifest,
+  type IndexManifest,
+  type Platform,
+  parseConfig,
+  parseManifest,
+} from '../../image/index.ts';
 import { indexPlatforms, resolveImage } from '../../registry/index.ts';
+import { parseLocation } from '../../transports/index.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';
 import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
@@ -14,7 +25,10 @@ interface Flags extends PlatformFlags {
 export function inspectCommand(io: CliIo): Command {
   const cmd = new Command('inspect')
     .description('show an image: digest, media type, platforms, layers, config summary')
-    .argument('<image>', 'image reference, e.g. alpine:3.20 or 127.0.0.1:5000/app@sha256:…')
+    .argument(
+      '<image>',
+      'image reference (alpine:3.20, docker://127.0.0.1:5000/app@sha256:…) or any location (oci:DIR:TAG, docker-archive:FILE, dir:DIR)',
+    )
     .option('--raw', 'print the manifest bytes exactly as the registry serves them')
     .option('--config', "print the selected platform's config bytes exactly")
     .option('--json', 'print a JSON document');
@@ -26,25 +40,66 @@ export function inspectCommand(io: CliIo): Command {
 Examples:
   lading inspect alpine
   lading inspect --raw ghcr.io/org/app:1.4 | sha256sum
-  lading inspect --platform linux/arm64 --json docker.io/library/debian:12`,
+  lading inspect --platform linux/arm64 --json docker.io/library/debian:12
+  lading inspect oci:./layout:1.0`,
   );
   return cmd.action(
     action<Flags, [string]>(io, async (ctx, image) => {
-      const ref = ctx.ref(image);
-      const client = ctx.pool().forRef(ref);
       const { platform, explicit } = platformFrom(ctx.flags);
-      if (ctx.flags.raw) {
-        const m = await client.getManifest(ref);
-        await new Promise<void>((resolve, reject) =>
-          io.out.write(m.bytes, (e) => (e ? reject(e) : resolve())),
-        );
-        return;
+      const loc = parseLocation(image);
+      let r: Inspected;
+      if (loc.transport === 'docker') {
+        const ref = loc.ref;
+        const client = ctx.pool().forRef(ref);
+        if (ctx.flags.raw) {
+          await writeBytes(io, (await client.getManifest(ref)).bytes);
+          return;
+        }
+        const res = await resolveImage(client, ref, { platform, platformExplicit: explicit });
+        r = {
+          name: ref.name,
+          tag: ref.tag ?? null,
+          digest: res.digest,
+          mediaType: res.mediaType,
+          index: res.index,
+          image: res.image,
+        };
+      } else {
+        // Any other transport: the same view, read from the local layout, archive or engine.
+        const source = openSource(loc, { pool: ctx.pool(), stdin: io.stdin, env: io.env });
+        try {
+          if (ctx.flags.raw) {
+            await writeBytes(io, (await source.topManifest()).bytes);
+            return;
+          }
+          const sel = await selectImage(source, platform);
+          const configBytes = await readAtMost(
+            await source.blob(sel.manifest.config),
+            Limits.config,
+            `config of ${source.name}`,
+          );
+          const top = parseManifest(sel.top.bytes, sel.top.mediaType, source.name);
+          r = {
+            name: source.name,
+            tag: null,
+            digest: sel.top.digest,
+            mediaType: sel.top.mediaType,
+            index: top.kind === 'index' ? top : undefined,
+            image: {
+              digest: sel.instance.digest,
+              mediaType: sel.instance.mediaType,
+              bytes: sel.instance.bytes,
+              manifest: sel.manifest,
+              configBytes,
+              config: parseConfig(configBytes, `config ${sel.manifest.config.digest} of ${source.name}`),
+            },
+          };
+        } finally {
+          await source.close();
+        }
       }
-      const r = await resolveImage(client, ref, { platform, platformExplicit: explicit });
       if (ctx.flags.config) {
-        await new Promise<void>((resolve, reject) =>
-          io.out.write(r.image.configBytes, (e) => (e ? reject(e) : resolve())),
-        );
+        await writeBytes(io, r.image.configBytes);
         return;
       }
       const cfg = r.image.config;
@@ -56,8 +111,8 @@ Examples:
         mediaType: l.mediaType,
       }));
       const doc = {
-        name: ref.name,
-        tag: ref.tag ?? null,
+        name: r.name,
+        tag: r.tag,
         digest: r.digest,
         mediaType: r.mediaType,
         platforms: r.index ? indexPlatforms(r.index) : [formatPlatform(p)],
@@ -107,4 +162,25 @@ Examples:
       await writeLine(io.out, lines.join('\n'));
     }),
   );
+}
+
+/** What inspect shows, from a registry or from any other transport. */
+interface Inspected {
+  name: string;
+  tag: string | null;
+  digest: string;
+  mediaType: string;
+  index?: IndexManifest;
+  image: {
+    digest: string;
+    mediaType: string;
+    bytes: Buffer;
+    manifest: ImageManifest;
+    configBytes: Buffer;
+    config: ImageConfig;
+  };
+}
+
+function writeBytes(io: CliIo, bytes: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => io.out.write(bytes, (e) => (e ? reject(e) : resolve())));
 }
