@@ -23,7 +23,7 @@ const LEVEL: Record<string, number> = {
   cli: 7,
 };
 // Pure modules that must not pull in the network stack.
-const NO_UNDICI = new Set([
+const NO_NETWORK = new Set([
   'errors',
   'digest',
   'util',
@@ -61,7 +61,8 @@ test('imports only go down the levels', () => {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) {
       const spec = m[1]!;
-      if (spec === 'undici' && NO_UNDICI.has(folder)) violations.push(`${rel} imports undici`);
+      if (/^(node:)?(https?|net|tls)$/.test(spec) && NO_NETWORK.has(folder))
+        violations.push(`${rel} imports ${spec}`);
       if (!spec.startsWith('.')) continue;
       const target = relative(src, join(file, '..', spec)).split('/')[0]!;
       if (target === folder || !(target in LEVEL)) continue;

@@ -1,7 +1,9 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { Agent as HttpAgent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Dispatcher } from 'undici';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { redactHeaders, redactUrl } from '../util/index.ts';
 
@@ -27,14 +29,26 @@ export interface HttpOptions {
   onDebug?: (line: string) => void;
   /** Called when a request is retried (for progress/warnings). */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
-  /** A custom undici dispatcher (tests, proxies). */
-  dispatcher?: Dispatcher;
 }
+
+/** What a request may send. */
+export type RequestBody = string | Uint8Array | Readable | null | undefined;
+
+/**
+ * A response body: a Readable (iterate it, pipe it) with the few helpers the client needs.
+ * Every body must be consumed, dumped or destroyed, so its connection goes back to the pool.
+ */
+export type ResponseBody = Readable & {
+  /** Reads and discards the rest (keeps the connection reusable). */
+  dump(): Promise<void>;
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+};
 
 export interface SendOptions {
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   headers?: Record<string, string>;
-  body?: Dispatcher.DispatchOptions['body'];
+  body?: RequestBody;
   signal?: AbortSignal;
   /** Retry this request (only for idempotent requests or bodies that can be re-sent). */
   retry?: boolean;
@@ -45,18 +59,17 @@ export interface SendOptions {
 export interface HttpResponse {
   status: number;
   headers: IncomingHttpHeaders;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
   /** The URL that finally answered (after redirects). */
   url: URL;
 }
 
-// undici is loaded on first use: it is a tenth of a second of start-up that commands which never
-// touch the network (help, lock nix, cache ls) should not pay.
-let undiciModule: Promise<typeof import('undici')> | undefined;
-function loadUndici(): Promise<typeof import('undici')> {
-  undiciModule ??= import('undici');
-  return undiciModule;
-}
+// Node's own HTTP client: it starts in a few milliseconds and a few MiB (undici cost ~40 ms and
+// ~30 MiB of every registry command), and its C parser streams bodies as fast.
+/** Idle time after which a connection that sends nothing is given up (headers or body). */
+const IDLE_TIMEOUT_MS = 120_000;
+/** Connections per origin. */
+const MAX_SOCKETS = 16;
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const RETRY_CODES = new Set([
@@ -67,12 +80,8 @@ const RETRY_CODES = new Set([
   'EAI_AGAIN',
   'ENETUNREACH',
   'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_ABORTED',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
 
@@ -118,7 +127,7 @@ export class Http {
   readonly retry: RetryOptions;
   readonly tlsVerify: boolean;
   readonly userAgent: string;
-  #dispatcher: Dispatcher | undefined;
+  #agents: { http?: HttpAgent; https?: HttpsAgent } = {};
   readonly #debug: ((line: string) => void) | undefined;
   readonly #onRetry: HttpOptions['onRetry'];
 
@@ -126,7 +135,6 @@ export class Http {
     this.tlsVerify = opts.tlsVerify !== false;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.userAgent = opts.userAgent ?? 'lading/0.1';
-    this.#dispatcher = opts.dispatcher;
     this.#debug = opts.onDebug;
     this.#onRetry = opts.onRetry;
   }
@@ -176,21 +184,7 @@ export class Http {
     let body = opts.body;
     for (let hop = 0; hop <= 10; hop++) {
       this.debug(`> ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(headers))}`);
-      const { Agent, request } = await loadUndici();
-      this.#dispatcher ??= new Agent({
-        connect: { rejectUnauthorized: this.tlsVerify, timeout: 30_000 },
-        connections: 16,
-        pipelining: 1,
-        headersTimeout: 60_000,
-        bodyTimeout: 120_000,
-      });
-      const res = await request(url, {
-        method,
-        headers,
-        body,
-        dispatcher: this.#dispatcher,
-        signal: opts.signal,
-      });
+      const res = await this.#request(url, method, headers, body, opts.signal);
       this.debug(`< ${res.statusCode} ${method} ${redactUrl(url)}`);
       const location = res.headers.location;
       if (opts.followRedirects !== false && [301, 302, 303, 307, 308].includes(res.statusCode) && location) {
@@ -222,9 +216,90 @@ export class Http {
     });
   }
 
-  async close(): Promise<void> {
-    await this.#dispatcher?.close();
+  async #agent(url: URL): Promise<HttpAgent | HttpsAgent> {
+    if (url.protocol === 'https:') {
+      if (!this.#agents.https) {
+        const { Agent } = await import('node:https');
+        this.#agents.https = new Agent({
+          keepAlive: true,
+          maxSockets: MAX_SOCKETS,
+          rejectUnauthorized: this.tlsVerify,
+        });
+      }
+      return this.#agents.https;
+    }
+    if (!this.#agents.http) {
+      const { Agent } = await import('node:http');
+      this.#agents.http = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
+    }
+    return this.#agents.http;
   }
+
+  /** One request, no redirects or retries: resolves when the response headers arrive. */
+  async #request(
+    url: URL,
+    method: SendOptions['method'],
+    headers: Record<string, string>,
+    body: RequestBody,
+    signal?: AbortSignal,
+  ): Promise<{ statusCode: number; headers: IncomingHttpHeaders; body: ResponseBody }> {
+    const agent = await this.#agent(url);
+    const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+    signal?.throwIfAborted();
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method, headers, agent, signal });
+      req.setTimeout(IDLE_TIMEOUT_MS, () => {
+        const err = Object.assign(new Error(`no data for ${IDLE_TIMEOUT_MS / 1000} s`), {
+          code: 'ETIMEDOUT',
+        });
+        req.destroy(err);
+      });
+      req.once('error', reject);
+      req.once('response', (res: IncomingMessage) => {
+        req.off('error', reject);
+        // An error after the headers belongs to the body stream (which has its own listeners).
+        req.on('error', (err) => res.destroy(err));
+        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: responseBody(res) });
+      });
+      if (body === undefined || body === null) req.end();
+      else if (typeof body === 'string' || body instanceof Uint8Array) req.end(body);
+      else pipeline(body, req).catch((err) => req.destroy(err));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#agents.http?.destroy();
+    this.#agents.https?.destroy();
+    this.#agents = {};
+  }
+}
+
+/** Adds the body helpers to a response. */
+function responseBody(res: IncomingMessage): ResponseBody {
+  const readAll = async (): Promise<Buffer> => {
+    const parts: Buffer[] = [];
+    for await (const c of res) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  };
+  return Object.assign(res, {
+    dump: async (): Promise<void> => {
+      if (res.readableEnded || res.destroyed) return;
+      // A body left unread would keep its connection busy; a big one is cut instead of read.
+      const length = Number(res.headers['content-length'] ?? Number.NaN);
+      if (!(length <= 1 << 20)) {
+        res.destroy();
+        return;
+      }
+      res.resume();
+      await new Promise<void>((resolve) => {
+        res.once('end', resolve);
+        res.once('close', resolve);
+        res.once('error', () => resolve());
+      });
+    },
+    text: async (): Promise<string> => (await readAll()).toString('utf8'),
+    json: async (): Promise<unknown> => JSON.parse((await readAll()).toString('utf8')),
+  }) as ResponseBody;
 }
 
 function describeNetworkError(err: unknown): string {
@@ -232,7 +307,7 @@ function describeNetworkError(err: unknown): string {
   return e?.cause?.code ?? e?.code ?? e?.cause?.message ?? e?.message ?? String(err);
 }
 
-/** Turns an undici/network failure into a LadingError with a redacted URL. */
+/** Turns a network failure into a LadingError with a redacted URL. */
 export function networkError(err: unknown, method: string, url: URL): LadingError {
   if (isLadingError(err)) return err;
   const e = err as { name?: string };

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -30,21 +31,22 @@ function tagOf(ref: Reference): string {
 }
 
 async function engineRequest(socket: string, method: 'GET' | 'POST', path: string, body?: Readable) {
-  const { Agent, request } = await import('undici');
-  const dispatcher = new Agent({ connect: { socketPath: socket } });
+  const { request } = await import('node:http');
   try {
-    return {
-      res: await request(`http://localhost${path}`, {
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request({
+        socketPath: socket,
+        path,
         method,
-        dispatcher,
-        body,
         headers: body ? { 'content-type': 'application/x-tar' } : {},
-        bodyTimeout: 0,
-      }),
-      close: () => dispatcher.close(),
-    };
+      });
+      req.once('error', reject);
+      req.once('response', resolve);
+      if (body) pipeline(body, req).catch((err) => req.destroy(err));
+      else req.end();
+    });
+    return { res, close: async () => res.destroy() };
   } catch (err) {
-    await dispatcher.close();
     throw new LadingError(
       ErrorCode.Network,
       `cannot reach the container engine at ${socket}: ${(err as Error).message}`,
@@ -114,7 +116,7 @@ export class DaemonSink implements ImageSink {
       archive,
     );
     try {
-      const text = (await readAtMost(res.body, Limits.errorBody, 'engine response')).toString('utf8');
+      const text = (await readAtMost(res, Limits.errorBody, 'engine response')).toString('utf8');
       if (res.statusCode !== 200) {
         throw new LadingError(
           ErrorCode.Transport,
@@ -188,13 +190,13 @@ export class DaemonSource implements ImageSource {
         );
         try {
           if (res.statusCode !== 200) {
-            const text = (await readAtMost(res.body, Limits.errorBody, 'engine response')).toString('utf8');
+            const text = (await readAtMost(res, Limits.errorBody, 'engine response')).toString('utf8');
             throw new LadingError(
               res.statusCode === 404 ? ErrorCode.NotFound : ErrorCode.Transport,
               `the engine has no image ${name}: ${text.slice(0, 200)}`,
             );
           }
-          await pipeline(res.body, createWriteStream(file));
+          await pipeline(res, createWriteStream(file));
         } finally {
           await close();
         }
