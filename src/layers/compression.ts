@@ -63,3 +63,62 @@ export function decompress(source: Readable, opts: { onDetect?: (c: Compression)
   });
   return out;
 }
+
+/**
+ * Decompresses chunks that live in a two-buffer ring (each valid until the next-but-one is asked
+ * for, as `BlobCache.chunks` gives them): the next chunk is read while the decompressor works on
+ * this one, and a buffer is reused only after the decompressor has consumed it. Gzip, zstd or
+ * nothing, from the first bytes. Source errors reach the output.
+ */
+export function decompressRing(source: AsyncIterable<Buffer>): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const it = source[Symbol.asyncIterator]();
+  const pump = async (): Promise<void> => {
+    const first = await it.next();
+    const kind = first.done ? 'none' : detectCompression(first.value);
+    const z =
+      kind === 'gzip'
+        ? createGunzip({ chunkSize: 1 << 17 })
+        : kind === 'zstd'
+          ? createZstdDecompress({ chunkSize: 1 << 17 })
+          : undefined;
+    if (!z) {
+      // Passed through: the chunks must be copied out of the ring.
+      for (let r = first; !r.done; r = await it.next()) {
+        if (!out.write(Buffer.from(r.value))) await new Promise((res) => out.once('drain', res));
+        if (out.destroyed) return;
+      }
+      out.end();
+      return;
+    }
+    z.on('error', (err) => out.destroy(err));
+    z.pipe(out);
+    out.once('close', () => {
+      if (!z.destroyed) z.destroy();
+    });
+    const consumed: Promise<void>[] = [];
+    const feed = (chunk: Buffer): void => {
+      consumed.push(
+        new Promise<void>((res, rej) => {
+          z.write(chunk, (err) => (err ? rej(err) : res()));
+        }),
+      );
+    };
+    feed(first.value as Buffer);
+    for (;;) {
+      // The buffer the next read fills held the chunk before last: wait until it was consumed.
+      if (consumed.length === 2) await consumed.shift();
+      if (out.destroyed) return;
+      const r = await it.next();
+      if (r.done) break;
+      feed(r.value);
+    }
+    await Promise.all(consumed);
+    z.end();
+  };
+  pump()
+    .catch((err) => out.destroy(err))
+    // Closes the source (its file) however the pump ended.
+    .finally(() => it.return?.(undefined)?.catch(() => {}));
+  return out;
+}

@@ -13,7 +13,7 @@ import {
   parseManifest,
   selectPlatform,
 } from '../image/index.ts';
-import { decompress } from '../layers/index.ts';
+import { decompressRing } from '../layers/index.ts';
 import {
   fixName,
   makeFixedOutputPath,
@@ -252,7 +252,10 @@ export async function prefetch(input: PrefetchInput): Promise<PrefetchResult> {
                 return gzipSizeHint(input.cache, l);
               }
             : undefined,
-          open: async () => decompress(await local(l)),
+          open: async () => {
+            await arrived(l);
+            return decompressRing(input.cache.chunks(l.digest, l.size));
+          },
         }),
       ),
       repoTags: [repoTag],
@@ -276,7 +279,15 @@ export async function prefetch(input: PrefetchInput): Promise<PrefetchResult> {
       version: { type: 'regular', size: Buffer.byteLength(DIR_VERSION), contents: Buffer.from(DIR_VERSION) },
     };
     for (const d of blobs)
-      entries[digestHex(d.digest)] = { type: 'regular', size: d.size, contents: () => local(d) };
+      entries[digestHex(d.digest)] = {
+        type: 'regular',
+        size: d.size,
+        // Hashed as it is read, through one reused buffer (no garbage per chunk).
+        contents: async () => {
+          await arrived(d);
+          return input.cache.chunks(d.digest, d.size);
+        },
+      };
     // The two hashes run side by side: decompression happens on libuv's pool, hashing here.
     const [archive, nar] = await Promise.all([
       archiveHash(),

@@ -122,3 +122,34 @@ test('index records round-trip and a torn record reads as a miss', async () => {
   await writeFile(p, text.replace('sha256:x', 'sha256:y'));
   assert.equal(await idx.get('tag:docker.io/library/alpine:latest'), undefined);
 });
+
+test('chunks() reads an entry through two reused buffers; a corrupt entry fails at its end and is removed', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const data = randomBytes(10_000);
+  const d = sha256(data);
+  await new BlobCache(root).write(d, Readable.from([data]), data.length);
+  // A fresh instance does not trust the entry: it hashes while reading, and the bytes are right.
+  const cache = new BlobCache(root);
+  const copies: Buffer[] = [];
+  const seen = new Set<ArrayBufferLike>();
+  for await (const c of cache.chunks(d, data.length, 1024)) {
+    copies.push(Buffer.from(c));
+    seen.add(c.buffer);
+  }
+  assert.ok(Buffer.concat(copies).equals(data));
+  assert.equal(seen.size <= 2, true, 'chunks come from at most two buffers');
+  // Corrupt the file on disk (a new mtime, so no longer trusted): the read fails and drops it.
+  const path = cache.pathFor(d);
+  const bad = Buffer.from(data);
+  bad[5000] ^= 0xff;
+  await writeFile(path, bad);
+  await assert.rejects(
+    (async () => {
+      for await (const _ of new BlobCache(root).chunks(d, data.length, 1024)) {
+        // read through
+      }
+    })(),
+    (err: unknown) => isLadingError(err) && err.code === 'E_DIGEST_MISMATCH' && err.message.includes(path),
+  );
+  assert.equal(await cache.has(d), false);
+});
