@@ -3,6 +3,12 @@ import { createGunzip, createZstdDecompress } from 'node:zlib';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
+/**
+ * Output block of the decompressors. zlib's default (16 KiB) or 128 KiB makes inflating a
+ * 50 MiB layer take 55-75 ms on this machine; 512 KiB takes ~30 ms (fewer thread hand-offs).
+ */
+export const INFLATE_CHUNK = 512 * 1024;
+
 /** Detects compression from the first bytes (gzip 1f 8b, zstd 28 b5 2f fd), not the media type. */
 export function detectCompression(head: Uint8Array): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
@@ -50,7 +56,9 @@ export function decompress(source: Readable, opts: { onDetect?: (c: Compression)
       return;
     }
     const z =
-      c === 'gzip' ? createGunzip({ chunkSize: 1 << 17 }) : createZstdDecompress({ chunkSize: 1 << 17 });
+      c === 'gzip'
+        ? createGunzip({ chunkSize: INFLATE_CHUNK })
+        : createZstdDecompress({ chunkSize: INFLATE_CHUNK });
     z.on('error', (err) => out.destroy(err));
     target = z;
     sniff.pipe(z).pipe(out);
@@ -78,9 +86,9 @@ export function decompressRing(source: AsyncIterable<Buffer>): Readable {
     const kind = first.done ? 'none' : detectCompression(first.value);
     const z =
       kind === 'gzip'
-        ? createGunzip({ chunkSize: 1 << 17 })
+        ? createGunzip({ chunkSize: INFLATE_CHUNK })
         : kind === 'zstd'
-          ? createZstdDecompress({ chunkSize: 1 << 17 })
+          ? createZstdDecompress({ chunkSize: INFLATE_CHUNK })
           : undefined;
     if (!z) {
       // Passed through: the chunks must be copied out of the ring.

@@ -1,4 +1,10 @@
-export { type Compression, decompress, decompressRing, detectCompression } from './compression.ts';
+export {
+  type Compression,
+  decompress,
+  decompressRing,
+  detectCompression,
+  INFLATE_CHUNK,
+} from './compression.ts';
 export { type ExportOptions, exportRootfs } from './export.ts';
 export { type ExtractedPath, type ExtractOptions, type ExtractResult, extractPaths } from './extract-file.ts';
 export { assertComplete, type UnpackOptions, type UnpackResult, unpackRootfs } from './rootfs.ts';

@@ -66,6 +66,11 @@ export interface HttpResponse {
 
 // Node's own HTTP client: it starts in a few milliseconds and a few MiB (undici cost ~40 ms and
 // ~30 MiB of every registry command), and its C parser streams bodies as fast.
+// Loaded through getBuiltinModule, not `import()`: an ESM import of node:http evaluates every
+// export, and its lazy `WebSocket`/`fetch` getters load Node's bundled undici (~10 ms).
+const nodeHttp = (): typeof import('node:http') => process.getBuiltinModule('node:http');
+const nodeHttps = (): typeof import('node:https') => process.getBuiltinModule('node:https');
+
 /** Idle time after which a connection that sends nothing is given up (headers or body). */
 const IDLE_TIMEOUT_MS = 120_000;
 /** Connections per origin. */
@@ -216,10 +221,10 @@ export class Http {
     });
   }
 
-  async #agent(url: URL): Promise<HttpAgent | HttpsAgent> {
+  #agent(url: URL): HttpAgent | HttpsAgent {
     if (url.protocol === 'https:') {
       if (!this.#agents.https) {
-        const { Agent } = await import('node:https');
+        const { Agent } = nodeHttps();
         this.#agents.https = new Agent({
           keepAlive: true,
           maxSockets: MAX_SOCKETS,
@@ -229,7 +234,7 @@ export class Http {
       return this.#agents.https;
     }
     if (!this.#agents.http) {
-      const { Agent } = await import('node:http');
+      const { Agent } = nodeHttp();
       this.#agents.http = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
     }
     return this.#agents.http;
@@ -243,8 +248,8 @@ export class Http {
     body: RequestBody,
     signal?: AbortSignal,
   ): Promise<{ statusCode: number; headers: IncomingHttpHeaders; body: ResponseBody }> {
-    const agent = await this.#agent(url);
-    const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+    const agent = this.#agent(url);
+    const { request } = url.protocol === 'https:' ? nodeHttps() : nodeHttp();
     signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
       const req = request(url, { method, headers, agent, signal });

@@ -31,7 +31,7 @@ function tagOf(ref: Reference): string {
 }
 
 async function engineRequest(socket: string, method: 'GET' | 'POST', path: string, body?: Readable) {
-  const { request } = await import('node:http');
+  const { request } = process.getBuiltinModule('node:http');
   try {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request({

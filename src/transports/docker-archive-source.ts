@@ -8,6 +8,7 @@ import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { type Digest, Limits, readAtMost, sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType, parseConfig } from '../image/index.ts';
+import { INFLATE_CHUNK } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { verified } from './files.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
@@ -245,6 +246,7 @@ export class DockerArchiveSource implements ImageSource {
 }
 
 function decompressor(kind: 'gzip' | 'zstd'): NodeJS.ReadWriteStream & Readable {
-  return (kind === 'gzip' ? createGunzip() : createZstdDecompress()) as unknown as NodeJS.ReadWriteStream &
-    Readable;
+  return (kind === 'gzip'
+    ? createGunzip({ chunkSize: INFLATE_CHUNK })
+    : createZstdDecompress({ chunkSize: INFLATE_CHUNK })) as unknown as NodeJS.ReadWriteStream & Readable;
 }

@@ -141,7 +141,7 @@ test('chunks() reads an entry through two reused buffers; a corrupt entry fails 
   // Corrupt the file on disk (a new mtime, so no longer trusted): the read fails and drops it.
   const path = cache.pathFor(d);
   const bad = Buffer.from(data);
-  bad[5000] ^= 0xff;
+  bad.writeUInt8(bad.readUInt8(5000) ^ 0xff, 5000);
   await writeFile(path, bad);
   await assert.rejects(
     (async () => {
