@@ -9,8 +9,11 @@ export interface CommandContext<F> {
   io: CliIo;
   flags: F;
   warn: (msg: string) => void;
-  /** Created on first use, closed after the command. */
-  pool: () => RegistryPool;
+  /**
+   * Created on first use, closed after the command; one per certificate directory (`copy` has
+   * `--src-cert-dir` and `--dest-cert-dir`), default `--cert-dir`.
+   */
+  pool: (certDir?: string) => RegistryPool;
   ref: (input: string) => Reference;
 }
 
@@ -33,13 +36,17 @@ export function action<F extends object, A extends unknown[]>(
       warned.add(msg);
       io.err.write(`lading: warning: ${msg}\n`);
     };
-    let pool: RegistryPool | undefined;
+    const pools = new Map<string | undefined, RegistryPool>();
     const ctx: CommandContext<F & RegistryFlags> = {
       io,
       flags,
       warn,
-      pool: () => {
-        pool ??= registryPool(flags, io, warn);
+      pool: (certDir = flags.certDir) => {
+        let pool = pools.get(certDir);
+        if (!pool) {
+          pool = registryPool(flags, io, warn, certDir);
+          pools.set(certDir, pool);
+        }
         return pool;
       },
       // `docker://REF` is what skopeo users type; the registry commands take it too.
@@ -48,7 +55,7 @@ export function action<F extends object, A extends unknown[]>(
     try {
       await run(ctx, ...(args.slice(0, cmd.registeredArguments.length) as A));
     } finally {
-      await pool?.close();
+      await Promise.all([...pools.values()].map((p) => p.close()));
     }
   };
 }

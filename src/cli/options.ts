@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { hostPlatform, normaliseArch, type Platform, parsePlatform } from '../image/index.ts';
-import { RegistryPool } from '../registry/index.ts';
+import { defaultPerHostCertDirs, RegistryPool } from '../registry/index.ts';
 import { credentialResolver } from './credentials.ts';
 import type { CliIo } from './io.ts';
 
@@ -14,6 +14,7 @@ export interface RegistryFlags {
   authfile?: string;
   credentialFile?: string;
   tlsVerify?: boolean;
+  certDir?: string;
   retryTimes?: number;
   retryDelay?: number;
   jobs?: number;
@@ -78,6 +79,10 @@ export function withRegistryOptions(cmd: Command): Command {
         .default(undefined),
     )
     .addOption(new Option('--insecure', 'same as --tls-verify=false').implies({ tlsVerify: false }))
+    .option(
+      '--cert-dir <dir>',
+      'CA certificates (*.crt) and a client certificate (*.cert + *.key) for the registry (default: certs.d lookup)',
+    )
     .addOption(
       new Option('--retry-times <n>', 'retries on network errors, 408, 429, 5xx').argParser(
         parseCount('--retry-times', 0),
@@ -130,13 +135,23 @@ export function platformFrom(flags: PlatformFlags): { platform: Platform; explic
   return { platform: hostPlatform(), explicit: false };
 }
 
-/** Builds the registry pool a command uses, credentials resolved per repository. */
-export function registryPool(flags: RegistryFlags, io: CliIo, warn: (msg: string) => void): RegistryPool {
+/**
+ * Builds the registry pool a command uses, credentials resolved per repository. Certificates come
+ * from `certDir` (default `--cert-dir`), else the containers-certs.d lookup under `$HOME` and `/etc`.
+ */
+export function registryPool(
+  flags: RegistryFlags,
+  io: CliIo,
+  warn: (msg: string) => void,
+  certDir: string | undefined = flags.certDir,
+): RegistryPool {
   const retry: { times?: number; delayMs?: number } = {};
   if (flags.retryTimes !== undefined) retry.times = flags.retryTimes;
   if (flags.retryDelay !== undefined) retry.delayMs = flags.retryDelay;
   return new RegistryPool({
     tlsVerify: flags.tlsVerify !== false,
+    certDir,
+    perHostCertDirs: defaultPerHostCertDirs(io.env.HOME || undefined),
     retry,
     jobs: flags.jobs,
     onDebug: flags.debug ? (line) => io.err.write(`debug: ${line}\n`) : undefined,

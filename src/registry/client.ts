@@ -6,10 +6,12 @@ import type { Reference } from '../reference/index.ts';
 import { Limiter, redactUrl } from '../util/index.ts';
 import { Authenticator, type CredentialLookup, type RegistryCredential } from './authenticator.ts';
 import { openBlobStream } from './blob-stream.ts';
+import { type CertDirOptions, certsForHost } from './cert-dir.ts';
 import { responseError } from './errors.ts';
 import { Http, type HttpOptions, type HttpResponse, isLoopbackHost, type SendOptions } from './http.ts';
+import { clientCertAlert } from './tls-alert.ts';
 
-export interface RegistryClientOptions extends HttpOptions {
+export interface RegistryClientOptions extends HttpOptions, CertDirOptions {
   /** Registry host as in references (`docker.io`, `127.0.0.1:5000`). */
   registry: string;
   /** Host to connect to, if different (Docker Hub's `registry-1.docker.io`). */
@@ -73,7 +75,17 @@ export class RegistryClient {
   constructor(opts: RegistryClientOptions) {
     this.registry = opts.registry;
     this.apiHost = opts.apiHost ?? opts.registry;
-    this.http = new Http(opts);
+    const { certDir, perHostCertDirs } = opts;
+    // containers-certs.d: the registry's own origin uses --cert-dir (or the per-host directory of
+    // the registry's name, `docker.io` rather than its API host); any other origin (token realm,
+    // redirect target) only its own per-host directory, so a client certificate never goes elsewhere.
+    const tlsFor =
+      opts.tlsFor ??
+      ((host: string) =>
+        host === this.apiHost
+          ? certsForHost(this.registry, { certDir, perHostCertDirs })
+          : certsForHost(host, { perHostCertDirs }));
+    this.http = new Http({ ...opts, tlsFor });
     this.limiter = new Limiter(opts.jobs ?? DEFAULT_JOBS);
     this.auth = new Authenticator(
       this.http,
@@ -93,6 +105,8 @@ export class RegistryClient {
   }
 
   async #ping(signal?: AbortSignal): Promise<URL> {
+    // A bad certificate directory is an error of its own, not a reason to try plain HTTP.
+    await this.http.prepareTls(new URL(`https://${this.apiHost}/`));
     const candidates: URL[] = [];
     if (this.#scheme) candidates.push(new URL(`${this.#scheme}://${this.apiHost}/`));
     else {
@@ -109,6 +123,13 @@ export class RegistryClient {
         res = await this.http.send(url, { method: 'GET', signal, retry: candidates.length === 1 });
       } catch (err) {
         lastError = err;
+        if (base.protocol === 'https:') {
+          // The server wants a client certificate it trusts: say so (not "connection closed"),
+          // and do not fall back to plain HTTP.
+          const alert =
+            clientCertAlert(err) ?? (isSocketError(err) ? await this.http.clientCertAlert(url) : undefined);
+          if (alert) throw await this.#clientCertError(url, alert, err);
+        }
         // The server speaks TLS but its certificate is not trusted: falling back to plain HTTP
         // would only hide that.
         if (isCertificateError(err)) break;
@@ -128,7 +149,7 @@ export class RegistryClient {
     }
     if (isLadingError(lastError)) {
       const hint = isCertificateError(lastError)
-        ? ' (the certificate is not trusted: add its CA with NODE_EXTRA_CA_CERTS, or use --tls-verify=false)'
+        ? ` (the certificate is not trusted: add its CA as DIR/NAME.crt with --cert-dir DIR or in certs.d/${this.registry}/, or NODE_EXTRA_CA_CERTS; or use --tls-verify=false)`
         : !isLoopbackHost(this.apiHost) && this.http.tlsVerify
           ? ' (for plain HTTP use --tls-verify=false)'
           : '';
@@ -140,6 +161,19 @@ export class RegistryClient {
       );
     }
     throw lastError;
+  }
+
+  async #clientCertError(url: URL, alert: string, cause: unknown): Promise<LadingError> {
+    const tls = await this.http.prepareTls(url).catch(() => undefined);
+    const offered = tls?.cert
+      ? `did not accept the client certificate from ${tls.dir}`
+      : `requires a client certificate and none was found (put NAME.cert and NAME.key in --cert-dir DIR or in certs.d/${this.registry}/)`;
+    return new LadingError(
+      ErrorCode.Unauthorized,
+      `registry ${this.registry} refused the TLS connection (${alert}): it ${offered}`,
+      { registry: this.registry, url: redactUrl(url) },
+      { cause },
+    );
   }
 
   /**
@@ -591,6 +625,14 @@ async function* chunked(stream: Readable, size: number): AsyncGenerator<Buffer> 
 
 const CERT_ERRORS =
   /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/;
+
+/** True for a connection the other side closed or reset (what a refused client certificate looks like). */
+function isSocketError(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string; cause?: { code?: string } } };
+  return [e?.code, e?.cause?.code, e?.cause?.cause?.code].some(
+    (c) => c === 'UND_ERR_SOCKET' || c === 'ECONNRESET' || c === 'EPIPE',
+  );
+}
 
 /** True for a TLS certificate verification failure (as opposed to a connection failure). */
 function isCertificateError(err: unknown): boolean {

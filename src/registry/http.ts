@@ -6,6 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { redactHeaders, redactUrl } from '../util/index.ts';
+import type { TlsSettings } from './cert-dir.ts';
+import { tlsAlertAfterHandshake } from './tls-alert.ts';
 
 /** How lading retries: bounded attempts, jittered exponential backoff, `Retry-After` honoured. */
 export interface RetryOptions {
@@ -29,6 +31,11 @@ export interface HttpOptions {
   onDebug?: (line: string) => void;
   /** Called when a request is retried (for progress/warnings). */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
+  /**
+   * TLS settings (extra CAs, client certificate) for an HTTPS origin, by `host[:port]` as in its URL;
+   * asked once per origin before the first request to it (see `cert-dir.ts`).
+   */
+  tlsFor?: (host: string) => Promise<TlsSettings | undefined>;
 }
 
 /** What a request may send. */
@@ -135,6 +142,10 @@ export class Http {
   #agents: { http?: HttpAgent; https?: HttpsAgent } = {};
   readonly #debug: ((line: string) => void) | undefined;
   readonly #onRetry: HttpOptions['onRetry'];
+  readonly #tlsFor: HttpOptions['tlsFor'];
+  /** TLS settings per origin (`https://host:port`): pending, then settled. */
+  readonly #tlsPending = new Map<string, Promise<TlsSettings | undefined>>();
+  readonly #tls = new Map<string, TlsSettings | undefined>();
 
   constructor(opts: HttpOptions = {}) {
     this.tlsVerify = opts.tlsVerify !== false;
@@ -142,6 +153,38 @@ export class Http {
     this.userAgent = opts.userAgent ?? 'lading/0.1';
     this.#debug = opts.onDebug;
     this.#onRetry = opts.onRetry;
+    this.#tlsFor = opts.tlsFor;
+  }
+
+  /**
+   * Loads the TLS settings for `url`'s origin (once; a failure is not cached). Requests do this
+   * themselves; callers use it to fail on a bad certificate directory before anything else.
+   */
+  async prepareTls(url: URL): Promise<TlsSettings | undefined> {
+    if (url.protocol !== 'https:' || !this.#tlsFor) return undefined;
+    const origin = url.origin;
+    if (this.#tls.has(origin)) return this.#tls.get(origin);
+    let p = this.#tlsPending.get(origin);
+    if (!p) {
+      p = this.#tlsFor(url.host);
+      this.#tlsPending.set(origin, p);
+    }
+    try {
+      const settings = await p;
+      this.#tls.set(origin, settings);
+      return settings;
+    } finally {
+      this.#tlsPending.delete(origin);
+    }
+  }
+
+  /**
+   * After a failed HTTPS request: the alert the server sends when it refuses the connection's
+   * client certificate (or its absence), found with one plain TLS connection; undefined otherwise.
+   */
+  async clientCertAlert(url: URL): Promise<string | undefined> {
+    if (url.protocol !== 'https:') return undefined;
+    return tlsAlertAfterHandshake(url, await this.prepareTls(url), this.tlsVerify);
   }
 
   debug(line: string): void {
@@ -250,9 +293,17 @@ export class Http {
   ): Promise<{ statusCode: number; headers: IncomingHttpHeaders; body: ResponseBody }> {
     const agent = this.#agent(url);
     const { request } = url.protocol === 'https:' ? nodeHttps() : nodeHttp();
+    // Per-origin TLS settings go with the request: the https agent keys its sockets by them too.
+    const tls = await this.prepareTls(url);
+    const tlsOptions: { ca?: string[]; cert?: Buffer; key?: Buffer } = {};
+    if (tls?.ca) tlsOptions.ca = tls.ca;
+    if (tls?.cert && tls.key) {
+      tlsOptions.cert = tls.cert;
+      tlsOptions.key = tls.key;
+    }
     signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
-      const req = request(url, { method, headers, agent, signal });
+      const req = request(url, { method, headers, agent, signal, ...tlsOptions });
       req.setTimeout(IDLE_TIMEOUT_MS, () => {
         const err = Object.assign(new Error(`no data for ${IDLE_TIMEOUT_MS / 1000} s`), {
           code: 'ETIMEDOUT',

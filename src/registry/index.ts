@@ -1,6 +1,13 @@
 export type { CredentialLookup, RegistryCredential } from './authenticator.ts';
 export { Authenticator } from './authenticator.ts';
 export {
+  type CertDirOptions,
+  certsForHost,
+  defaultPerHostCertDirs,
+  readCertDir,
+  type TlsSettings,
+} from './cert-dir.ts';
+export {
   type FetchedManifest,
   type ManifestHead,
   nextLink,

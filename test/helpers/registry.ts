@@ -6,6 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { removeAtExit, requireBin, run, selfSignedCert, track, untrack } from './bins.ts';
 import {
   startTokenServer,
@@ -47,6 +48,11 @@ export interface RegistryOptions {
   token?: Partial<TokenServerOptions>;
   /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (its path is in `certPath`). */
   tls?: boolean;
+  /**
+   * With `tls`: PEM files of CAs whose client certificates the registry requires (distribution's
+   * `http.tls.clientcas`: every connection without a certificate signed by one is refused).
+   */
+  clientCas?: string[];
   /** Let the test process exit while the registry runs (it is still killed at exit). */
   unref?: boolean;
 }
@@ -63,6 +69,26 @@ export async function freePort(): Promise<number> {
     s.listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Whether a TLS server answers a handshake on 127.0.0.1:`port` (the readiness check when the
+ * registry requires client certificates: with TLS 1.3 the client side completes before the server
+ * checks the client's certificate).
+ */
+function probeHandshake(port: number, ca?: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ...(ca ? { ca } : {}), timeout: 2000 });
+    s.once('secureConnect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
     });
   });
 }
@@ -131,6 +157,10 @@ export async function startRegistry(opts: RegistryOptions = { auth: 'none' }): P
       certPath = made.certPath;
       const keyPath = made.keyPath;
       tlsYaml = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
+      if (opts.clientCas?.length)
+        tlsYaml += `    clientcas:\n${opts.clientCas.map((p) => `      - ${p}\n`).join('')}`;
+    } else if (opts.clientCas) {
+      throw new Error('startRegistry: clientCas needs tls');
     }
     const ca = certPath ? readFileSync(certPath) : undefined;
 
@@ -171,9 +201,13 @@ ${tlsYaml}${authYaml}`;
       let up = false;
       while (!up) {
         if (c.exitCode !== null || c.signalCode !== null) break;
-        const status = await probe(`${url}/v2/`, ca);
-        if (status === 200 || status === 401) up = true;
-        else if (Date.now() > deadline) {
+        if (opts.clientCas?.length) up = await probeHandshake(port, ca);
+        else {
+          const status = await probe(`${url}/v2/`, ca);
+          if (status === 200 || status === 401) up = true;
+        }
+        if (up) break;
+        if (Date.now() > deadline) {
           untrack(c);
           c.kill('SIGKILL');
           throw new Error(`docker-registry did not answer GET ${url}/v2/ within 15 s; its stderr: ${stderr}`);

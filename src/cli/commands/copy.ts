@@ -14,6 +14,8 @@ interface Flags extends PlatformFlags, CacheFlags {
   additionalTag?: string[];
   json?: boolean;
   quiet?: boolean;
+  srcCertDir?: string;
+  destCertDir?: string;
 }
 
 function collect(v: string, prev: string[] = []): string[] {
@@ -42,7 +44,9 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
       ]),
     )
     .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
-    .option('--json', 'print the result as JSON');
+    .option('--json', 'print the result as JSON')
+    .option('--src-cert-dir <dir>', 'certificates for the source registry (instead of --cert-dir)')
+    .option('--dest-cert-dir <dir>', 'certificates for the destination registry (instead of --cert-dir)');
   withPlatformOptions(cmd);
   withCacheOptions(cmd);
   withRegistryOptions(cmd);
@@ -73,9 +77,14 @@ Examples:
         quiet: ctx.flags.quiet,
         label: `${formatLocation(src)} → ${formatLocation(dst)}`,
       });
-      const source = openSource(src, { pool: ctx.pool(), cache, stdin: io.stdin, env: io.env });
+      const source = openSource(src, {
+        pool: ctx.pool(ctx.flags.srcCertDir ?? ctx.flags.certDir),
+        cache,
+        stdin: io.stdin,
+        env: io.env,
+      });
       const sink = openSink(dst, {
-        pool: ctx.pool(),
+        pool: ctx.pool(ctx.flags.destCertDir ?? ctx.flags.certDir),
         cache,
         tags: ctx.flags.additionalTag,
         source: src,

@@ -3,7 +3,7 @@ import { login, logout } from '../../auth/index.ts';
 import { readAtMost } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { normaliseRegistryHost } from '../../reference/index.ts';
-import { RegistryClient } from '../../registry/index.ts';
+import { defaultPerHostCertDirs, RegistryClient } from '../../registry/index.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
@@ -59,6 +59,8 @@ Examples:
         registry: host,
         apiHost: host === 'docker.io' ? 'registry-1.docker.io' : host,
         tlsVerify: ctx.flags.tlsVerify !== false,
+        certDir: ctx.flags.certDir,
+        perHostCertDirs: defaultPerHostCertDirs(io.env.HOME || undefined),
         retry: { times: ctx.flags.retryTimes ?? 2, delayMs: ctx.flags.retryDelay ?? 1000 },
         credentials: async () => ({ kind: 'basic', username, password: secret, source: 'login' }),
         onDebug: ctx.flags.debug ? (l) => io.err.write(`debug: ${l}\n`) : undefined,
