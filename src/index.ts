@@ -31,6 +31,7 @@ export {
 } from './image/index.ts';
 export {
   decompress,
+  type ExportResult,
   type ExtractResult,
   exportRootfs,
   extractPaths,

@@ -1,84 +1,487 @@
-import { createReadStream } from 'node:fs';
-import { lstat, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { type UnpackResult, unpackRootfs } from './rootfs.ts';
-import type { LayerBlob } from './types.ts';
+import { decompress } from './compression.ts';
+import type { UnpackResult } from './rootfs.ts';
+import { hasDotDot, readTar, type TarEntry } from './tar-read.ts';
+import type { EntryProblem, LayerBlob } from './types.ts';
+import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
 export interface ExportOptions {
   signal?: AbortSignal;
-  /** Where the flattened tree is staged (default: the system temp dir). */
-  tmpDir?: string;
-  onProblem?: (p: UnpackResult['problems'][number]) => void;
+  /** Called for every refused or skipped entry (also collected in the result). */
+  onProblem?: (p: EntryProblem) => void;
+}
+
+/** What an export wrote (the counts of `unpack`; `owners` stays empty: owners are in the headers). */
+export type ExportResult = UnpackResult;
+
+/**
+ * What the layers above the one being read decided about a path: a directory entry (`dir`), any
+ * other entry (`other`), or a directory implied by entries below it (`implied`: a lower directory
+ * entry still gives it its metadata, a lower non-directory is replaced by it, as `unpack` does).
+ */
+type Kind = 'dir' | 'other' | 'implied';
+
+/** A name that will be a hardlink to some content not emitted yet. */
+interface Waiter {
+  name: string;
+  layer: number;
+  raw: string;
+  linkname: string;
+}
+
+/** One file of the result (an inode): its header, where its content went, who waits for it. */
+interface Inode {
+  /** The header of the entry that created it (regular file, fifo or device). */
+  header?: TarEntry;
+  /** The output name that carries the content, once emitted. */
+  out?: string;
+  /** Visible hardlink names waiting for the content, in the order they were met. */
+  waiting: Waiter[];
+  /** The content's entry when it was hidden and not kept: layer and entry index to read again. */
+  reread?: { layer: number; index: number };
+}
+
+const XATTR_PREFIX = 'SCHILY.xattr.';
+
+function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i === -1 ? '' : p.slice(0, i);
+}
+
+function* ancestors(p: string): Generator<string> {
+  for (let i = p.indexOf('/'); i !== -1; i = p.indexOf('/', i + 1)) yield p.slice(0, i);
+}
+
+function normaliseLink(linkname: string): string | undefined {
+  const parts: string[] = [];
+  for (const seg of linkname.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') return undefined;
+    parts.push(seg);
+  }
+  return parts.length ? parts.join('/') : undefined;
+}
+
+/** Whether an inode's content must come from its entry's body (a non-empty regular file). */
+function needsBody(h: TarEntry): boolean {
+  return h.type === 'file' && h.size > 0;
 }
 
 /**
  * The flattened root filesystem as one deterministic tar (what `crane export` and undocker give,
- * with whiteouts and opaque directories applied correctly). The layers are applied once into a
- * staging directory with the same engine as `unpack`, then packed in byte order of names with
- * modes, owners (as recorded in the layers), link targets verbatim and hardlinks kept as links;
- * mtimes come from the layers. The staging directory is removed afterwards.
+ * with whiteouts and opaque directories applied as `unpack` applies them), streamed: nothing is
+ * staged on disk and only paths are kept in memory.
+ *
+ * Layers are read once each, top layer first, as `extract` does. What the layers above decided is
+ * kept as a set of paths (entries, whiteouts, opaque directories, directories implied by entries
+ * below them), so every entry of a lower layer is emitted or dropped as it streams by: an upper
+ * entry of the same name wins (for a directory, its metadata; lower children still show), a
+ * whiteout hides the path and everything below it, an opaque marker everything below its directory,
+ * and an upper non-directory everything below its name. Whiteouts are never emitted.
+ *
+ * Order: layers top to bottom, each in its own order (as `crane export`), so a directory's entry may
+ * follow its children (tar creates missing parents, then sets the directory's metadata); duplicate
+ * names within one layer are all emitted, last one winning on extraction, as in the layer itself.
+ * Same image, same bytes: headers are the layers' (name normalised, mode with setuid/setgid/sticky,
+ * owners and owner names, mtime, link targets verbatim, device numbers, `SCHILY.xattr.*` records).
+ *
+ * Hardlinks: a tar link must come after the entry holding the content, and a link's target may be
+ * in a lower layer (read later) or hidden by an upper layer (its content dropped). The content is
+ * emitted under the first name of the inode that appears in the output, the other names become
+ * links to it:
+ * - target visible and already emitted (same layer, earlier): a link right away;
+ * - target below the link's layer: the link's header waits (headers only, one per waiting name)
+ *   until the layer defining the target is read; the target's entry is then emitted (if visible)
+ *   followed by the links, or, if the target itself is hidden, its content goes out under the first
+ *   waiting name and the others link to it;
+ * - target earlier in the same layer but hidden by an upper layer (its body already skipped): at the
+ *   end of that layer the layer is read once more, up to the last such target, and the content is
+ *   emitted under the first waiting name. This second pass happens only for layers with such links
+ *   (an upper layer replaced or deleted one name of a hardlinked file); memory stays bounded by the
+ *   number of waiting names, never by file sizes.
+ * A link whose target does not exist (deleted, replaced by a directory or symlink, never there, or
+ * `..`) is refused and reported, as `unpack` refuses it.
+ *
+ * A lower-layer symlink at a path an upper layer wrote entries under is left out and reported
+ * (`unpack` keeps the symlink and refuses the upper entries instead); `..` names and a root that is
+ * not a directory are refused as in `unpack`. Problems are reported for entries that would be in
+ * the result.
  */
 export async function exportRootfs(
   layers: LayerBlob[],
   opts: ExportOptions = {},
-): Promise<{ stream: Readable; done: Promise<UnpackResult> }> {
-  const stage = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'lading-export-'));
-  const root = join(stage, 'rootfs');
+): Promise<{ stream: Readable; done: Promise<ExportResult> }> {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   const done = (async () => {
+    const pack = tar.pack();
+    const packed = pipeline(pack, out);
+    packed.catch(() => {});
     try {
-      const r = await unpackRootfs(layers, root, {
-        signal: opts.signal,
-        onProblem: opts.onProblem,
-        applyOwners: false,
-      });
-      const pack = tar.pack();
-      const packed = pipeline(pack, out);
-      const inodes = new Map<number, string>();
-      const walk = async (dir: string, rel: string): Promise<void> => {
-        const names = (await readdir(dir)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-        for (const name of names) {
-          const abs = join(dir, name);
-          const path = rel ? `${rel}/${name}` : name;
-          const st = await lstat(abs);
-          const [uid, gid] = (r.owners[path] ?? '0:0').split(':').map(Number) as [number, number];
-          const base = { name: path, mode: st.mode & 0o7777, uid, gid, mtime: st.mtime };
-          if (st.isDirectory()) {
-            await entry(pack, { ...base, name: `${path}/`, type: 'directory' });
-            await walk(abs, path);
-          } else if (st.isSymbolicLink()) {
-            await entry(pack, { ...base, type: 'symlink', linkname: await readlink(abs) });
-          } else if (st.isFile()) {
-            const first = st.nlink > 1 ? inodes.get(st.ino) : undefined;
-            if (first) {
-              await entry(pack, { ...base, type: 'link', linkname: first });
-              continue;
-            }
-            if (st.nlink > 1) inodes.set(st.ino, path);
-            const e = pack.entry({ ...base, type: 'file', size: st.size });
-            await pipeline(createReadStream(abs), e);
-          }
-        }
-      };
-      await walk(root, '');
+      const r = await new Exporter(layers, pack, opts).run();
       pack.finalize();
       await packed;
       return r;
     } catch (err) {
+      pack.destroy(err as Error);
       out.destroy(err as Error);
       throw err;
-    } finally {
-      await rm(stage, { recursive: true, force: true });
     }
   })();
   done.catch(() => {});
   return { stream: out, done };
 }
 
-function entry(pack: tar.Pack, header: Parameters<tar.Pack['entry']>[0]): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
+class Exporter {
+  readonly result: ExportResult = {
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    devices: 0,
+    bytes: 0,
+    problems: [],
+    owners: {},
+  };
+  /** Decided by the layers read so far (all above the current one). */
+  readonly decided = new Map<string, Kind>();
+  readonly deleted = new Set<string>();
+  readonly opaque = new Set<string>();
+  /** Hardlink targets to be found below the current layer, by path. */
+  pending = new Map<string, Inode>();
+
+  readonly #layers: LayerBlob[];
+  readonly #pack: tar.Pack;
+  readonly #opts: ExportOptions;
+
+  constructor(layers: LayerBlob[], pack: tar.Pack, opts: ExportOptions) {
+    this.#layers = layers;
+    this.#pack = pack;
+    this.#opts = opts;
+  }
+
+  problem(layer: number, entry: string, code: EntryProblem['code'], message: string): void {
+    const p = { layer, entry, code, message };
+    this.result.problems.push(p);
+    this.#opts.onProblem?.(p);
+  }
+
+  /** Whether a lower-layer entry at `p` shows through what the layers above decided. */
+  visible(p: string, isDir: boolean): boolean {
+    if (this.deleted.has(p)) return false;
+    const k = this.decided.get(p);
+    if (k === 'dir' || k === 'other' || (k === 'implied' && !isDir)) return false;
+    for (const a of ancestors(p)) {
+      if (this.deleted.has(a) || this.opaque.has(a) || this.decided.get(a) === 'other') return false;
+    }
+    return true;
+  }
+
+  async run(): Promise<ExportResult> {
+    for (let li = this.#layers.length - 1; li >= 0; li--) await this.#layer(li);
+    for (const inode of this.pending.values()) this.#broken(inode);
+    this.pending.clear();
+    return this.result;
+  }
+
+  #where(li: number): string {
+    return `layer ${li} (${this.#layers[li]!.digest})`;
+  }
+
+  async #open(li: number): Promise<Readable> {
+    return decompress(await this.#layers[li]!.open({ signal: this.#opts.signal }));
+  }
+
+  async #layer(li: number): Promise<void> {
+    const where = this.#where(li);
+    /** What this layer decides, applied to lower layers once it is read. */
+    const here = new Map<string, Kind>();
+    const whiteouts: string[] = [];
+    const opaques: string[] = [];
+    /** This layer's files and links by name (later links in the layer resolve through it). */
+    const names = new Map<string, Inode>();
+    /** Targets of this layer's links that are below it. */
+    const below = new Map<string, Inode>();
+    const implyParents = (rel: string): void => {
+      for (const a of ancestors(rel)) if (!this.decided.has(a) && !here.has(a)) here.set(a, 'implied');
+    };
+    /** An upper layer's link waiting for what this layer puts at `rel`. */
+    const claim = (rel: string): Inode | undefined => {
+      const i = this.pending.get(rel);
+      if (i) this.pending.delete(rel);
+      return i;
+    };
+    const stream = await this.#open(li);
+    let index = -1;
+    try {
+      for await (const e of readTar(stream, where)) {
+        index++;
+        const raw = e.rawName;
+        const rel = e.name;
+        if (rel === undefined || hasDotDot(raw)) {
+          this.problem(
+            li,
+            raw,
+            'E_UNSAFE_PATH',
+            `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
+          );
+          continue;
+        }
+        if (rel === '') {
+          if (e.type !== 'directory')
+            this.problem(
+              li,
+              raw,
+              'E_UNSAFE_PATH',
+              `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`,
+            );
+          continue;
+        }
+        const base = rel.slice(rel.lastIndexOf('/') + 1);
+        if (base.startsWith(WHITEOUT_PREFIX)) {
+          const dir = parentOf(rel);
+          if (base === WHITEOUT_OPAQUE) {
+            opaques.push(dir);
+            continue;
+          }
+          const target = base.slice(WHITEOUT_PREFIX.length);
+          if (target === '' || target === '.' || target === '..') {
+            this.problem(
+              li,
+              raw,
+              'E_UNSAFE_PATH',
+              `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`,
+            );
+            continue;
+          }
+          whiteouts.push(dir ? `${dir}/${target}` : target);
+          continue;
+        }
+        const isDir = e.type === 'directory';
+        const vis = this.visible(rel, isDir);
+        if (!vis && e.type === 'symlink' && this.decided.get(rel) === 'implied') {
+          this.problem(
+            li,
+            raw,
+            'E_UNSAFE_PATH',
+            `symlink ${JSON.stringify(raw)} in ${where} is a parent of entries of upper layers (unpack refuses those); left out`,
+          );
+        }
+        switch (e.type) {
+          case 'directory':
+          case 'symlink': {
+            // A link waiting for this name cannot be made: it names a directory or a symlink.
+            const waiting = claim(rel);
+            if (waiting) this.#broken(waiting);
+            names.delete(rel);
+            if (!vis) break;
+            if (isDir) {
+              await this.#put(this.#header(e, `${rel}/`, 'directory'));
+              this.result.dirs++;
+            } else {
+              await this.#put(this.#header(e, rel, 'symlink'));
+              this.result.symlinks++;
+            }
+            here.set(rel, isDir ? 'dir' : 'other');
+            implyParents(rel);
+            break;
+          }
+          case 'file':
+          case 'fifo':
+          case 'character-device':
+          case 'block-device': {
+            const inode: Inode = claim(rel) ?? { waiting: [] };
+            inode.header = e;
+            if (vis) {
+              await this.#emitContent(inode, rel, e);
+              here.set(rel, 'other');
+              implyParents(rel);
+            } else if (inode.waiting.length) {
+              // Hidden here, but upper names link to it: the content goes out under the first.
+              await this.#emitContent(inode, inode.waiting.shift()!.name, e);
+            } else if (needsBody(e)) {
+              inode.reread = { layer: li, index };
+            }
+            await this.#flush(inode);
+            names.set(rel, inode);
+            break;
+          }
+          case 'link': {
+            const target = hasDotDot(e.linkname) ? undefined : normaliseLink(e.linkname);
+            let inode: Inode | undefined;
+            if (target !== undefined) {
+              inode = names.get(target) ?? below.get(target);
+              if (!inode) {
+                inode = { waiting: [] };
+                below.set(target, inode);
+              }
+            }
+            // Upper links to this name are links to the same inode.
+            const upper = claim(rel);
+            if (upper) {
+              if (inode) {
+                inode.waiting.push(...upper.waiting);
+                upper.waiting = [];
+              } else this.#broken(upper);
+            }
+            if (vis) {
+              const w: Waiter = { name: rel, layer: li, raw, linkname: e.linkname };
+              if (!inode) this.#refuseLink(w);
+              else {
+                inode.waiting.push(w);
+                here.set(rel, 'other');
+                implyParents(rel);
+              }
+            }
+            if (inode) {
+              // Content-less inodes (empty files, fifos, devices) need no body: emit now.
+              if (!inode.out && inode.header && !needsBody(inode.header) && inode.waiting.length)
+                await this.#emitContent(inode, inode.waiting.shift()!.name, inode.header);
+              await this.#flush(inode);
+              names.set(rel, inode);
+            } else names.delete(rel);
+            break;
+          }
+          default:
+            if (vis)
+              this.problem(
+                li,
+                raw,
+                'E_UNSUPPORTED',
+                `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`,
+              );
+        }
+      }
+    } finally {
+      stream.destroy();
+    }
+    await this.#reread(li, new Set(names.values()));
+    // This layer's decisions now apply to every layer below it.
+    for (const [p, k] of here) if (k !== 'implied' || !this.decided.has(p)) this.decided.set(p, k);
+    for (const w of whiteouts) this.deleted.add(w);
+    for (const o of opaques) this.opaque.add(o);
+    for (const [t, inode] of below) {
+      const up = this.pending.get(t);
+      if (up) {
+        up.waiting.push(...inode.waiting);
+        inode.waiting = [];
+      } else this.pending.set(t, inode);
+    }
+    // Targets this layer deleted or hid (whiteout, opaque parent, non-directory parent) cannot be
+    // found below it. A target this layer itself writes after the link does not count: the link
+    // was to what was there before.
+    const gone = new Set(whiteouts);
+    const cleared = new Set(opaques);
+    for (const [t, inode] of [...this.pending]) {
+      let hidden = gone.has(t);
+      for (const a of ancestors(t))
+        if (gone.has(a) || cleared.has(a) || here.get(a) === 'other') hidden = true;
+      if (hidden) {
+        this.pending.delete(t);
+        this.#broken(inode);
+      }
+    }
+  }
+
+  /** Reads layer `li` again for hidden hardlink targets whose names wait for their content. */
+  async #reread(li: number, inodes: Set<Inode>): Promise<void> {
+    const wanted = new Map<number, Inode[]>();
+    for (const inode of inodes) {
+      if (inode.out || !inode.waiting.length || inode.reread?.layer !== li) continue;
+      const list = wanted.get(inode.reread.index) ?? [];
+      list.push(inode);
+      wanted.set(inode.reread.index, list);
+    }
+    if (!wanted.size) return;
+    const last = Math.max(...wanted.keys());
+    const stream = await this.#open(li);
+    let index = -1;
+    try {
+      for await (const e of readTar(stream, this.#where(li))) {
+        index++;
+        const list = wanted.get(index);
+        if (list) {
+          // Several inodes cannot share one entry (one entry, one inode), but be safe.
+          const [first, ...rest] = list;
+          await this.#emitContent(first!, first!.waiting.shift()!.name, e);
+          await this.#flush(first!);
+          for (const other of rest) {
+            other.out = first!.out;
+            await this.#flush(other);
+          }
+        }
+        if (index >= last) break;
+      }
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  /** Emits `e` (with its body) under `name` as the inode's content holder. */
+  async #emitContent(inode: Inode, name: string, e: TarEntry): Promise<void> {
+    const h = this.#header(e, name, e.type as tar.Header['type']);
+    if (e.type === 'file') {
+      h.size = e.size;
+      const entry = this.#pack.entry(h);
+      await pipeline(e.body, entry);
+      this.result.files++;
+      this.result.bytes += e.size;
+    } else {
+      await this.#put(h);
+      this.result.devices++;
+    }
+    inode.out = name;
+  }
+
+  /** Emits the waiting names of an inode whose content is out, as links to it. */
+  async #flush(inode: Inode): Promise<void> {
+    if (!inode.out || !inode.header) return;
+    for (const w of inode.waiting) {
+      const h = this.#header(inode.header, w.name, 'link');
+      h.linkname = inode.out;
+      delete h.pax;
+      await this.#put(h);
+      this.result.hardlinks++;
+    }
+    inode.waiting = [];
+  }
+
+  #broken(inode: Inode): void {
+    for (const w of inode.waiting) this.#refuseLink(w);
+    inode.waiting = [];
+  }
+
+  #refuseLink(w: Waiter): void {
+    this.problem(
+      w.layer,
+      w.raw,
+      'E_UNSAFE_PATH',
+      `hardlink ${JSON.stringify(w.raw)} in ${this.#where(w.layer)} points at ${JSON.stringify(w.linkname)}, which is not an entry extracted inside the root; refused`,
+    );
+  }
+
+  #header(e: TarEntry, name: string, type: tar.Header['type']): tar.Header {
+    const h: tar.Header = {
+      name,
+      type,
+      mode: e.mode & 0o7777,
+      uid: e.uid,
+      gid: e.gid,
+      uname: e.uname,
+      gname: e.gname,
+      mtime: e.mtime,
+      size: 0,
+      linkname: type === 'symlink' ? e.linkname : '',
+      devmajor: type === 'character-device' || type === 'block-device' ? e.devmajor : 0,
+      devminor: type === 'character-device' || type === 'block-device' ? e.devminor : 0,
+    };
+    const xattrs = Object.entries(e.pax).filter(([k]) => k.startsWith(XATTR_PREFIX));
+    if (xattrs.length) h.pax = Object.fromEntries(xattrs);
+    return h;
+  }
+
+  #put(h: tar.Header): Promise<void> {
+    return new Promise((resolve, reject) => this.#pack.entry(h, (err) => (err ? reject(err) : resolve())));
+  }
 }

@@ -5,7 +5,7 @@ export {
   detectCompression,
   INFLATE_CHUNK,
 } from './compression.ts';
-export { type ExportOptions, exportRootfs } from './export.ts';
+export { type ExportOptions, type ExportResult, exportRootfs } from './export.ts';
 export { type ExtractedPath, type ExtractOptions, type ExtractResult, extractPaths } from './extract-file.ts';
 export { assertComplete, type UnpackOptions, type UnpackResult, unpackRootfs } from './rootfs.ts';
 export { type EntryType, hasDotDot, normaliseEntryName, readTar, type TarEntry } from './tar-read.ts';

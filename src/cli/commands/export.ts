@@ -33,9 +33,14 @@ export function exportCommand(io: CliIo): Command {
         const { stream, done } = await exportRootfs(sel.layers, { onProblem: (p) => ctx.warn(p.message) });
         const out =
           ctx.flags.output && ctx.flags.output !== '-' ? resolve(io.cwd, ctx.flags.output) : undefined;
-        if (out) await Promise.all([writeFileAtomic(out, stream), done]);
-        else await Promise.all([pipeline(stream, io.out, { end: false }), done]);
-        assertComplete(await done, out ?? 'stdout');
+        // Both settle before anything is reported: the temp file beside -o is gone by then.
+        const [written, result] = await Promise.allSettled([
+          out ? writeFileAtomic(out, stream) : pipeline(stream, io.out, { end: false }),
+          done,
+        ]);
+        if (result.status === 'rejected') throw result.reason;
+        if (written.status === 'rejected') throw written.reason;
+        assertComplete(result.value, out ?? 'stdout');
       });
     }),
   );
