@@ -11,3 +11,4 @@ export { assertComplete, type UnpackOptions, type UnpackResult, unpackRootfs } f
 export { type EntryType, hasDotDot, normaliseEntryName, readTar, type TarEntry } from './tar-read.ts';
 export type { EntryProblem, LayerBlob } from './types.ts';
 export { parseWhiteout, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
+export { GO_TAR_END, type GoTarHeader, goTarHeader, goTarPadding } from './go-tar.ts';

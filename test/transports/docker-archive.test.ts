@@ -8,15 +8,12 @@ import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import type { Digest } from '../../src/digest/index.ts';
 import { isLadingError } from '../../src/errors/index.ts';
-import { decompress } from '../../src/layers/index.ts';
+import { decompress, GO_TAR_END, goTarHeader, goTarPadding } from '../../src/layers/index.ts';
 import { parseReference } from '../../src/reference/index.ts';
 import {
   type DockerArchiveInput,
   dockerArchiveChunks,
   dockerArchiveHash,
-  GO_TAR_END,
-  goTarHeader,
-  goTarPadding,
   writeDockerArchive,
 } from '../../src/transports/docker-archive/index.ts';
 import { run } from '../helpers/bins.ts';

@@ -4,7 +4,7 @@ import { type Digest, digestHex, sha256, VerifyStream } from '../../digest/index
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { mapLimit, writeFileAtomic } from '../../util/index.ts';
 import { GoRaw, GoStruct, type GoValue, goMarshal, topLevelRaw } from './go-json.ts';
-import { GO_TAR_END, goTarHeader, goTarPadding } from './go-tar.ts';
+import { GO_TAR_END, goTarHeader, goTarPadding } from '../../layers/index.ts';
 
 /** One layer for the archive: its diffID and a way to open its UNCOMPRESSED bytes. */
 export interface ArchiveLayer {
