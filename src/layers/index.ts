@@ -12,3 +12,12 @@ export { type EntryType, hasDotDot, normaliseEntryName, readTar, type TarEntry }
 export type { EntryProblem, LayerBlob } from './types.ts';
 export { parseWhiteout, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 export { GO_TAR_END, type GoTarHeader, goTarHeader, goTarPadding } from './go-tar.ts';
+export {
+  type PermRule,
+  planReproducibleTar,
+  reproducibleTar,
+  reproducibleTarStream,
+  type TarPath,
+  type TarPathOptions,
+  type TarPlan,
+} from './reproducible-tar.ts';
