@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { blobCommand } from './commands/blob.ts';
+import { buildCommand } from './commands/build.ts';
 import { cacheCommand } from './commands/cache.ts';
 import { copyCommand } from './commands/copy.ts';
 import { digestCommand } from './commands/digest.ts';
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Command {
     lockCommand(io),
     copyCommand(io, 'copy'),
     copyCommand(io, 'pull'),
+    buildCommand(io),
     unpackCommand(io),
     extractCommand(io),
     exportCommand(io),

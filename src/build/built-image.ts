@@ -1,0 +1,287 @@
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Readable } from 'node:stream';
+import { type Digest, sha256, VerifyStream } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import {
+  type Descriptor,
+  type ImageConfig,
+  MediaType,
+  parseConfig,
+  parseManifest,
+  selectPlatform,
+} from '../image/index.ts';
+import { reproducibleTar, type TarPath } from '../layers/index.ts';
+import { mapLimit } from '../util/index.ts';
+import { closureOf, type GraphEntry, popularityOrder, splitLayers } from './popularity.ts';
+import type { BuildSpec, HistorySpec, LayerGroup, RewriteRule } from './spec.ts';
+
+/** A manifest as sources hold it (the transports' `RawManifest`, restated: build sits beside them). */
+export interface BuiltManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: Digest;
+}
+
+/** What a base image is read through (the transports' `ImageSource`). */
+export interface BaseSource {
+  readonly name: string;
+  topManifest(signal?: AbortSignal): Promise<BuiltManifest>;
+  manifest(digest: Digest, signal?: AbortSignal): Promise<BuiltManifest>;
+  blob(
+    desc: Descriptor,
+    opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
+  ): Promise<Readable>;
+  close(): Promise<void>;
+}
+
+/** One layer lading makes: the inputs it is re-created from on demand. */
+export interface BuiltLayer {
+  descriptor: Descriptor;
+  paths: TarPath[];
+  history: HistorySpec;
+}
+
+export interface BuildOptions {
+  /** The opened `fromImage` (required when the spec has one). */
+  base?: BaseSource;
+  /** Layers hashed at once (default 4). */
+  jobs?: number;
+  signal?: AbortSignal;
+}
+
+const OCI_OF: Record<string, string> = {
+  [MediaType.DockerLayer]: MediaType.OciLayer,
+  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
+  [MediaType.DockerLayerZstd]: MediaType.OciLayerZstd,
+  [MediaType.DockerForeignLayerGzip]: MediaType.OciLayerNondistributableGzip,
+};
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+async function readAll(s: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** sha256 and length of a stream, reading it once. */
+async function measure(s: Readable): Promise<{ digest: Digest; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of s) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { digest: `sha256:${h.digest('hex')}` as Digest, size };
+}
+
+function rewriteFor(path: string, rules: RewriteRule[]): { regex: string; repl: string } | undefined {
+  for (const r of rules) {
+    if (r.path !== undefined ? r.path === path : new RegExp(r.regex).test(path))
+      return { regex: r.regex, repl: r.repl };
+  }
+  return undefined;
+}
+
+/** The layers' inputs, in image order: each group split by popularity, then copyToRoot. */
+export function planLayers(spec: BuildSpec): { paths: TarPath[]; history: HistorySpec; at: string }[] {
+  const held = new Set<string>();
+  const out: { paths: TarPath[]; history: HistorySpec; at: string }[] = [];
+  const whereOf = new Map<string, string>();
+  const graph = spec.closureGraph;
+  for (const g of spec.groups) {
+    g.paths.forEach((p, j) => {
+      if (!whereOf.has(p)) whereOf.set(p, g.where[j]!);
+    });
+    let sub: GraphEntry[];
+    if (graph) {
+      const closure = closureOf(graph, g.paths);
+      sub = graph.filter((e) => closure.has(e.path));
+      const inGraph = new Set(sub.map((e) => e.path));
+      for (const p of g.paths) if (!inGraph.has(p)) sub.push({ path: p, references: [] });
+    } else {
+      sub = g.paths.map((p) => ({ path: p, references: [] }));
+    }
+    const ordered = popularityOrder(sub).filter((p) => !held.has(p));
+    for (const p of ordered) held.add(p);
+    for (const chunk of splitLayers(ordered, g.maxLayers)) {
+      out.push({ paths: chunk.map((p) => tarPath(p, g, spec, whereOf.get(p) ?? `${g.at} closure`)), history: { ...spec.history, ...g.history }, at: g.at });
+    }
+  }
+  if (spec.copyToRoot.paths.length > 0) {
+    out.push({
+      paths: spec.copyToRoot.paths.map((p, j) => ({
+        path: p,
+        where: spec.copyToRoot.where[j],
+        options: {
+          // A directory's contents go to `/`; a file goes to `/NAME`.
+          rewrite: { regex: `^${escapeRegex(isDirSync(p) ? p : dirname(p))}`, repl: '' },
+          perms: spec.perms,
+        },
+      })),
+      history: spec.history,
+      at: 'copyToRoot',
+    });
+  }
+  return out;
+}
+
+function isDirSync(p: string): boolean {
+  // The spec parser has already stat'ed every path.
+  return statSync(p).isDirectory();
+}
+
+function tarPath(p: string, g: LayerGroup, spec: BuildSpec, where: string): TarPath {
+  const rewrite = rewriteFor(p, [...g.rewrites, ...spec.rewrites]);
+  const perms = [...spec.perms, ...g.perms];
+  const options = rewrite || perms.length > 0 ? { ...(rewrite ? { rewrite } : {}), perms } : undefined;
+  return options ? { path: p, where, options } : { path: p, where };
+}
+
+function ociLayer(d: Descriptor): Descriptor {
+  const out: Descriptor = { mediaType: OCI_OF[d.mediaType] ?? d.mediaType, digest: d.digest, size: d.size };
+  if (d.urls) out.urls = d.urls;
+  if (d.annotations) out.annotations = d.annotations;
+  return out;
+}
+
+/**
+ * An image built from a spec, as an image source: lazy (layers are hashed once when built and
+ * re-created from the files on every read, verified), base layers passed through from the base.
+ */
+export class BuiltImage {
+  readonly name: string;
+  readonly layers: BuiltLayer[];
+  readonly manifestBytes: Buffer;
+  readonly manifestDigest: Digest;
+  readonly configBytes: Buffer;
+  readonly configDigest: Digest;
+  readonly #base: BaseSource | undefined;
+  readonly #baseLayers: Set<string>;
+
+  private constructor(
+    name: string,
+    layers: BuiltLayer[],
+    baseLayers: Descriptor[],
+    config: Buffer,
+    manifest: Buffer,
+    base: BaseSource | undefined,
+  ) {
+    this.name = name;
+    this.layers = layers;
+    this.configBytes = config;
+    this.configDigest = sha256(config);
+    this.manifestBytes = manifest;
+    this.manifestDigest = sha256(manifest);
+    this.#base = base;
+    this.#baseLayers = new Set(baseLayers.map((d) => d.digest));
+  }
+
+  /** Builds the image described by a validated spec: hashes every layer once, never stores one. */
+  static async build(spec: BuildSpec, name: string, opts: BuildOptions = {}): Promise<BuiltImage> {
+    let baseConfig: ImageConfig | undefined;
+    let baseLayers: Descriptor[] = [];
+    if (spec.fromImage) {
+      if (!opts.base) throw new LadingError(ErrorCode.Internal, 'build: fromImage given but no base source opened');
+      ({ config: baseConfig, layers: baseLayers } = await readBase(opts.base, spec, opts.signal));
+    }
+    const planned = planLayers(spec);
+    const layers = await mapLimit(planned, opts.jobs ?? 4, async (l) => {
+      const { digest, size } = await measure(reproducibleTar(l.paths));
+      return {
+        descriptor: { mediaType: MediaType.OciLayer, digest, size },
+        paths: l.paths,
+        history: l.history,
+      } satisfies BuiltLayer;
+    });
+    const created = spec.created;
+    const history: Record<string, unknown>[] = [...((baseConfig?.history as Record<string, unknown>[]) ?? [])];
+    for (const l of layers) {
+      history.push({ created, created_by: l.history.created_by ?? 'lading build', ...pick(l.history) });
+    }
+    const configObj: Record<string, unknown> = {
+      created,
+      architecture: spec.architecture ?? baseConfig?.architecture ?? 'amd64',
+      ...(spec.variant ?? baseConfig?.variant ? { variant: spec.variant ?? baseConfig?.variant } : {}),
+      os: spec.os,
+      config: { ...(baseConfig?.config ?? {}), ...spec.config },
+      rootfs: {
+        type: 'layers',
+        diff_ids: [...(baseConfig?.rootfs?.diff_ids ?? []), ...layers.map((l) => l.descriptor.digest)],
+      },
+      history,
+    };
+    const config = Buffer.from(JSON.stringify(configObj));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length },
+        layers: [...baseLayers.map(ociLayer), ...layers.map((l) => l.descriptor)],
+      }),
+    );
+    return new BuiltImage(name, layers, baseLayers, config, manifest, opts.base);
+  }
+
+  async topManifest(): Promise<BuiltManifest> {
+    return { bytes: this.manifestBytes, mediaType: MediaType.OciManifest, digest: this.manifestDigest };
+  }
+
+  async manifest(digest: Digest): Promise<BuiltManifest> {
+    if (digest === this.manifestDigest) return this.topManifest();
+    throw new LadingError(ErrorCode.NotFound, `${this.name}: no manifest ${digest}`);
+  }
+
+  async blob(desc: Descriptor, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<Readable> {
+    if (desc.digest === this.configDigest) return Readable.from([this.configBytes]);
+    const mine = this.layers.find((l) => l.descriptor.digest === desc.digest);
+    if (mine) {
+      const verify = new VerifyStream({ digest: mine.descriptor.digest, size: mine.descriptor.size, source: `${this.name} layer` });
+      const tar = reproducibleTar(mine.paths);
+      tar.on('error', (err) => verify.destroy(err));
+      if (opts.onProgress) {
+        let n = 0;
+        tar.on('data', (c: Buffer) => opts.onProgress!((n += c.length)));
+      }
+      return tar.pipe(verify);
+    }
+    if (this.#base && this.#baseLayers.has(desc.digest)) return this.#base.blob(desc, opts);
+    throw new LadingError(ErrorCode.NotFound, `${this.name}: no blob ${desc.digest}`);
+  }
+
+  async close(): Promise<void> {
+    await this.#base?.close();
+  }
+}
+
+function pick(h: HistorySpec): HistorySpec {
+  const out: HistorySpec = {};
+  if (h.author !== undefined) out.author = h.author;
+  if (h.comment !== undefined) out.comment = h.comment;
+  return out;
+}
+
+async function readBase(
+  base: BaseSource,
+  spec: BuildSpec,
+  signal?: AbortSignal,
+): Promise<{ config: ImageConfig; layers: Descriptor[] }> {
+  let m = await base.topManifest(signal);
+  let parsed = parseManifest(m.bytes, m.mediaType, base.name);
+  if (parsed.kind === 'index') {
+    const wanted = { os: spec.os, architecture: spec.architecture ?? 'amd64', ...(spec.variant ? { variant: spec.variant } : {}) };
+    const i = selectPlatform(wanted, parsed.manifests.map((d) => d.platform));
+    if (i < 0)
+      throw new LadingError(ErrorCode.NoMatchingPlatform, `fromImage ${base.name} has no ${wanted.os}/${wanted.architecture} image`);
+    m = await base.manifest(parsed.manifests[i]!.digest, signal);
+    parsed = parseManifest(m.bytes, m.mediaType, base.name);
+  }
+  if (parsed.kind !== 'image')
+    throw new LadingError(ErrorCode.ManifestUnsupported, `fromImage ${base.name}: ${parsed.mediaType} cannot be a base`);
+  const configBytes = await readAll(await base.blob(parsed.config, { signal }));
+  return { config: parseConfig(configBytes, `${base.name} config`), layers: parsed.layers };
+}

@@ -1,0 +1,92 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Command } from 'commander';
+import { BuiltImage, parseBuildSpec, specError } from '../../build/index.ts';
+import { copyImage, openSink, openSource } from '../../copy/index.ts';
+import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
+import { action } from '../context.ts';
+import { type CliIo, writeJson, writeLine } from '../io.ts';
+import { withRegistryOptions } from '../options.ts';
+import { Progress } from '../render/progress.ts';
+
+interface Flags {
+  output: string;
+  json?: boolean;
+  quiet?: boolean;
+  jobs?: number;
+}
+
+async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of stdin) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export function buildCommand(io: CliIo): Command {
+  const cmd = new Command('build')
+    .description('build a reproducible image from directories and Nix store paths (docs/build-spec.md)')
+    .argument('<spec>', 'the build spec (JSON file, or - for stdin)')
+    .requiredOption('-o, --output <destination>', 'where the image goes: oci:DIR[:TAG], docker://REF, dir:DIR, …')
+    .option('--json', 'print the result as JSON');
+  withRegistryOptions(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+The same spec gives the same layer, config and manifest digests on every machine and run.
+SOURCE_DATE_EPOCH sets "created" when the spec has none. Prints the manifest digest.
+
+Examples:
+  lading build image.json -o oci:/tmp/app:latest
+  nix-build … && lading build spec.json -o docker://127.0.0.1:5000/app:1.0`,
+  );
+  return cmd.action(
+    action<Flags, [string]>(io, async (ctx, specArg) => {
+      const dst = parseLocation(ctx.flags.output);
+      let text: string;
+      let baseDir = io.cwd;
+      if (specArg === '-') text = await readStdin(io.stdin);
+      else {
+        const file = resolve(io.cwd, specArg);
+        baseDir = dirname(file);
+        try {
+          text = await readFile(file, 'utf8');
+        } catch (err) {
+          throw new LadingError(ErrorCode.BadArgument, `cannot read build spec ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: file });
+        }
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        throw specError(specArg === '-' ? 'stdin' : specArg, `not JSON: ${(err as Error).message}`);
+      }
+      const spec = parseBuildSpec(json, { baseDir, sourceDateEpoch: io.env.SOURCE_DATE_EPOCH });
+      let base: ImageSource | undefined;
+      if (spec.fromImage) base = openSource(parseLocation(spec.fromImage), { pool: ctx.pool(), stdin: io.stdin, env: io.env });
+      const image = await BuiltImage.build(spec, `build ${specArg}`, { base }).catch(async (err: unknown) => {
+        await base?.close();
+        throw err;
+      });
+      const progress = new Progress({ out: io.err, tty: io.errIsTty, quiet: ctx.flags.quiet, label: `build → ${formatLocation(dst)}` });
+      const sink = openSink(dst, { pool: ctx.pool(), stdout: io.out, env: io.env });
+      try {
+        const r = await copyImage(image, sink, { onEvent: progress.onEvent });
+        progress.finish();
+        if (ctx.flags.json)
+          await writeJson(io.out, {
+            destination: formatLocation(dst),
+            digest: r.digest,
+            config: image.configDigest,
+            layers: image.layers.map((l) => l.descriptor.digest),
+            blobsCopied: r.blobsCopied,
+            blobsSkipped: r.blobsSkipped,
+          });
+        else await writeLine(io.out, r.digest);
+      } finally {
+        progress.finish();
+        await image.close();
+      }
+    }),
+  );
+}
