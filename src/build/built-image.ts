@@ -109,7 +109,11 @@ export function planLayers(spec: BuildSpec): { paths: TarPath[]; history: Histor
     const ordered = popularityOrder(sub).filter((p) => !held.has(p));
     for (const p of ordered) held.add(p);
     for (const chunk of splitLayers(ordered, g.maxLayers)) {
-      out.push({ paths: chunk.map((p) => tarPath(p, g, spec, whereOf.get(p) ?? `${g.at} closure`)), history: { ...spec.history, ...g.history }, at: g.at });
+      out.push({
+        paths: chunk.map((p) => tarPath(p, g, spec, whereOf.get(p) ?? `${g.at} closure`)),
+        history: { ...spec.history, ...g.history },
+        at: g.at,
+      });
     }
   }
   if (spec.copyToRoot.paths.length > 0) {
@@ -186,7 +190,8 @@ export class BuiltImage {
     let baseConfig: ImageConfig | undefined;
     let baseLayers: Descriptor[] = [];
     if (spec.fromImage) {
-      if (!opts.base) throw new LadingError(ErrorCode.Internal, 'build: fromImage given but no base source opened');
+      if (!opts.base)
+        throw new LadingError(ErrorCode.Internal, 'build: fromImage given but no base source opened');
       ({ config: baseConfig, layers: baseLayers } = await readBase(opts.base, spec, opts.signal));
     }
     const planned = planLayers(spec);
@@ -199,14 +204,16 @@ export class BuiltImage {
       } satisfies BuiltLayer;
     });
     const created = spec.created;
-    const history: Record<string, unknown>[] = [...((baseConfig?.history as Record<string, unknown>[]) ?? [])];
+    const history: Record<string, unknown>[] = [
+      ...((baseConfig?.history as Record<string, unknown>[]) ?? []),
+    ];
     for (const l of layers) {
       history.push({ created, created_by: l.history.created_by ?? 'lading build', ...pick(l.history) });
     }
     const configObj: Record<string, unknown> = {
       created,
       architecture: spec.architecture ?? baseConfig?.architecture ?? 'amd64',
-      ...(spec.variant ?? baseConfig?.variant ? { variant: spec.variant ?? baseConfig?.variant } : {}),
+      ...((spec.variant ?? baseConfig?.variant) ? { variant: spec.variant ?? baseConfig?.variant } : {}),
       os: spec.os,
       config: { ...(baseConfig?.config ?? {}), ...spec.config },
       rootfs: {
@@ -236,16 +243,27 @@ export class BuiltImage {
     throw new LadingError(ErrorCode.NotFound, `${this.name}: no manifest ${digest}`);
   }
 
-  async blob(desc: Descriptor, opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {}): Promise<Readable> {
+  async blob(
+    desc: Descriptor,
+    opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  ): Promise<Readable> {
     if (desc.digest === this.configDigest) return Readable.from([this.configBytes]);
     const mine = this.layers.find((l) => l.descriptor.digest === desc.digest);
     if (mine) {
-      const verify = new VerifyStream({ digest: mine.descriptor.digest, size: mine.descriptor.size, source: `${this.name} layer` });
+      const verify = new VerifyStream({
+        digest: mine.descriptor.digest,
+        size: mine.descriptor.size,
+        source: `${this.name} layer`,
+      });
       const tar = reproducibleTar(mine.paths);
       tar.on('error', (err) => verify.destroy(err));
       if (opts.onProgress) {
         let n = 0;
-        tar.on('data', (c: Buffer) => opts.onProgress!((n += c.length)));
+        const report = opts.onProgress;
+        tar.on('data', (c: Buffer) => {
+          n += c.length;
+          report(n);
+        });
       }
       return tar.pipe(verify);
     }
@@ -273,15 +291,28 @@ async function readBase(
   let m = await base.topManifest(signal);
   let parsed = parseManifest(m.bytes, m.mediaType, base.name);
   if (parsed.kind === 'index') {
-    const wanted = { os: spec.os, architecture: spec.architecture ?? 'amd64', ...(spec.variant ? { variant: spec.variant } : {}) };
-    const i = selectPlatform(wanted, parsed.manifests.map((d) => d.platform));
+    const wanted = {
+      os: spec.os,
+      architecture: spec.architecture ?? 'amd64',
+      ...(spec.variant ? { variant: spec.variant } : {}),
+    };
+    const i = selectPlatform(
+      wanted,
+      parsed.manifests.map((d) => d.platform),
+    );
     if (i < 0)
-      throw new LadingError(ErrorCode.NoMatchingPlatform, `fromImage ${base.name} has no ${wanted.os}/${wanted.architecture} image`);
+      throw new LadingError(
+        ErrorCode.NoMatchingPlatform,
+        `fromImage ${base.name} has no ${wanted.os}/${wanted.architecture} image`,
+      );
     m = await base.manifest(parsed.manifests[i]!.digest, signal);
     parsed = parseManifest(m.bytes, m.mediaType, base.name);
   }
   if (parsed.kind !== 'image')
-    throw new LadingError(ErrorCode.ManifestUnsupported, `fromImage ${base.name}: ${parsed.mediaType} cannot be a base`);
+    throw new LadingError(
+      ErrorCode.ManifestUnsupported,
+      `fromImage ${base.name}: ${parsed.mediaType} cannot be a base`,
+    );
   const configBytes = await readAll(await base.blob(parsed.config, { signal }));
   return { config: parseConfig(configBytes, `${base.name} config`), layers: parsed.layers };
 }

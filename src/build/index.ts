@@ -1,8 +1,8 @@
 export {
   type BaseSource,
   type BuildOptions,
-  type BuiltLayer,
   BuiltImage,
+  type BuiltLayer,
   type BuiltManifest,
   planLayers,
 } from './built-image.ts';

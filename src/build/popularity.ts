@@ -48,7 +48,12 @@ export function popularityOrder(graph: GraphEntry[], keep?: Set<string>): string
       if (keep && !keep.has(r)) continue;
       const to = id(r);
       if (to === from) continue;
-      (referrers[to] ??= new Set()).add(from);
+      let set = referrers[to];
+      if (!set) {
+        set = new Set();
+        referrers[to] = set;
+      }
+      set.add(from);
     }
   }
   const score: number[] = [];
@@ -56,7 +61,10 @@ export function popularityOrder(graph: GraphEntry[], keep?: Set<string>): string
   const visit = (n: number): number => {
     if (state[n] === 2) return score[n]!;
     if (state[n] === 1)
-      throw new LadingError(ErrorCode.BadArgument, `build spec: closureGraph: ${names[n]} is part of a cycle`);
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        `build spec: closureGraph: ${names[n]} is part of a cycle`,
+      );
     state[n] = 1;
     let s = 1;
     for (const r of referrers[n] ?? []) s += visit(r);

@@ -244,13 +244,19 @@ export function parseBuildSpec(json: unknown, opts: ParseSpecOptions): BuildSpec
   let created = epochString(0);
   if (opts.sourceDateEpoch !== undefined && opts.sourceDateEpoch !== '') {
     if (!/^\d+$/.test(opts.sourceDateEpoch))
-      throw specError('SOURCE_DATE_EPOCH', `must be a number of seconds, not ${JSON.stringify(opts.sourceDateEpoch)}`);
+      throw specError(
+        'SOURCE_DATE_EPOCH',
+        `must be a number of seconds, not ${JSON.stringify(opts.sourceDateEpoch)}`,
+      );
     created = epochString(Number(opts.sourceDateEpoch));
   }
   if (o.created !== undefined) {
     created = str(o.created, 'created');
     if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(created))
-      throw specError('created', `must be an RFC 3339 time like 1970-01-01T00:00:00Z, not ${JSON.stringify(created)}`);
+      throw specError(
+        'created',
+        `must be an RFC 3339 time like 1970-01-01T00:00:00Z, not ${JSON.stringify(created)}`,
+      );
   }
   const config = o.config === undefined ? {} : object(o.config, 'config', CONFIG_KEYS);
   const topPerms = o.perms === undefined ? [] : perms(o.perms, 'perms');

@@ -7,10 +7,6 @@ export {
 } from './compression.ts';
 export { type ExportOptions, type ExportResult, exportRootfs } from './export.ts';
 export { type ExtractedPath, type ExtractOptions, type ExtractResult, extractPaths } from './extract-file.ts';
-export { assertComplete, type UnpackOptions, type UnpackResult, unpackRootfs } from './rootfs.ts';
-export { type EntryType, hasDotDot, normaliseEntryName, readTar, type TarEntry } from './tar-read.ts';
-export type { EntryProblem, LayerBlob } from './types.ts';
-export { parseWhiteout, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 export { GO_TAR_END, type GoTarHeader, goTarHeader, goTarPadding } from './go-tar.ts';
 export {
   type PermRule,
@@ -21,3 +17,7 @@ export {
   type TarPathOptions,
   type TarPlan,
 } from './reproducible-tar.ts';
+export { assertComplete, type UnpackOptions, type UnpackResult, unpackRootfs } from './rootfs.ts';
+export { type EntryType, hasDotDot, normaliseEntryName, readTar, type TarEntry } from './tar-read.ts';
+export type { EntryProblem, LayerBlob } from './types.ts';
+export { parseWhiteout, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';

@@ -71,11 +71,14 @@ function specError(where: string | undefined, msg: string, path?: string): Ladin
 
 /** Go regexp replacement syntax (`$1`, `${1}`, `${name}`) → JavaScript's. */
 function jsReplacement(repl: string): string {
-  return repl.replace(/\$\{(\w+)\}|\$(\w+)|\$\$|\$/g, (m, braced: string | undefined, bare: string | undefined) => {
-    const name = braced ?? bare;
-    if (name === undefined) return '$$';
-    return /^\d+$/.test(name) ? `$${name}` : `$<${name}>`;
-  });
+  return repl.replace(
+    /\$\{(\w+)\}|\$(\w+)|\$\$|\$/g,
+    (_m, braced: string | undefined, bare: string | undefined) => {
+      const name = braced ?? bare;
+      if (name === undefined) return '$$';
+      return /^\d+$/.test(name) ? `$${name}` : `$<${name}>`;
+    },
+  );
 }
 
 function compile(regex: string, where: string | undefined, flags = ''): RegExp {
@@ -251,7 +254,9 @@ async function* chunks(plan: TarPlan): AsyncGenerator<Buffer> {
         yield b;
       }
       if (got !== e.size) {
-        throw new LadingError(ErrorCode.Io, `${e.source} changed while it was being tarred`, { path: e.source });
+        throw new LadingError(ErrorCode.Io, `${e.source} changed while it was being tarred`, {
+          path: e.source,
+        });
       }
       yield goTarPadding(e.size);
     }

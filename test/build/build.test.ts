@@ -98,7 +98,10 @@ describe('lading build', () => {
     await run('umoci', ['unpack', '--rootless', '--image', `${out}:v1`, bundle]);
     const rootfs = join(bundle, 'rootfs');
     assert.equal(await readFile(join(rootfs, 'nix/store/bbbb-app/bin/app'), 'utf8'), '#!/bin/sh\necho app\n');
-    assert.equal(await readFile(join(rootfs, 'nix/store/bbbb-app/lib/libc.so'), 'utf8'), 'not really a libc\n');
+    assert.equal(
+      await readFile(join(rootfs, 'nix/store/bbbb-app/lib/libc.so'), 'utf8'),
+      'not really a libc\n',
+    );
     assert.equal(await readFile(join(rootfs, 'etc/hello.txt'), 'utf8'), 'hello\n');
     assert.ok(!existsSync(join(rootfs, 'root')), 'copyToRoot contents go to /, not /root');
     // Layer entries as tar(1) sees them: owners, modes, mtime 1, absolute names.
@@ -116,7 +119,11 @@ describe('lading build', () => {
     const f = await fixture();
     const baseOut = join(f.dir, 'base');
     const base = await build(f, `oci:${baseOut}:b`);
-    const spec = { fromImage: `oci:${baseOut}:b`, copyToRoot: [join(f.dir, 'root/etc')], config: { User: '1000' } };
+    const spec = {
+      fromImage: `oci:${baseOut}:b`,
+      copyToRoot: [join(f.dir, 'root/etc')],
+      config: { User: '1000' },
+    };
     const out = join(f.dir, 'out');
     const r = await runCli(['build', '-', '-o', `oci:${out}:v1`, '--json'], { stdin: JSON.stringify(spec) });
     assert.equal(r.code, 0, r.stderr);
@@ -142,16 +149,32 @@ describe('lading build', () => {
       ],
       [
         'conflicting perms',
-        (f) => ({ ...f.spec, perms: [{ regex: 'x', mode: '0755' }, { regex: 'x', mode: '0700' }] }),
+        (f) => ({
+          ...f.spec,
+          perms: [
+            { regex: 'x', mode: '0755' },
+            { regex: 'x', mode: '0700' },
+          ],
+        }),
         /perms\[1\]\.mode: conflicts with perms\[0\]\.mode/,
       ],
       [
         'perms conflicting on one file',
-        (f) => ({ ...f.spec, perms: [{ regex: 'app$', uid: 1 }, { regex: 'bin/app', uid: 2 }] }),
+        (f) => ({
+          ...f.spec,
+          perms: [
+            { regex: 'app$', uid: 1 },
+            { regex: 'bin/app', uid: 2 },
+          ],
+        }),
         /perms\[1\]: conflicting perms for .*bin\/app: uid/,
       ],
       ['bad mode', (f) => ({ ...f.spec, perms: [{ regex: 'x', mode: 'rwx' }] }), /perms\[0\]\.mode/],
-      ['bad maxLayers', (f) => ({ ...f.spec, layers: [{ paths: [f.app], maxLayers: 0 }] }), /layers\[0\]\.maxLayers/],
+      [
+        'bad maxLayers',
+        (f) => ({ ...f.spec, layers: [{ paths: [f.app], maxLayers: 0 }] }),
+        /layers\[0\]\.maxLayers/,
+      ],
       ['bad created', (f) => ({ ...f.spec, created: 'yesterday' }), /created: must be an RFC 3339 time/],
     ];
     for (const [name, make, re] of cases) {

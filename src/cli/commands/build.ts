@@ -27,7 +27,10 @@ export function buildCommand(io: CliIo): Command {
   const cmd = new Command('build')
     .description('build a reproducible image from directories and Nix store paths (docs/build-spec.md)')
     .argument('<spec>', 'the build spec (JSON file, or - for stdin)')
-    .requiredOption('-o, --output <destination>', 'where the image goes: oci:DIR[:TAG], docker://REF, dir:DIR, …')
+    .requiredOption(
+      '-o, --output <destination>',
+      'where the image goes: oci:DIR[:TAG], docker://REF, dir:DIR, …',
+    )
     .option('--json', 'print the result as JSON');
   withRegistryOptions(cmd);
   cmd.addHelpText(
@@ -52,7 +55,11 @@ Examples:
         try {
           text = await readFile(file, 'utf8');
         } catch (err) {
-          throw new LadingError(ErrorCode.BadArgument, `cannot read build spec ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: file });
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            `cannot read build spec ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+            { path: file },
+          );
         }
       }
       let json: unknown;
@@ -63,12 +70,18 @@ Examples:
       }
       const spec = parseBuildSpec(json, { baseDir, sourceDateEpoch: io.env.SOURCE_DATE_EPOCH });
       let base: ImageSource | undefined;
-      if (spec.fromImage) base = openSource(parseLocation(spec.fromImage), { pool: ctx.pool(), stdin: io.stdin, env: io.env });
+      if (spec.fromImage)
+        base = openSource(parseLocation(spec.fromImage), { pool: ctx.pool(), stdin: io.stdin, env: io.env });
       const image = await BuiltImage.build(spec, `build ${specArg}`, { base }).catch(async (err: unknown) => {
         await base?.close();
         throw err;
       });
-      const progress = new Progress({ out: io.err, tty: io.errIsTty, quiet: ctx.flags.quiet, label: `build → ${formatLocation(dst)}` });
+      const progress = new Progress({
+        out: io.err,
+        tty: io.errIsTty,
+        quiet: ctx.flags.quiet,
+        label: `build → ${formatLocation(dst)}`,
+      });
       const sink = openSink(dst, { pool: ctx.pool(), stdout: io.out, env: io.env });
       try {
         const r = await copyImage(image, sink, { onEvent: progress.onEvent });
