@@ -13,6 +13,7 @@ import {
   type ImageLocation,
   type ImageSink,
   type ImageSource,
+  Nix2containerSource,
   OciArchiveSink,
   OciArchiveSource,
   OciLayoutSink,
@@ -45,6 +46,8 @@ export function openSource(loc: ImageLocation, opts: OpenOptions): ImageSource {
       return new OciLayoutSource(loc.path, loc.tag);
     case 'dir':
       return new DirSource(loc.path);
+    case 'nix2container':
+      return new Nix2containerSource(loc.path);
     case 'oci-archive':
       return new OciArchiveSource(loc.path, loc.tag);
     case 'docker-archive':

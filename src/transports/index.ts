@@ -2,6 +2,7 @@ export { DaemonSink, DaemonSource, dockerSocket, type Engine } from './daemon.ts
 export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
 export { archiveInputFor, DockerArchiveSink } from './docker-archive-sink.ts';
 export { DockerArchiveSource } from './docker-archive-source.ts';
+export { Nix2containerSource } from './nix2container.ts';
 export { OciArchiveSink, OciArchiveSource } from './oci-archive.ts';
 export { OciLayoutSink, OciLayoutSource, splitPathAndTag } from './oci-layout.ts';
 export { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from './parse.ts';

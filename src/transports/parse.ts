@@ -10,7 +10,8 @@ export type ImageLocation =
   | { transport: 'dir'; path: string }
   | { transport: 'docker-archive'; path: string; ref?: Reference; index?: number }
   | { transport: 'docker-daemon'; ref: Reference }
-  | { transport: 'podman'; ref: Reference };
+  | { transport: 'podman'; ref: Reference }
+  | { transport: 'nix2container'; path: string };
 
 const UNSUPPORTED = new Set(['containers-storage', 'ostree', 'sif', 'tarball', 'docker-image']);
 
@@ -22,12 +23,13 @@ export const TRANSPORTS = [
   'docker-archive',
   'docker-daemon',
   'podman',
+  'nix2container',
 ] as const;
 
 function bad(input: string, why: string): LadingError {
   return new LadingError(
     ErrorCode.BadReference,
-    `invalid image location ${JSON.stringify(input)}: ${why} (expected docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG|:@N], dir:DIR, docker-daemon:NAME:TAG, podman:NAME:TAG, or a bare reference)`,
+    `invalid image location ${JSON.stringify(input)}: ${why} (expected docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG|:@N], dir:DIR, docker-daemon:NAME:TAG, podman:NAME:TAG, nix2container:IMAGE.json, or a bare reference)`,
     { ref: input },
   );
 }
@@ -52,6 +54,9 @@ export function parseLocation(input: string): ImageLocation {
     case 'dir':
       if (!details) throw bad(input, 'dir: needs a path');
       return { transport: 'dir', path: details };
+    case 'nix2container':
+      if (!details) throw bad(input, 'nix2container: needs the image.json path');
+      return { transport: 'nix2container', path: details };
     case 'docker-archive': {
       if (!details) throw bad(input, 'docker-archive: needs a file');
       const i = details.indexOf(':');
@@ -94,6 +99,8 @@ export function formatLocation(loc: ImageLocation): string {
       return `${loc.transport}:${loc.path}${loc.tag ? `:${loc.tag}` : ''}`;
     case 'dir':
       return `dir:${loc.path}`;
+    case 'nix2container':
+      return `nix2container:${loc.path}`;
     case 'docker-archive':
       return `docker-archive:${loc.path}${loc.ref ? `:${loc.ref}` : loc.index !== undefined ? `:@${loc.index}` : ''}`;
     default:
