@@ -147,3 +147,11 @@ describe('nix2container:IMAGE.json source', () => {
     assert.match(r.stderr, /layers\[0\]\.layer-path: cannot read .*gone\.tar/);
   });
 });
+
+test('nix2container: locations parse and print', async () => {
+  const { parseLocation, formatLocation } = await import('../../src/transports/index.ts');
+  const loc = parseLocation('nix2container:/nix/store/x-image.json');
+  assert.deepEqual(loc, { transport: 'nix2container', path: '/nix/store/x-image.json' });
+  assert.equal(formatLocation(loc), 'nix2container:/nix/store/x-image.json');
+  assert.throws(() => parseLocation('nix2container:'), /needs the image.json path/);
+});
