@@ -12,8 +12,15 @@ import {
   parseManifest,
   selectPlatform,
 } from '../image/index.ts';
-import { reproducibleTar, type TarPath } from '../layers/index.ts';
+import {
+  planFingerprint,
+  planReproducibleTar,
+  reproducibleTar,
+  reproducibleTarStream,
+  type TarPath,
+} from '../layers/index.ts';
 import { mapLimit } from '../util/index.ts';
+import type { LayerDigestCache } from './layer-digest-cache.ts';
 import { closureOf, type GraphEntry, popularityOrder, splitLayers } from './popularity.ts';
 import type { BuildSpec, HistorySpec, LayerGroup, RewriteRule } from './spec.ts';
 
@@ -48,6 +55,8 @@ export interface BuildOptions {
   base?: BaseSource;
   /** Layers hashed at once (default 4). */
   jobs?: number;
+  /** Digests of layers whose files have not changed since they were last hashed. */
+  digestCache?: LayerDigestCache;
   signal?: AbortSignal;
 }
 
@@ -196,7 +205,14 @@ export class BuiltImage {
     }
     const planned = planLayers(spec);
     const layers = await mapLimit(planned, opts.jobs ?? 4, async (l) => {
-      const { digest, size } = await measure(reproducibleTar(l.paths));
+      const plan = await planReproducibleTar(l.paths);
+      const key = opts.digestCache ? planFingerprint(plan) : '';
+      let measured = opts.digestCache ? await opts.digestCache.get(key) : undefined;
+      if (!measured) {
+        measured = await measure(reproducibleTarStream(plan));
+        await opts.digestCache?.set(key, measured);
+      }
+      const { digest, size } = measured;
       return {
         descriptor: { mediaType: MediaType.OciLayer, digest, size },
         paths: l.paths,

@@ -6,6 +6,7 @@ export {
   type BuiltManifest,
   planLayers,
 } from './built-image.ts';
+export { FileLayerDigestCache, type LayerDigestCache } from './layer-digest-cache.ts';
 export { closureOf, type GraphEntry, popularityOrder, splitLayers } from './popularity.ts';
 export {
   type BuildSpec,

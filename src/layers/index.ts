@@ -10,6 +10,7 @@ export { type ExtractedPath, type ExtractOptions, type ExtractResult, extractPat
 export { GO_TAR_END, type GoTarHeader, goTarHeader, goTarPadding } from './go-tar.ts';
 export {
   type PermRule,
+  planFingerprint,
   planReproducibleTar,
   reproducibleTar,
   reproducibleTarStream,

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -53,6 +55,8 @@ interface Entry {
   linkname?: string;
   /** Absolute file-system path to read a regular file from. */
   file?: string;
+  /** The file's identity and change times (device, inode, mtime, ctime in ns), for fingerprints. */
+  stamp?: string;
   source: string;
 }
 
@@ -176,9 +180,9 @@ function insert(root: Node, dest: string, e: Entry, where: string | undefined): 
 
 async function walk(root: Node, p: TarPath, c: Compiled, source: string, cwd: string): Promise<void> {
   const abs = resolve(cwd, source);
-  let st: Awaited<ReturnType<typeof lstat>>;
+  let st: BigIntStats;
   try {
-    st = await lstat(abs);
+    st = await lstat(abs, { bigint: true });
   } catch (err) {
     throw specError(p.where, `cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? err}`, source);
   }
@@ -189,8 +193,8 @@ async function walk(root: Node, p: TarPath, c: Compiled, source: string, cwd: st
   else throw specError(p.where, `${source} is not a regular file, directory or symlink`, source);
   const e: Entry = {
     kind,
-    mode: kind === '2' ? 0o777 : st.mode & 0o7777,
-    size: kind === '0' ? st.size : 0,
+    mode: kind === '2' ? 0o777 : Number(st.mode) & 0o7777,
+    size: kind === '0' ? Number(st.size) : 0,
     uid: 0,
     gid: 0,
     uname: 'root',
@@ -198,7 +202,10 @@ async function walk(root: Node, p: TarPath, c: Compiled, source: string, cwd: st
     source,
   };
   if (kind === '2') e.linkname = await readlink(abs);
-  if (kind === '0') e.file = abs;
+  if (kind === '0') {
+    e.file = abs;
+    e.stamp = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
+  }
   applyPerms(c, source, e);
   let dest = source;
   if (c.rewrite) {
@@ -276,6 +283,38 @@ async function* chunks(plan: TarPlan): AsyncGenerator<Buffer> {
     stack.push(...kids);
   }
   yield GO_TAR_END;
+}
+
+/**
+ * A key for the tar a plan gives without reading any file: every entry's name, type, mode,
+ * owners, size, link target and, for files, device, inode, mtime and ctime (a write changes the
+ * ctime). Equal fingerprints mean the same tar unless a file was changed behind the kernel's
+ * back; readers of a layer still verify its digest.
+ */
+export function planFingerprint(plan: TarPlan): string {
+  const h = createHash('sha256');
+  const stack: Node[] = [plan.root];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    const e = n.entry;
+    h.update(
+      JSON.stringify([
+        n.name,
+        e?.kind,
+        e?.mode,
+        e?.uid,
+        e?.gid,
+        e?.uname,
+        e?.gname,
+        e?.size,
+        e?.linkname,
+        e?.stamp,
+      ]),
+    );
+    h.update('\n');
+    stack.push(...[...n.children.values()].sort((a, b) => byBytes(b.name, a.name)));
+  }
+  return h.digest('hex');
 }
 
 /** The layer tar of a plan, as a fresh stream. */

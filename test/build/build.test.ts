@@ -71,6 +71,50 @@ describe('lading build', () => {
     assert.notEqual(c.digest, a.digest);
   });
 
+  test('the layer digest cache skips unchanged layers and never hides a change', async () => {
+    const f = await fixture();
+    const cacheDir = join(f.dir, 'cache');
+    const run1 = await runCli([
+      'build',
+      join(f.dir, 'spec.json'),
+      '-o',
+      `oci:${join(f.dir, 'o1')}:v1`,
+      '--json',
+      '--cache-dir',
+      cacheDir,
+    ]);
+    assert.equal(run1.code, 0, run1.stderr);
+    const a = JSON.parse(run1.stdout.toString());
+    const cached = (await run('find', [join(cacheDir, 'build-layers'), '-name', '*.json'])).stdout
+      .toString()
+      .trim()
+      .split('\n');
+    assert.equal(cached.length, 3, 'one entry per layer');
+    // Same size, same second: only the content (and so the ctime) differs.
+    await writeFile(join(f.root, 'etc/hello.txt'), 'HELLO\n');
+    const run2 = await runCli([
+      'build',
+      join(f.dir, 'spec.json'),
+      '-o',
+      `oci:${join(f.dir, 'o2')}:v1`,
+      '--json',
+      '--cache-dir',
+      cacheDir,
+    ]);
+    assert.equal(run2.code, 0, run2.stderr);
+    const b = JSON.parse(run2.stdout.toString());
+    assert.deepEqual(b.layers.slice(0, 2), a.layers.slice(0, 2));
+    assert.notEqual(b.layers[2], a.layers[2]);
+    const uncached = await build(f, `oci:${join(f.dir, 'o3')}:v1`);
+    assert.deepEqual(uncached.layers, b.layers, 'cached digests equal freshly hashed ones');
+    assert.equal(
+      await readFile(join(f.dir, 'o2/blobs/sha256', b.layers[2].slice(7)), 'utf8').then((t) =>
+        t.includes('HELLO'),
+      ),
+      true,
+    );
+  });
+
   test('SOURCE_DATE_EPOCH sets created when the spec has none', async () => {
     const f = await fixture();
     const out = join(f.dir, 'out');

@@ -1,16 +1,17 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { BuiltImage, parseBuildSpec, specError } from '../../build/index.ts';
+import { BuiltImage, FileLayerDigestCache, parseBuildSpec, specError } from '../../build/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
+import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
 import { Progress } from '../render/progress.ts';
 
-interface Flags {
+interface Flags extends CacheFlags {
   output: string;
   json?: boolean;
   quiet?: boolean;
@@ -32,12 +33,15 @@ export function buildCommand(io: CliIo): Command {
       'where the image goes: oci:DIR[:TAG], docker://REF, dir:DIR, …',
     )
     .option('--json', 'print the result as JSON');
+  withCacheOptions(cmd);
   withRegistryOptions(cmd);
   cmd.addHelpText(
     'after',
     `
 The same spec gives the same layer, config and manifest digests on every machine and run.
-SOURCE_DATE_EPOCH sets "created" when the spec has none. Prints the manifest digest.
+SOURCE_DATE_EPOCH sets "created" when the spec has none. Prints the manifest digest. Layer digests
+are remembered in the cache (by file names, modes, sizes, inodes and change times), so unchanged
+layers are not hashed again; --no-cache hashes every layer.
 
 Examples:
   lading build image.json -o oci:/tmp/app:latest
@@ -72,10 +76,16 @@ Examples:
       let base: ImageSource | undefined;
       if (spec.fromImage)
         base = openSource(parseLocation(spec.fromImage), { pool: ctx.pool(), stdin: io.stdin, env: io.env });
-      const image = await BuiltImage.build(spec, `build ${specArg}`, { base }).catch(async (err: unknown) => {
-        await base?.close();
-        throw err;
-      });
+      const digestCache =
+        ctx.flags.cache === false
+          ? undefined
+          : new FileLayerDigestCache(join(cacheRoot(ctx.flags, io), 'build-layers'));
+      const image = await BuiltImage.build(spec, `build ${specArg}`, { base, digestCache }).catch(
+        async (err: unknown) => {
+          await base?.close();
+          throw err;
+        },
+      );
       const progress = new Progress({
         out: io.err,
         tty: io.errIsTty,
@@ -85,7 +95,6 @@ Examples:
       const sink = openSink(dst, { pool: ctx.pool(), stdout: io.out, env: io.env });
       try {
         const r = await copyImage(image, sink, { onEvent: progress.onEvent });
-        progress.finish();
         if (ctx.flags.json)
           await writeJson(io.out, {
             destination: formatLocation(dst),
