@@ -15,7 +15,9 @@ import {
   parseManifest,
   selectPlatform,
 } from '../image/index.ts';
+import type { Compression } from '../layers/index.ts';
 import type { ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
+import { layerCompression, layerMediaType, type StagedBlob, Staging } from './recompress.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
 /** What the orchestrator reports while it works (rendered by the CLI's progress display). */
@@ -35,6 +37,14 @@ export interface CopyOptions {
   jobs?: number;
   /** Convert manifests to this format (digests change); default: keep them as they are. */
   format?: ManifestFormat;
+  /**
+   * Recompress layers to this (`none` keeps or makes them uncompressed); layer digests and the
+   * manifest change. Default: layers keep their bytes, except uncompressed layers sent to a sink
+   * that asks for compression (a registry: gzip).
+   */
+  compress?: Compression;
+  /** Compression level for `compress` (gzip 1–9, zstd 1–22). */
+  compressLevel?: number;
   signal?: AbortSignal;
   onEvent?: (e: CopyEvent) => void;
 }
@@ -80,6 +90,7 @@ export async function copyImage(
     blobsSkipped: 0,
     bytesCopied: 0,
   };
+  const staging = new Staging();
   try {
     const top = await src.topManifest(opts.signal);
     const parsed = parseManifest(top.bytes, top.mediaType, src.name);
@@ -103,16 +114,19 @@ export async function copyImage(
         for (const d of dedupe(chosen)) {
           const inst = await src.manifest(d.digest, opts.signal);
           const kind = parseManifest(inst.bytes, inst.mediaType, `${src.name}@${d.digest}`).kind;
-          const out = kind === 'image' ? await copyOne(src, dst, inst, false, opts, result) : inst;
+          const out = kind === 'image' ? await copyOne(src, dst, inst, false, opts, result, staging) : inst;
           if (kind !== 'image') await dst.putManifest(inst, false, opts.signal);
           written.push({ ...d, digest: out.digest, size: out.bytes.length, mediaType: out.mediaType });
         }
         const converting = opts.format !== undefined && !isFormat(top.mediaType, opts.format);
+        const changed = written.some((w, i) => w.digest !== dedupe(chosen)[i]!.digest);
         const index = converting
           ? convertIndex(written, opts.format!, parsed.annotations)
-          : opts.all
-            ? top
-            : filteredIndex(top, parsed, dedupe(chosen));
+          : changed
+            ? rewrittenIndex(top, parsed, dedupe(chosen), written)
+            : opts.all
+              ? top
+              : filteredIndex(top, parsed, dedupe(chosen));
         await dst.putManifest(index, true, opts.signal);
         opts.onEvent?.({ type: 'manifest', digest: index.digest, mediaType: index.mediaType });
         result.digest = index.digest;
@@ -120,16 +134,18 @@ export async function copyImage(
       } else {
         const d = pick(parsed, wanted[0]!, src.name);
         const inst = await src.manifest(d.digest, opts.signal);
-        await copyOne(src, dst, inst, true, opts, result);
+        await copyOne(src, dst, inst, true, opts, result, staging);
       }
     } else {
-      await copyOne(src, dst, top, true, opts, result);
+      await copyOne(src, dst, top, true, opts, result, staging);
     }
     await dst.commit(opts.signal);
     return result;
   } catch (err) {
     await dst.abort().catch(() => {});
     throw err;
+  } finally {
+    await staging.close().catch(() => {});
   }
 }
 
@@ -169,6 +185,57 @@ function filteredIndex(top: RawManifest, index: IndexManifest, keep: Descriptor[
   return { bytes, digest: sha256(bytes), mediaType: index.mediaType };
 }
 
+/** The index `top` keeping only `keep`, each replaced by its counterpart in `written`. */
+function rewrittenIndex(
+  top: RawManifest,
+  index: IndexManifest,
+  keep: Descriptor[],
+  written: Descriptor[],
+): RawManifest {
+  const json = JSON.parse(top.bytes.toString('utf8')) as Record<string, unknown>;
+  const byDigest = new Map<string, Descriptor>(keep.map((d, i) => [d.digest, written[i]!]));
+  json.manifests = (json.manifests as Record<string, unknown>[]).flatMap((m) => {
+    const w = byDigest.get(m.digest as string);
+    return w ? [{ ...m, mediaType: w.mediaType, digest: w.digest, size: w.size }] : [];
+  });
+  const bytes = Buffer.from(JSON.stringify(json));
+  return { bytes, digest: sha256(bytes), mediaType: index.mediaType };
+}
+
+/** Which layers get new compression (index → target), checked before anything is transferred. */
+function recompressPlan(
+  image: ImageManifest,
+  manifestMediaType: string,
+  dst: ImageSink,
+  opts: CopyOptions,
+  where: string,
+): Map<number, { to: Compression; mediaType: string }> {
+  const plan = new Map<number, { to: Compression; mediaType: string }>();
+  image.layers.forEach((l, i) => {
+    const from = layerCompression(l.mediaType);
+    if (from === undefined) return; // foreign or unknown layer types keep their bytes
+    const to =
+      opts.compress ??
+      (from === 'none' && dst.desiredLayerCompression ? dst.desiredLayerCompression : undefined);
+    if (to === undefined || to === from) return;
+    plan.set(i, { to, mediaType: layerMediaType(manifestMediaType, to, where) });
+  });
+  return plan;
+}
+
+/** `m` with layer `i` described by `layers.get(i)`. */
+function withLayers(m: RawManifest, layers: Map<number, Descriptor>): RawManifest {
+  const json = JSON.parse(m.bytes.toString('utf8')) as { layers: Record<string, unknown>[] };
+  json.layers = json.layers.map((l, i) => {
+    const d = layers.get(i);
+    if (!d) return l;
+    const { urls: _urls, ...rest } = l;
+    return { ...rest, mediaType: d.mediaType, digest: d.digest, size: d.size };
+  });
+  const bytes = Buffer.from(JSON.stringify(json));
+  return { bytes, digest: sha256(bytes), mediaType: m.mediaType };
+}
+
 async function copyOne(
   src: ImageSource,
   dst: ImageSink,
@@ -176,13 +243,21 @@ async function copyOne(
   top: boolean,
   opts: CopyOptions,
   result: CopyResult,
+  staging: Staging,
 ): Promise<RawManifest> {
   const image = asImage(source, `${src.name}@${source.digest}`);
   // Converting changes only the manifest: the blobs are the same bytes.
-  const m: RawManifest =
+  let m: RawManifest =
     opts.format && !isFormat(source.mediaType, opts.format) && !dst.writeImage
       ? convertImageManifest(image, opts.format)
       : source;
+  if (dst.writeImage && opts.compress !== undefined) {
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `${dst.name} stores layers as they come; --dest-compress-format needs an oci:, dir: or registry destination`,
+    );
+  }
+  const plan = dst.writeImage ? new Map() : recompressPlan(image, m.mediaType, dst, opts, dst.name);
   if (dst.writeImage) {
     const configBytes = await readAtMostFrom(
       await src.blob(image.config, { signal: opts.signal }),
@@ -198,10 +273,56 @@ async function copyOne(
     };
     await dst.writeImage(whole, opts.signal);
   } else {
-    const blobs = dedupe([image.config, ...image.layers]);
+    const kept = image.layers.filter((_l, i) => !plan.has(i));
+    const blobs = dedupe([image.config, ...kept]);
     // Largest first, so the long transfers start early.
     const order = [...blobs].sort((a, b) => b.size - a.size);
-    await mapLimit(order, opts.jobs ?? 6, async (d) => {
+    const staged = new Map<string, Promise<StagedBlob>>();
+    const newLayers = new Map<number, Descriptor>();
+    const recompressOne = async (i: number): Promise<void> => {
+      const l = image.layers[i]!;
+      const { to, mediaType } = plan.get(i)!;
+      const key = `${l.digest} ${to} ${mediaType}`;
+      let p = staged.get(key);
+      if (!p) {
+        p = (async () => {
+          opts.onEvent?.({ type: 'blob-start', digest: l.digest, size: l.size, mediaType: l.mediaType });
+          const s = await staging.recompress(
+            await src.blob(l, {
+              signal: opts.signal,
+              onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: l.digest, bytes }),
+            }),
+            l,
+            to,
+            mediaType,
+            opts.compressLevel,
+            opts.signal,
+          );
+          if (await dst.hasBlob(s.descriptor, opts.signal)) {
+            result.blobsSkipped++;
+            opts.onEvent?.({
+              type: 'blob-skip',
+              digest: s.descriptor.digest,
+              size: s.descriptor.size,
+              reason: 'exists',
+            });
+          } else {
+            await dst.putBlob(s.descriptor, s.open, opts.signal);
+            result.blobsCopied++;
+            result.bytesCopied += s.descriptor.size;
+          }
+          opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
+          return s;
+        })();
+        staged.set(key, p);
+      }
+      newLayers.set(i, (await p).descriptor);
+    };
+    const work: (() => Promise<void>)[] = [
+      ...[...plan.keys()].map((i) => () => recompressOne(i)),
+      ...order.map((d) => () => copyBlob(d)),
+    ];
+    const copyBlob = async (d: Descriptor): Promise<void> => {
       if (await dst.hasBlob(d, opts.signal)) {
         result.blobsSkipped++;
         opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason: 'exists' });
@@ -225,7 +346,9 @@ async function copyOne(
       result.blobsCopied++;
       result.bytesCopied += d.size;
       opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size });
-    });
+    };
+    await mapLimit(work, opts.jobs ?? 6, (w) => w());
+    if (newLayers.size) m = withLayers(m, newLayers);
   }
   if (!dst.writeImage) await dst.putManifest(m, top, opts.signal);
   opts.onEvent?.({ type: 'manifest', digest: m.digest, mediaType: m.mediaType });

@@ -146,6 +146,7 @@ export class RegistrySink implements ImageSink {
   readonly client: RegistryClient;
   readonly ref: Reference;
   readonly acceptsIndex = true;
+  readonly desiredLayerCompression = 'gzip' as const;
   readonly #opts: RegistrySinkOptions;
 
   constructor(client: RegistryClient, ref: Reference, opts: RegistrySinkOptions = {}) {

@@ -53,6 +53,11 @@ export interface ImageSink {
   /** Whether the sink can store an index (else only one platform's image). */
   readonly acceptsIndex: boolean;
   /**
+   * Compression for layers that arrive uncompressed (a registry: gzip, as containers/image does);
+   * undefined keeps them as they are.
+   */
+  readonly desiredLayerCompression?: 'gzip' | 'zstd';
+  /**
    * Sinks that write a whole image at once (docker-archive) implement this instead of the
    * blob/manifest methods.
    */

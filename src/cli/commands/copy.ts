@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
+import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
@@ -16,6 +17,8 @@ interface Flags extends PlatformFlags, CacheFlags {
   quiet?: boolean;
   srcCertDir?: string;
   destCertDir?: string;
+  destCompressFormat?: 'gzip' | 'zstd' | 'none';
+  destCompressLevel?: string;
 }
 
 function collect(v: string, prev: string[] = []): string[] {
@@ -43,6 +46,13 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
         'v2s2',
       ]),
     )
+    .addOption(
+      new Option(
+        '--dest-compress-format <format>',
+        'recompress layers (digests change): gzip, zstd or none',
+      ).choices(['gzip', 'zstd', 'none']),
+    )
+    .option('--dest-compress-level <n>', 'compression level for --dest-compress-format (gzip 1-9, zstd 1-22)')
     .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
     .option('--json', 'print the result as JSON')
     .option('--src-cert-dir <dir>', 'certificates for the source registry (instead of --cert-dir)')
@@ -54,7 +64,9 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
     'after',
     `
 --platform may be given several times (or comma-separated); with an index destination only those
-platforms are kept. Digests never change unless platforms are filtered out.
+platforms are kept. Digests never change unless platforms are filtered out, --format converts or
+--dest-compress-format recompresses. Uncompressed layers sent to a registry are gzip-compressed
+(as skopeo does) unless --dest-compress-format none.
 
 Examples:
   lading copy docker://alpine:3.20 oci:/tmp/alpine:3.20
@@ -67,6 +79,15 @@ Examples:
         name === 'pull' && !srcArg.startsWith('docker://') ? `docker://${srcArg}` : srcArg,
       );
       const dst = parseLocation(dstArg);
+      const level = ctx.flags.destCompressLevel;
+      if (level !== undefined && (!/^\d{1,2}$/.test(level) || !ctx.flags.destCompressFormat)) {
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          ctx.flags.destCompressFormat
+            ? `--dest-compress-level: expected a number, got ${JSON.stringify(level)}`
+            : '--dest-compress-level needs --dest-compress-format',
+        );
+      }
       const cache = await cacheFrom(ctx.flags, io);
       const platforms = ctx.flags.platform
         ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
@@ -96,6 +117,8 @@ Examples:
           platforms,
           all: ctx.flags.all,
           format: ctx.flags.format,
+          compress: ctx.flags.destCompressFormat,
+          compressLevel: level === undefined ? undefined : Number(level),
           jobs: ctx.flags.jobs,
           onEvent: progress.onEvent,
         });

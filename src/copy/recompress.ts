@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants, createGzip, createZstdCompress } from 'node:zlib';
+import type { Digest } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { type Descriptor, MediaType } from '../image/index.ts';
+import { type Compression, decompress } from '../layers/index.ts';
+
+/** The compression a layer media type declares, or undefined for a type that is not a layer tar. */
+export function layerCompression(mediaType: string): Compression | undefined {
+  switch (mediaType) {
+    case MediaType.OciLayer:
+    case MediaType.DockerLayer:
+      return 'none';
+    case MediaType.OciLayerGzip:
+    case MediaType.DockerLayerGzip:
+      return 'gzip';
+    case MediaType.OciLayerZstd:
+    case MediaType.DockerLayerZstd:
+      return 'zstd';
+    default:
+      return undefined;
+  }
+}
+
+/** The layer media type for `compression` in the manifest family of `manifestMediaType`. */
+export function layerMediaType(manifestMediaType: string, compression: Compression, where: string): string {
+  if (manifestMediaType === MediaType.DockerManifest) {
+    if (compression === 'zstd') {
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        `${where}: Docker schema 2 manifests cannot hold zstd layers; add --format oci to compress with zstd`,
+      );
+    }
+    return compression === 'gzip' ? MediaType.DockerLayerGzip : MediaType.DockerLayer;
+  }
+  return compression === 'gzip'
+    ? MediaType.OciLayerGzip
+    : compression === 'zstd'
+      ? MediaType.OciLayerZstd
+      : MediaType.OciLayer;
+}
+
+/** A re-encoded layer staged in a temporary file; its digest and size are known. */
+export interface StagedBlob {
+  descriptor: Descriptor;
+  open(): Promise<Readable>;
+}
+
+/**
+ * A directory of staged (recompressed) blobs, removed by {@link Staging.close}. Blobs are staged so
+ * that their digests are known before the manifest that names them is written.
+ */
+export class Staging {
+  #dir: Promise<string> | undefined;
+  #n = 0;
+
+  #root(): Promise<string> {
+    this.#dir ??= mkdtemp(join(tmpdir(), 'lading-recompress-'));
+    return this.#dir;
+  }
+
+  /**
+   * Decompresses `source` (gzip, zstd or plain, by magic bytes) and compresses it as `to`, hashing
+   * the output while it is written.
+   */
+  async recompress(
+    source: Readable,
+    from: Descriptor,
+    to: Compression,
+    mediaType: string,
+    level: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<StagedBlob> {
+    const path = join(await this.#root(), `blob-${this.#n++}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    const plain = decompress(source);
+    const stages: NodeJS.ReadWriteStream[] = [];
+    if (to === 'gzip') stages.push(createGzip({ level: level ?? 6, chunkSize: 1 << 17 }));
+    else if (to === 'zstd')
+      stages.push(
+        createZstdCompress({
+          chunkSize: 1 << 17,
+          params: level === undefined ? {} : { [constants.ZSTD_c_compressionLevel]: level },
+        }),
+      );
+    try {
+      await pipeline([plain, ...stages, tap, createWriteStream(path)], { signal });
+    } catch (err) {
+      await rm(path, { force: true });
+      if (err instanceof LadingError) throw err;
+      const e = err as NodeJS.ErrnoException;
+      throw new LadingError(
+        ErrorCode.Io,
+        `recompressing layer ${from.digest} into ${path}: ${e.message}`,
+        { path },
+        { cause: err },
+      );
+    }
+    const digest = `sha256:${hash.digest('hex')}` as Digest;
+    // Foreign-layer URLs point at the old bytes, so they are dropped.
+    const descriptor: Descriptor = { mediaType, digest, size };
+    if (from.annotations) descriptor.annotations = from.annotations;
+    return { descriptor, open: async () => createReadStream(path, { highWaterMark: 1 << 20 }) };
+  }
+
+  async close(): Promise<void> {
+    if (this.#dir) await rm(await this.#dir, { recursive: true, force: true });
+  }
+}
