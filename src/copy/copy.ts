@@ -16,7 +16,7 @@ import {
   selectPlatform,
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
-import type { ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
+import type { ExistingLayer, ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
 import { layerCompression, layerMediaType, type StagedBlob, Staging } from './recompress.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
@@ -236,6 +236,17 @@ function withLayers(m: RawManifest, layers: Map<number, Descriptor>): RawManifes
   return { bytes, digest: sha256(bytes), mediaType: m.mediaType };
 }
 
+/** The destination's existing layers, read once per sink (best effort: none when unreadable). */
+const existingBySink = new WeakMap<ImageSink, Promise<ExistingLayer[]>>();
+function existingLayers(dst: ImageSink, signal?: AbortSignal): Promise<ExistingLayer[]> {
+  let p = existingBySink.get(dst);
+  if (!p) {
+    p = dst.existingLayers ? dst.existingLayers(signal).catch(() => []) : Promise.resolve([]);
+    existingBySink.set(dst, p);
+  }
+  return p;
+}
+
 async function copyOne(
   src: ImageSource,
   dst: ImageSink,
@@ -279,9 +290,39 @@ async function copyOne(
     const order = [...blobs].sort((a, b) => b.size - a.size);
     const staged = new Map<string, Promise<StagedBlob>>();
     const newLayers = new Map<number, Descriptor>();
+    // Before compressing anything, look for the same uncompressed layer at the destination (its
+    // tag's current image): matching diff_ids need no compression and no upload.
+    let diffIds: Digest[] = [];
+    let existing: ExistingLayer[] = [];
+    if (plan.size && dst.existingLayers) {
+      existing = await existingLayers(dst, opts.signal);
+      if (existing.length) {
+        const configBytes = await readAtMostFrom(
+          await src.blob(image.config, { signal: opts.signal }),
+          `config of ${src.name}`,
+        );
+        diffIds = parseConfig(configBytes, `config ${image.config.digest}`).rootfs?.diff_ids ?? [];
+        if (diffIds.length !== image.layers.length) diffIds = [];
+      }
+    }
     const recompressOne = async (i: number): Promise<void> => {
       const l = image.layers[i]!;
       const { to, mediaType } = plan.get(i)!;
+      const diffId = diffIds[i];
+      const have = diffId
+        ? existing.find((e) => e.diffId === diffId && layerCompression(e.descriptor.mediaType) === to)
+        : undefined;
+      if (have) {
+        result.blobsSkipped++;
+        opts.onEvent?.({
+          type: 'blob-skip',
+          digest: have.descriptor.digest,
+          size: have.descriptor.size,
+          reason: 'exists',
+        });
+        newLayers.set(i, { ...l, mediaType, digest: have.descriptor.digest, size: have.descriptor.size });
+        return;
+      }
       const key = `${l.digest} ${to} ${mediaType}`;
       let p = staged.get(key);
       if (!p) {

@@ -13,4 +13,11 @@ export {
   type RegistrySourceOptions,
 } from './registry.ts';
 export { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
-export type { ImageSink, ImageSource, RawManifest, TransportRef, WholeImage } from './transport.ts';
+export type {
+  ExistingLayer,
+  ImageSink,
+  ImageSource,
+  RawManifest,
+  TransportRef,
+  WholeImage,
+} from './transport.ts';

@@ -2,10 +2,10 @@ import { type Readable, Transform } from 'node:stream';
 import type { BlobCache } from '../cache/index.ts';
 import { type Digest, Limits } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, detectMediaType } from '../image/index.ts';
+import { type Descriptor, detectMediaType, parseConfig, parseManifest } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
-import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+import type { ExistingLayer, ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 export interface RegistrySourceOptions {
   /** Verified blobs and manifests are read from and written to this cache. */
@@ -162,6 +162,38 @@ export class RegistrySink implements ImageSink {
       if (hasCode(err, ErrorCode.Denied, ErrorCode.Unauthorized)) return false;
       throw err;
     });
+  }
+
+  async existingLayers(signal?: AbortSignal): Promise<ExistingLayer[]> {
+    if (!this.ref.tag || this.ref.digest) return [];
+    const top = await this.client.getManifest(this.ref, signal).catch((err) => {
+      if (hasCode(err, ErrorCode.NotFound, ErrorCode.Denied, ErrorCode.Unauthorized)) return undefined;
+      throw err;
+    });
+    if (!top) return [];
+    const images: { bytes: Buffer; mediaType: string }[] = [];
+    const parsed = parseManifest(top.bytes, top.contentType, `${this.name} (existing)`);
+    if (parsed.kind === 'image') images.push({ bytes: top.bytes, mediaType: top.contentType });
+    else if (parsed.kind === 'index') {
+      // A bounded look at an existing index: its first images.
+      for (const d of parsed.manifests.slice(0, 8)) {
+        const m = await this.client.getManifest(this.ref.withDigest(d.digest), signal);
+        images.push({ bytes: m.bytes, mediaType: m.contentType || d.mediaType });
+      }
+    }
+    const out: ExistingLayer[] = [];
+    for (const im of images) {
+      const m = parseManifest(im.bytes, im.mediaType, `${this.name} (existing)`);
+      if (m.kind !== 'image') continue;
+      const config = parseConfig(
+        await this.client.getBlobBytes(this.ref.repository, m.config.digest, { size: m.config.size, signal }),
+        `config ${m.config.digest} of ${this.name}`,
+      );
+      const diffIds = config.rootfs?.diff_ids ?? [];
+      if (diffIds.length !== m.layers.length) continue;
+      m.layers.forEach((descriptor, i) => out.push({ diffId: diffIds[i]!, descriptor }));
+    }
+    return out;
   }
 
   async reuseBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {

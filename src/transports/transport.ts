@@ -58,6 +58,12 @@ export interface ImageSink {
    */
   readonly desiredLayerCompression?: 'gzip' | 'zstd';
   /**
+   * Layers the destination already holds under its name (a registry tag's current image or index),
+   * with the uncompressed digests (diff_ids) their configs give, so that a layer about to be
+   * compressed can be reused instead. Empty when there is nothing there.
+   */
+  existingLayers?(signal?: AbortSignal): Promise<ExistingLayer[]>;
+  /**
    * Sinks that write a whole image at once (docker-archive) implement this instead of the
    * blob/manifest methods.
    */
@@ -71,6 +77,12 @@ export interface ImageSink {
   putManifest(manifest: RawManifest, top: boolean, signal?: AbortSignal): Promise<void>;
   commit(signal?: AbortSignal): Promise<void>;
   abort(): Promise<void>;
+}
+
+/** A layer a destination holds, with the digest of its uncompressed content. */
+export interface ExistingLayer {
+  diffId: Digest;
+  descriptor: Descriptor;
 }
 
 /** A parsed `transport:reference` string. */
