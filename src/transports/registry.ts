@@ -191,7 +191,7 @@ export class RegistrySink implements ImageSink {
       );
       const diffIds = config.rootfs?.diff_ids ?? [];
       if (diffIds.length !== m.layers.length) continue;
-      m.layers.forEach((descriptor, i) => out.push({ diffId: diffIds[i]!, descriptor }));
+      for (const [i, descriptor] of m.layers.entries()) out.push({ diffId: diffIds[i]!, descriptor });
     }
     return out;
   }
