@@ -6,6 +6,7 @@ import { copyCommand } from './commands/copy.ts';
 import { digestCommand } from './commands/digest.ts';
 import { exportCommand } from './commands/export.ts';
 import { extractCommand } from './commands/extract.ts';
+import { indexCommand } from './commands/index-create.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { lockCommand } from './commands/lock.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
@@ -40,6 +41,7 @@ export function buildProgram(io: CliIo): Command {
     copyCommand(io, 'copy'),
     copyCommand(io, 'pull'),
     buildCommand(io),
+    indexCommand(io),
     unpackCommand(io),
     extractCommand(io),
     exportCommand(io),

@@ -247,7 +247,8 @@ function existingLayers(dst: ImageSink, signal?: AbortSignal): Promise<ExistingL
   return p;
 }
 
-async function copyOne(
+/** Copies one image manifest's blobs and the manifest itself (used by {@link copyImage} and index creation). */
+export async function copyOne(
   src: ImageSource,
   dst: ImageSink,
   source: RawManifest,

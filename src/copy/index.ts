@@ -1,3 +1,4 @@
 export { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from './copy.ts';
 export { type SelectedImage, selectImage } from './image-layers.ts';
+export { createIndex } from './index-create.ts';
 export { type OpenOptions, openSink, openSource, type SinkOptions } from './locations.ts';

@@ -1,0 +1,88 @@
+import { sha256 } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { type Descriptor, MediaType, type Platform, parseConfig, parseManifest } from '../image/index.ts';
+import type { ImageSink, ImageSource, RawManifest } from '../transports/index.ts';
+import { type CopyOptions, type CopyResult, copyOne } from './copy.ts';
+import { Staging } from './recompress.ts';
+import { readAtMostFrom } from './util.ts';
+
+/**
+ * Assembles an index from per-platform images: each source's image (and its blobs) is copied to
+ * `dst`, its platform read from its config (os, architecture, variant), and an index naming them
+ * all becomes the destination's top level. The index is a Docker manifest list when every image is
+ * a Docker schema 2 manifest, else an OCI image index.
+ */
+export async function createIndex(
+  sources: ImageSource[],
+  dst: ImageSink,
+  opts: Omit<CopyOptions, 'platforms' | 'all'> = {},
+): Promise<CopyResult> {
+  const result: CopyResult = {
+    digest: '' as CopyResult['digest'],
+    mediaType: '',
+    images: [],
+    blobsCopied: 0,
+    blobsSkipped: 0,
+    bytesCopied: 0,
+  };
+  if (sources.length === 0)
+    throw new LadingError(ErrorCode.BadArgument, 'index create needs at least one image');
+  if (!dst.acceptsIndex) {
+    throw new LadingError(ErrorCode.BadArgument, `${dst.name} holds one image, not an index`);
+  }
+  const staging = new Staging();
+  try {
+    const entries: Descriptor[] = [];
+    const seen = new Map<string, string>();
+    for (const src of sources) {
+      const top = await src.topManifest(opts.signal);
+      const parsed = parseManifest(top.bytes, top.mediaType, src.name);
+      if (parsed.kind !== 'image') {
+        throw new LadingError(
+          ErrorCode.ManifestUnsupported,
+          `${src.name} is ${parsed.kind === 'index' ? 'an index' : 'a schema1 manifest'}; index create takes single-platform images (select one with its digest)`,
+        );
+      }
+      const config = parseConfig(
+        await readAtMostFrom(await src.blob(parsed.config, { signal: opts.signal }), `config of ${src.name}`),
+        `config ${parsed.config.digest} of ${src.name}`,
+      );
+      if (!config.os || !config.architecture) {
+        throw new LadingError(
+          ErrorCode.ManifestInvalid,
+          `${src.name}: its config names no os/architecture, so it has no platform in an index`,
+        );
+      }
+      const platform: Platform = { architecture: config.architecture, os: config.os };
+      if (config.variant) platform.variant = config.variant;
+      const key = `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`;
+      const dup = seen.get(key);
+      if (dup) {
+        throw new LadingError(ErrorCode.BadArgument, `${src.name} and ${dup} are both ${key}`);
+      }
+      seen.set(key, src.name);
+      const written: RawManifest = await copyOne(src, dst, top, false, opts, result, staging);
+      entries.push({
+        mediaType: written.mediaType,
+        digest: written.digest,
+        size: written.bytes.length,
+        platform,
+      });
+    }
+    const docker = entries.every((e) => e.mediaType === MediaType.DockerManifest);
+    const mediaType = docker ? MediaType.DockerManifestList : MediaType.OciIndex;
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, manifests: entries }));
+    const index: RawManifest = { bytes, digest: sha256(bytes), mediaType };
+    await dst.putManifest(index, true, opts.signal);
+    opts.onEvent?.({ type: 'manifest', digest: index.digest, mediaType });
+    await dst.commit(opts.signal);
+    result.digest = index.digest;
+    result.mediaType = mediaType;
+    return result;
+  } catch (err) {
+    await dst.abort().catch(() => {});
+    throw err;
+  } finally {
+    await staging.close().catch(() => {});
+  }
+}
