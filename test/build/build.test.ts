@@ -260,3 +260,45 @@ describe('popularity layering (nix2container, compat-nix.md §5.3)', () => {
     assert.deepEqual([...closureOf(graph, ['B'])].sort(), ['B', 'C', 'D']);
   });
 });
+
+describe('real Nix store paths', () => {
+  test('a store path added with nix-store --add keeps its store modes at /nix/store, mtime 1', async () => {
+    const { nix } = await import('../helpers/nix.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'lading-nixadd-'));
+    const src = join(dir, 'lading-build-test-data');
+    await mkdir(join(src, 'bin'), { recursive: true });
+    await writeFile(join(src, 'bin/tool'), `#!/bin/sh\necho ${Date.now()}\n`);
+    await chmod(join(src, 'bin/tool'), 0o755);
+    await writeFile(join(src, 'README'), 'data\n');
+    const storePath = await nix('nix-store', ['--add', src]);
+    assert.match(storePath, /^\/nix\/store\/[0-9a-z]{32}-lading-build-test-data$/);
+    const spec = { layers: [{ paths: [storePath] }], closureGraph: [{ path: storePath, references: [] }] };
+    const out = join(dir, 'out');
+    const r = await runCli(['build', '-', '-o', `oci:${out}:v1`, '--json'], { stdin: JSON.stringify(spec) });
+    assert.equal(r.code, 0, r.stderr);
+    const got = JSON.parse(r.stdout.toString());
+    const layer = join(out, 'blobs/sha256', got.layers[0].slice(7));
+    const list = (await run('tar', ['-tvf', layer, '--numeric-owner', '--full-time'])).stdout.toString();
+    const base = storePath.slice('/nix/store/'.length);
+    assert.deepEqual(
+      list
+        .trim()
+        .split('\n')
+        .map((l) => l.replace(/\s+/g, ' ').replace(/ \d+ 1970/, ' 1970')),
+      [
+        'drwxr-xr-x 0/0 1970-01-01 00:00:01 /',
+        'drwxr-xr-x 0/0 1970-01-01 00:00:01 /nix',
+        'drwxr-xr-x 0/0 1970-01-01 00:00:01 /nix/store',
+        `dr-xr-xr-x 0/0 1970-01-01 00:00:01 /nix/store/${base}`,
+        `-r--r--r-- 0/0 1970-01-01 00:00:01 /nix/store/${base}/README`,
+        `dr-xr-xr-x 0/0 1970-01-01 00:00:01 /nix/store/${base}/bin`,
+        `-r-xr-xr-x 0/0 1970-01-01 00:00:01 /nix/store/${base}/bin/tool`,
+      ],
+    );
+    assert.equal(await sha256sumOf(layer), got.layers[0]);
+  });
+});
+
+async function sha256sumOf(file: string): Promise<string> {
+  return `sha256:${(await run('sha256sum', [file])).stdout.toString().split(' ')[0]}`;
+}
