@@ -3,10 +3,19 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
-import { closureOf, popularityOrder, splitLayers } from '../../src/build/index.ts';
+import { after, describe, test } from 'node:test';
+import {
+  closureOf,
+  parseBuildSpec,
+  planLayers,
+  popularityOrder,
+  splitLayers,
+} from '../../src/build/index.ts';
 import { requireBin, run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
+import { sharedRegistry, stopSharedRegistries } from '../helpers/registry.ts';
+
+after(() => stopSharedRegistries());
 
 interface Fixture {
   dir: string;
@@ -302,3 +311,38 @@ describe('real Nix store paths', () => {
 async function sha256sumOf(file: string): Promise<string> {
   return `sha256:${(await run('sha256sum', [file])).stdout.toString().split(' ')[0]}`;
 }
+
+describe('layer groups', () => {
+  test('a later group leaves out what an earlier group holds; popularity splits a group', async () => {
+    const f = await fixture();
+    const parse = (layers: unknown) =>
+      planLayers(parseBuildSpec({ ...f.spec, copyToRoot: undefined, layers }, { baseDir: f.dir })).map((l) =>
+        l.paths.map((p) => p.path.slice(f.dir.length)),
+      );
+    // app's closure is app + libc; libc is the more popular (app refers to it).
+    assert.deepEqual(parse([{ paths: [f.app], maxLayers: 2 }]), [
+      ['/nix/store/aaaa-libc'],
+      ['/nix/store/bbbb-app'],
+    ]);
+    assert.deepEqual(parse([{ paths: [f.app] }]), [['/nix/store/aaaa-libc', '/nix/store/bbbb-app']]);
+    assert.deepEqual(parse([{ paths: [f.libc] }, { paths: [f.app] }]), [
+      ['/nix/store/aaaa-libc'],
+      ['/nix/store/bbbb-app'],
+    ]);
+    assert.deepEqual(parse([{ paths: [f.app] }, { paths: [f.libc] }]), [
+      ['/nix/store/aaaa-libc', '/nix/store/bbbb-app'],
+    ]);
+  });
+
+  test('pushes to a registry; skopeo inspects what was pushed', async () => {
+    const reg = await sharedRegistry('none');
+    const f = await fixture();
+    const ref = `${reg.host}/build/app:v1`;
+    const a = await build(f, `docker://${ref}`);
+    const inspect = JSON.parse(
+      (await run('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).stdout.toString(),
+    );
+    assert.equal(inspect.Digest, a.digest);
+    assert.deepEqual(inspect.Layers, a.layers);
+  });
+});
