@@ -1,2 +1,3 @@
 export { BlobCache, type BlobCacheOptions, CACHE_FORMAT, type CacheEntry, cacheError } from './blob-cache.ts';
+export { BlobInfoCache, type BlobLocation, type CompressedForm } from './blob-info.ts';
 export { IndexStore } from './index-store.ts';

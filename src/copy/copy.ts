@@ -1,3 +1,4 @@
+import type { BlobInfoCache } from '../cache/index.ts';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
@@ -45,6 +46,11 @@ export interface CopyOptions {
   compress?: Compression;
   /** Compression level for `compress` (gzip 1–9, zstd 1–22). */
   compressLevel?: number;
+  /**
+   * What earlier runs learnt about blobs: where they were seen (for cross-repository mounts) and
+   * compressed↔uncompressed pairs (to skip compressing a layer the destination registry has).
+   */
+  blobInfo?: BlobInfoCache;
   signal?: AbortSignal;
   onEvent?: (e: CopyEvent) => void;
 }
@@ -293,11 +299,31 @@ export async function copyOne(
     const newLayers = new Map<number, Descriptor>();
     // Before compressing anything, look for the same uncompressed layer at the destination (its
     // tag's current image): matching diff_ids need no compression and no upload.
+    const info = opts.blobInfo;
+    const dstLoc = dst.location;
+    const remember = async (d: Digest): Promise<void> => {
+      if (!info) return;
+      if (dstLoc) await info.addLocation(d, dstLoc).catch(() => {});
+      if (src.location) await info.addLocation(d, src.location).catch(() => {});
+    };
+    // A blob seen before in another repository of the destination's registry is mounted from there.
+    const mountKnown = async (d: Descriptor): Promise<boolean> => {
+      if (!info || !dstLoc || !dst.mountFrom) return false;
+      for (const l of await info.locations(d.digest).catch(() => [])) {
+        if (l.registry !== dstLoc.registry || l.repository === dstLoc.repository) continue;
+        if (await dst.mountFrom(d, l.repository, opts.signal)) return true;
+      }
+      return false;
+    };
+    const skipped = (d: Descriptor, reason: 'exists' | 'mounted'): void => {
+      result.blobsSkipped++;
+      opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason });
+    };
     let diffIds: Digest[] = [];
     let existing: ExistingLayer[] = [];
-    if (plan.size && dst.existingLayers) {
+    if (plan.size && (dst.existingLayers || info)) {
       existing = await existingLayers(dst, opts.signal);
-      if (existing.length) {
+      if (existing.length || info) {
         const configBytes = await readAtMostFrom(
           await src.blob(image.config, { signal: opts.signal }),
           `config of ${src.name}`,
@@ -324,6 +350,24 @@ export async function copyOne(
         newLayers.set(i, { ...l, mediaType, digest: have.descriptor.digest, size: have.descriptor.size });
         return;
       }
+      // A compressed form of this layer made in an earlier run, already in the destination's
+      // registry (this repository, or one to mount from).
+      if (diffId && info && to !== 'none') {
+        for (const c of await info.compressedOf(diffId).catch(() => [])) {
+          if (c.compression !== to) continue;
+          const cand: Descriptor = { mediaType, digest: c.digest, size: c.size };
+          const reason = (await dst.hasBlob(cand, opts.signal))
+            ? 'exists'
+            : (await mountKnown(cand))
+              ? 'mounted'
+              : undefined;
+          if (!reason) continue;
+          skipped(cand, reason);
+          await remember(cand.digest);
+          newLayers.set(i, { ...l, ...cand });
+          return;
+        }
+      }
       const key = `${l.digest} ${to} ${mediaType}`;
       let p = staged.get(key);
       if (!p) {
@@ -340,19 +384,16 @@ export async function copyOne(
             opts.compressLevel,
             opts.signal,
           );
-          if (await dst.hasBlob(s.descriptor, opts.signal)) {
-            result.blobsSkipped++;
-            opts.onEvent?.({
-              type: 'blob-skip',
-              digest: s.descriptor.digest,
-              size: s.descriptor.size,
-              reason: 'exists',
-            });
-          } else {
+          if (await dst.hasBlob(s.descriptor, opts.signal)) skipped(s.descriptor, 'exists');
+          else if (await mountKnown(s.descriptor)) skipped(s.descriptor, 'mounted');
+          else {
             await dst.putBlob(s.descriptor, s.open, opts.signal);
             result.blobsCopied++;
             result.bytesCopied += s.descriptor.size;
           }
+          if (info && diffId && to !== 'none')
+            await info.addPair(s.descriptor.digest, s.descriptor.size, diffId, to).catch(() => {});
+          await remember(s.descriptor.digest);
           opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
           return s;
         })();
@@ -366,13 +407,13 @@ export async function copyOne(
     ];
     const copyBlob = async (d: Descriptor): Promise<void> => {
       if (await dst.hasBlob(d, opts.signal)) {
-        result.blobsSkipped++;
-        opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason: 'exists' });
+        skipped(d, 'exists');
+        await remember(d.digest);
         return;
       }
-      if (dst.reuseBlob && (await dst.reuseBlob(d, opts.signal))) {
-        result.blobsSkipped++;
-        opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason: 'mounted' });
+      if ((dst.reuseBlob && (await dst.reuseBlob(d, opts.signal))) || (await mountKnown(d))) {
+        skipped(d, 'mounted');
+        await remember(d.digest);
         return;
       }
       opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
@@ -387,6 +428,7 @@ export async function copyOne(
       );
       result.blobsCopied++;
       result.bytesCopied += d.size;
+      await remember(d.digest);
       opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size });
     };
     await mapLimit(work, opts.jobs ?? 6, (w) => w());

@@ -22,6 +22,7 @@ export class RegistrySource implements ImageSource {
   readonly name: string;
   readonly client: RegistryClient;
   readonly ref: Reference;
+  readonly location: { registry: string; repository: string };
   readonly #cache: BlobCache | undefined;
   readonly #onFetch: ((bytes: number) => void) | undefined;
   #top: Promise<RawManifest> | undefined;
@@ -32,6 +33,7 @@ export class RegistrySource implements ImageSource {
     this.client = client;
     this.ref = ref;
     this.name = `docker://${ref}`;
+    this.location = { registry: ref.registry, repository: ref.repository };
     this.#cache = opts.cache;
     this.#onFetch = opts.onFetch;
   }
@@ -147,12 +149,14 @@ export class RegistrySink implements ImageSink {
   readonly ref: Reference;
   readonly acceptsIndex = true;
   readonly desiredLayerCompression = 'gzip' as const;
+  readonly location: { registry: string; repository: string };
   readonly #opts: RegistrySinkOptions;
 
   constructor(client: RegistryClient, ref: Reference, opts: RegistrySinkOptions = {}) {
     this.client = client;
     this.ref = ref;
     this.name = `docker://${ref}`;
+    this.location = { registry: ref.registry, repository: ref.repository };
     this.#opts = opts;
   }
 
@@ -194,6 +198,11 @@ export class RegistrySink implements ImageSink {
       for (const [i, descriptor] of m.layers.entries()) out.push({ diffId: diffIds[i]!, descriptor });
     }
     return out;
+  }
+
+  mountFrom(desc: Descriptor, repository: string, signal?: AbortSignal): Promise<boolean> {
+    if (repository === this.ref.repository) return Promise.resolve(false);
+    return this.client.mountBlob(this.ref.repository, desc.digest, repository, signal).catch(() => false);
   }
 
   async reuseBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {

@@ -27,6 +27,8 @@ export interface ImageSource {
     opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
   ): Promise<Readable>;
   close(): Promise<void>;
+  /** The registry repository the blobs come from, when the source is a registry. */
+  readonly location?: { registry: string; repository: string };
 }
 
 /** One image with everything needed to write it as a whole (what docker-archive sinks take). */
@@ -63,6 +65,10 @@ export interface ImageSink {
    * compressed can be reused instead. Empty when there is nothing there.
    */
   existingLayers?(signal?: AbortSignal): Promise<ExistingLayer[]>;
+  /** The registry repository written to, when the sink is a registry. */
+  readonly location?: { registry: string; repository: string };
+  /** Cross-repository mount of a blob from another repository of the same registry. */
+  mountFrom?(desc: Descriptor, repository: string, signal?: AbortSignal): Promise<boolean>;
   /**
    * Sinks that write a whole image at once (docker-archive) implement this instead of the
    * blob/manifest methods.

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { parsePlatform } from '../../image/index.ts';
@@ -120,6 +121,7 @@ Examples:
           compress: ctx.flags.destCompressFormat,
           compressLevel: level === undefined ? undefined : Number(level),
           jobs: ctx.flags.jobs,
+          blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
           onEvent: progress.onEvent,
         });
         progress.finish();

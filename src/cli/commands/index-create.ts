@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { BlobInfoCache } from '../../cache/index.ts';
 import { createIndex, openSink, openSource } from '../../copy/index.ts';
 import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
@@ -62,6 +63,7 @@ Example:
         const r = await createIndex(sources, sink, {
           jobs: ctx.flags.jobs,
           compress: ctx.flags.destCompressFormat,
+          blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
           onEvent: progress.onEvent,
         });
         progress.finish();
