@@ -124,6 +124,43 @@ describe('lading build', () => {
     );
   });
 
+  test('--dest-compress-format gzip: compressed layers, the config keeps the built diff IDs', async () => {
+    const f = await fixture();
+    const out = join(f.dir, 'out');
+    const r = await runCli([
+      'build',
+      join(f.dir, 'spec.json'),
+      '-o',
+      `oci:${out}:v1`,
+      '--json',
+      '--dest-compress-format',
+      'gzip',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const a = JSON.parse(r.stdout.toString());
+    const manifest = JSON.parse(
+      (await run('skopeo', ['inspect', '--raw', `oci:${out}:v1`])).stdout.toString(),
+    );
+    assert.deepEqual(
+      manifest.layers.map((l: { mediaType: string }) => l.mediaType),
+      Array(3).fill('application/vnd.oci.image.layer.v1.tar+gzip'),
+    );
+    const config = JSON.parse(
+      (await run('skopeo', ['inspect', '--config', `oci:${out}:v1`])).stdout.toString(),
+    );
+    assert.deepEqual(config.rootfs.diff_ids, a.layers);
+    const bad = await runCli([
+      'build',
+      join(f.dir, 'spec.json'),
+      '-o',
+      `oci:${out}2:v1`,
+      '--dest-compress-level',
+      '3',
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--dest-compress-level needs --dest-compress-format/);
+  });
+
   test('SOURCE_DATE_EPOCH sets created when the spec has none', async () => {
     const f = await fixture();
     const out = join(f.dir, 'out');

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { BuiltImage, FileLayerDigestCache, parseBuildSpec, specError } from '../../build/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
@@ -16,6 +16,8 @@ interface Flags extends CacheFlags {
   json?: boolean;
   quiet?: boolean;
   jobs?: number;
+  destCompressFormat?: 'gzip' | 'zstd' | 'none';
+  destCompressLevel?: string;
 }
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
@@ -32,6 +34,13 @@ export function buildCommand(io: CliIo): Command {
       '-o, --output <destination>',
       'where the image goes: oci:DIR[:TAG], docker://REF, dir:DIR, …',
     )
+    .addOption(
+      new Option(
+        '--dest-compress-format <format>',
+        'compress layers for DEST: gzip, zstd or none (default: as copy does, gzip for registries)',
+      ).choices(['gzip', 'zstd', 'none']),
+    )
+    .option('--dest-compress-level <n>', 'compression level for --dest-compress-format (gzip 1-9, zstd 1-22)')
     .option('--json', 'print the result as JSON');
   withCacheOptions(cmd);
   withRegistryOptions(cmd);
@@ -50,6 +59,15 @@ Examples:
   return cmd.action(
     action<Flags, [string]>(io, async (ctx, specArg) => {
       const dst = parseLocation(ctx.flags.output);
+      const level = ctx.flags.destCompressLevel;
+      if (level !== undefined && (!/^\d{1,2}$/.test(level) || !ctx.flags.destCompressFormat)) {
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          ctx.flags.destCompressFormat
+            ? `--dest-compress-level: expected a number, got ${JSON.stringify(level)}`
+            : '--dest-compress-level needs --dest-compress-format',
+        );
+      }
       let text: string;
       let baseDir = io.cwd;
       if (specArg === '-') text = await readStdin(io.stdin);
@@ -94,7 +112,11 @@ Examples:
       });
       const sink = openSink(dst, { pool: ctx.pool(), stdout: io.out, env: io.env });
       try {
-        const r = await copyImage(image, sink, { onEvent: progress.onEvent });
+        const r = await copyImage(image, sink, {
+          onEvent: progress.onEvent,
+          compress: ctx.flags.destCompressFormat,
+          compressLevel: level === undefined ? undefined : Number(level),
+        });
         if (ctx.flags.json)
           await writeJson(io.out, {
             destination: formatLocation(dst),
