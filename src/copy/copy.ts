@@ -18,7 +18,13 @@ import {
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
 import type { ExistingLayer, ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
-import { layerCompression, layerMediaType, type StagedBlob, Staging } from './recompress.ts';
+import {
+  layerCompression,
+  layerMediaType,
+  recompressStream,
+  type StagedBlob,
+  Staging,
+} from './recompress.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
 /** What the orchestrator reports while it works (rendered by the CLI's progress display). */
@@ -295,7 +301,7 @@ export async function copyOne(
     const blobs = dedupe([image.config, ...kept]);
     // Largest first, so the long transfers start early.
     const order = [...blobs].sort((a, b) => b.size - a.size);
-    const staged = new Map<string, Promise<StagedBlob>>();
+    const staged = new Map<string, Promise<Descriptor>>();
     const newLayers = new Map<number, Descriptor>();
     // Before compressing anything, look for the same uncompressed layer at the destination (its
     // tag's current image): matching diff_ids need no compression and no upload.
@@ -373,6 +379,27 @@ export async function copyOne(
       if (!p) {
         p = (async () => {
           opts.onEvent?.({ type: 'blob-start', digest: l.digest, size: l.size, mediaType: l.mediaType });
+          const openSource = () =>
+            src.blob(l, {
+              signal: opts.signal,
+              onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: l.digest, bytes }),
+            });
+          if (dst.putBlobStream) {
+            // Compressed straight into the upload; the digest is computed on the way and given last.
+            const r = await dst.putBlobStream(
+              async () => recompressStream(await openSource(), to, opts.compressLevel),
+              opts.signal,
+            );
+            const descriptor: Descriptor = { mediaType, digest: r.digest, size: r.size };
+            if (l.annotations) descriptor.annotations = l.annotations;
+            result.blobsCopied++;
+            result.bytesCopied += r.size;
+            if (info && diffId && to !== 'none')
+              await info.addPair(r.digest, r.size, diffId, to).catch(() => {});
+            await remember(r.digest);
+            opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
+            return descriptor;
+          }
           const s = await staging.recompress(
             await src.blob(l, {
               signal: opts.signal,
@@ -395,11 +422,11 @@ export async function copyOne(
             await info.addPair(s.descriptor.digest, s.descriptor.size, diffId, to).catch(() => {});
           await remember(s.descriptor.digest);
           opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
-          return s;
+          return s.descriptor;
         })();
         staged.set(key, p);
       }
-      newLayers.set(i, (await p).descriptor);
+      newLayers.set(i, await p);
     };
     const work: (() => Promise<void>)[] = [
       ...[...plan.keys()].map((i) => () => recompressOne(i)),

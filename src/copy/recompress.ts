@@ -46,6 +46,21 @@ export function layerMediaType(manifestMediaType: string, compression: Compressi
       : MediaType.OciLayer;
 }
 
+/** `source` (gzip, zstd or plain, by magic bytes) decompressed and compressed again as `to`. */
+export function recompressStream(source: Readable, to: Compression, level: number | undefined): Readable {
+  const plain = decompress(source);
+  if (to === 'none') return plain;
+  const z =
+    to === 'gzip'
+      ? createGzip({ level: level ?? 6, chunkSize: 1 << 17 })
+      : createZstdCompress({
+          chunkSize: 1 << 17,
+          params: level === undefined ? {} : { [constants.ZSTD_c_compressionLevel]: level },
+        });
+  plain.once('error', (err) => z.destroy(err));
+  return plain.pipe(z);
+}
+
 /** A re-encoded layer staged in a temporary file; its digest and size are known. */
 export interface StagedBlob {
   descriptor: Descriptor;
@@ -87,18 +102,8 @@ export class Staging {
         cb(null, chunk);
       },
     });
-    const plain = decompress(source);
-    const stages: NodeJS.ReadWriteStream[] = [];
-    if (to === 'gzip') stages.push(createGzip({ level: level ?? 6, chunkSize: 1 << 17 }));
-    else if (to === 'zstd')
-      stages.push(
-        createZstdCompress({
-          chunkSize: 1 << 17,
-          params: level === undefined ? {} : { [constants.ZSTD_c_compressionLevel]: level },
-        }),
-      );
     try {
-      await pipeline([plain, ...stages, tap, createWriteStream(path)], { signal });
+      await pipeline([recompressStream(source, to, level), tap, createWriteStream(path)], { signal });
     } catch (err) {
       await rm(path, { force: true });
       if (err instanceof LadingError) throw err;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
 import { type Digest, Limits, parseDigest, readAtMost } from '../digest/index.ts';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
@@ -549,6 +550,83 @@ export class RegistryClient {
             if (res.status !== 201) throw await this.#errorFor(res, 'PUT', what, repository);
           }
           return;
+        } catch (err) {
+          const retryable = isLadingError(err) ? err.temporary === true : true;
+          if (!retryable || attempt >= this.http.retry.times || opts.signal?.aborted) throw err;
+          this.http.debug(`${what} failed (${(err as Error).message}); starting over`);
+        }
+      }
+    });
+  }
+
+  /**
+   * Uploads a blob whose digest is known only at its end (a layer compressed on the fly): `POST`,
+   * one streaming `PATCH` hashed while it is sent, then `PUT ?digest=` with the computed digest,
+   * which the registry checks. `open` is called again for each retry. Returns digest and size.
+   */
+  async uploadBlobStream(
+    repository: string,
+    open: () => Promise<Readable>,
+    opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  ): Promise<{ digest: Digest; size: number }> {
+    const scopes = [`repository:${repository}:pull,push`];
+    const what = `streamed upload to ${this.registry}/${repository}`;
+    return this.limiter.run(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const start = await this.request({
+            method: 'POST',
+            path: `/v2/${repository}/blobs/uploads/`,
+            repository,
+            scopes,
+            signal: opts.signal,
+            retry: true,
+          });
+          await start.body.dump().catch(() => {});
+          if (start.status !== 202) throw await this.#errorFor(start, 'POST', what, repository);
+          let location = new URL(header(start, 'location') ?? '', start.url);
+          const body = await open();
+          const hash = createHash('sha256');
+          let size = 0;
+          const onProgress = opts.onProgress;
+          const tap = new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              hash.update(chunk);
+              size += chunk.length;
+              onProgress?.(chunk.length);
+              cb(null, chunk);
+            },
+          });
+          body.once('error', (err) => tap.destroy(err));
+          const res = await this.request({
+            method: 'PATCH',
+            url: location,
+            path: '',
+            repository,
+            scopes,
+            headers: { 'content-type': 'application/octet-stream' },
+            body: body.pipe(tap),
+            signal: opts.signal,
+            retry: false,
+          });
+          await res.body.dump().catch(() => {});
+          if (res.status !== 202) throw await this.#errorFor(res, 'PATCH', what, repository);
+          const digest = `sha256:${hash.digest('hex')}` as Digest;
+          location = new URL(header(res, 'location') ?? location.href, res.url);
+          location.searchParams.set('digest', digest);
+          const done = await this.request({
+            method: 'PUT',
+            url: location,
+            path: '',
+            repository,
+            scopes,
+            headers: { 'content-length': '0' },
+            signal: opts.signal,
+            retry: false,
+          });
+          await done.body.dump().catch(() => {});
+          if (done.status !== 201) throw await this.#errorFor(done, 'PUT', what, repository);
+          return { digest, size };
         } catch (err) {
           const retryable = isLadingError(err) ? err.temporary === true : true;
           if (!retryable || attempt >= this.http.retry.times || opts.signal?.aborted) throw err;

@@ -200,6 +200,13 @@ export class RegistrySink implements ImageSink {
     return out;
   }
 
+  putBlobStream(
+    open: () => Promise<Readable>,
+    signal?: AbortSignal,
+  ): Promise<{ digest: Digest; size: number }> {
+    return this.client.uploadBlobStream(this.ref.repository, open, { signal });
+  }
+
   mountFrom(desc: Descriptor, repository: string, signal?: AbortSignal): Promise<boolean> {
     if (repository === this.ref.repository) return Promise.resolve(false);
     return this.client.mountBlob(this.ref.repository, desc.digest, repository, signal).catch(() => false);

@@ -67,6 +67,14 @@ export interface ImageSink {
   existingLayers?(signal?: AbortSignal): Promise<ExistingLayer[]>;
   /** The registry repository written to, when the sink is a registry. */
   readonly location?: { registry: string; repository: string };
+  /**
+   * Stores a blob whose digest is known only once it has all been read (a layer compressed on
+   * the fly), returning digest and size; the sink verifies nothing beyond them.
+   */
+  putBlobStream?(
+    open: () => Promise<Readable>,
+    signal?: AbortSignal,
+  ): Promise<{ digest: Digest; size: number }>;
   /** Cross-repository mount of a blob from another repository of the same registry. */
   mountFrom?(desc: Descriptor, repository: string, signal?: AbortSignal): Promise<boolean>;
   /**

@@ -86,6 +86,9 @@ describe('recompression on copy', () => {
     assert.equal(r.stdout.toString().trim(), sha(Buffer.from(await res.arrayBuffer())));
     const uploads = proxy.log.filter((e) => e.method === 'PUT' && e.path.includes('/blobs/uploads/'));
     assert.equal(uploads.length, 4, 'three recompressed layers and the config were uploaded');
+    // The layers were compressed straight into the upload: one streamed PATCH each, digest at the end.
+    const patches = proxy.log.filter((e) => e.method === 'PATCH' && e.path.includes('/blobs/uploads/'));
+    assert.equal(patches.length, 3);
   });
 
   test('--dest-compress-format none keeps uncompressed layers as they are', async () => {
