@@ -176,5 +176,16 @@ describe('recompression on copy', () => {
     const r = await cli(['copy', '--dest-compress-level', '5', `oci:${gz.dir}:latest`, `oci:${work}/lvl`]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /--dest-compress-level needs --dest-compress-format/);
+    const bad = await cli([
+      'copy',
+      '--dest-compress-format',
+      'gzip',
+      '--dest-compress-level',
+      '12',
+      `oci:${gz.dir}:latest`,
+      `oci:${work}/lvl`,
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /expected 1-9 for gzip, got "12"/);
   });
 });

@@ -81,13 +81,21 @@ Examples:
       );
       const dst = parseLocation(dstArg);
       const level = ctx.flags.destCompressLevel;
-      if (level !== undefined && (!/^\d{1,2}$/.test(level) || !ctx.flags.destCompressFormat)) {
-        throw new LadingError(
-          ErrorCode.BadArgument,
-          ctx.flags.destCompressFormat
-            ? `--dest-compress-level: expected a number, got ${JSON.stringify(level)}`
-            : '--dest-compress-level needs --dest-compress-format',
-        );
+      const fmt = ctx.flags.destCompressFormat;
+      if (level !== undefined) {
+        const [lo, hi] = fmt === 'gzip' ? [1, 9] : fmt === 'zstd' ? [1, 22] : [0, -1];
+        if (!fmt || fmt === 'none') {
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            '--dest-compress-level needs --dest-compress-format gzip or zstd',
+          );
+        }
+        if (!/^\d{1,2}$/.test(level) || Number(level) < lo || Number(level) > hi) {
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            `--dest-compress-level: expected ${lo}-${hi} for ${fmt}, got ${JSON.stringify(level)}`,
+          );
+        }
       }
       const cache = await cacheFrom(ctx.flags, io);
       const platforms = ctx.flags.platform
