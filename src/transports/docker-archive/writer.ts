@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { type Digest, digestHex, sha256, VerifyStream } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { GO_TAR_END, goTarHeader, goTarPadding } from '../../layers/index.ts';
 import { mapLimit, writeFileAtomic } from '../../util/index.ts';
 import { GoRaw, GoStruct, type GoValue, goMarshal, topLevelRaw } from './go-json.ts';
-import { GO_TAR_END, goTarHeader, goTarPadding } from './go-tar.ts';
 
 /** One layer for the archive: its diffID and a way to open its UNCOMPRESSED bytes. */
 export interface ArchiveLayer {
