@@ -13,6 +13,7 @@ import {
 } from '../../src/build/index.ts';
 import { requireBin, run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
+import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import { sharedRegistry, stopSharedRegistries } from '../helpers/registry.ts';
 
 after(() => stopSharedRegistries());
@@ -369,6 +370,58 @@ describe('layer groups', () => {
     assert.deepEqual(parse([{ paths: [f.app] }, { paths: [f.libc] }]), [
       ['/nix/store/aaaa-libc', '/nix/store/bbbb-app'],
     ]);
+  });
+
+  test('rebuild and repush after a one-file change uploads only that layer, even with no cache', async () => {
+    const reg = await sharedRegistry('none');
+    const proxy = await startFaultProxy(reg.url);
+    try {
+      const f = await fixture();
+      const ref = `docker://${proxy.host}/build/repush:v1`;
+      const push = async (cacheDir: string) => {
+        const r = await runCli([
+          'build',
+          join(f.dir, 'spec.json'),
+          '-o',
+          ref,
+          '--json',
+          '--cache-dir',
+          cacheDir,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout.toString()) as { digest: string; layers: string[] };
+      };
+      // Blob uploads finish with a PUT on an upload URL (monolithic or after PATCHes).
+      const uploads = () =>
+        proxy.log.filter((e) => e.method === 'PUT' && /\/blobs\/uploads\//.test(e.path)).length;
+      const first = await push(join(f.dir, 'cache1'));
+      assert.equal(uploads(), 4, 'three layers and the config');
+      for (const [n, cacheDir] of [
+        [1, join(f.dir, 'cache1')],
+        [2, join(f.dir, 'fresh-machine-cache')],
+      ] as const) {
+        await writeFile(join(f.app, 'bin/app'), `#!/bin/sh\necho change ${n}\n`);
+        proxy.clear();
+        const next = await push(cacheDir);
+        assert.equal(uploads(), 2, `change ${n}: the changed layer and the new config only`);
+        assert.equal(next.layers[0], first.layers[0]);
+        assert.notEqual(next.layers[1], first.layers[1]);
+        assert.equal(next.layers[2], first.layers[2]);
+        const inspect = JSON.parse(
+          (
+            await run('skopeo', [
+              'inspect',
+              '--config',
+              '--tls-verify=false',
+              `docker://${proxy.host}/build/repush:v1`,
+            ])
+          ).stdout.toString(),
+        );
+        assert.deepEqual(inspect.rootfs.diff_ids, next.layers);
+      }
+    } finally {
+      await proxy.stop();
+    }
   });
 
   test('pushes to a registry; skopeo inspects what was pushed', async () => {
