@@ -89,6 +89,60 @@ async function compare(
   return row;
 }
 
+/**
+ * Issue 6's scenario: an image built from ~SIZE_MIB of files in 5 store paths (one layer each) is
+ * pushed once; then one file of a 50 MiB layer changes and the image is rebuilt and pushed again.
+ * lading builds and pushes in one command (its layer digest cache and the destination's diff_ids
+ * spare the unchanged layers). The peer is skopeo pushing the same rebuilt image from an OCI layout
+ * into a registry that holds the previous version (its blob-info cache lets it skip what it knows).
+ */
+async function rebuildRepush(work: string, registry: string, env: NodeJS.ProcessEnv): Promise<Row> {
+  const dir = join(work, 'build');
+  const paths: string[] = [];
+  for (const [i, layer] of bigImage(SIZE_MIB).layers.entries()) {
+    const storePath = join(dir, 'nix/store', `${'abcdefghij'[i]!.repeat(32)}-part${i}`);
+    paths.push(storePath);
+    for (const e of layer.entries) {
+      if (e.type && e.type !== 'file') continue;
+      const p = join(storePath, e.path);
+      await mkdir(join(p, '..'), { recursive: true });
+      await writeFile(p, e.content ?? '', { mode: e.mode ?? 0o644 });
+    }
+  }
+  const spec = join(dir, 'spec.json');
+  await writeFile(
+    spec,
+    JSON.stringify({
+      layers: paths.map((p) => ({ paths: [p] })),
+      rewrites: [{ regex: `^${dir}`, repl: '' }],
+      config: { Cmd: ['/bin/sh'] },
+    }),
+  );
+  const changing = join(paths[3]!, 'data/l3/f1.bin');
+  const cache = join(work, 'build-cache');
+  const layout = join(work, 'build-oci');
+  let edits = 0;
+  const edit = () => `echo change ${edits++} >> ${changing}`;
+  await timed(`${lading} build -q ${spec} -o docker://${registry}/bench/built:1 --cache-dir ${cache}`, env);
+  await timed(`${lading} build -q ${spec} -o oci:${layout}:1 --no-cache`, env);
+  await timed(
+    `skopeo copy -q --dest-tls-verify=false oci:${layout}:1 docker://${registry}/bench/built-skopeo:1`,
+    env,
+  );
+  return compare(
+    'rebuild+repush, 1 file changed',
+    'skopeo copy (same image)',
+    async () =>
+      `${edit()} && ${lading} build -q ${spec} -o docker://${registry}/bench/built:1 --cache-dir ${cache} >/dev/null`,
+    async () => {
+      // The peer pushes the image lading just built (unchanged layers uncompressed, as built).
+      await timed(`${edit()} && ${lading} build -q ${spec} -o oci:${layout}:1 --no-cache >/dev/null`, env);
+      return `skopeo copy -q --dest-tls-verify=false oci:${layout}:1 docker://${registry}/bench/built-skopeo:1`;
+    },
+    env,
+  );
+}
+
 async function main(): Promise<void> {
   for (const b of ['docker-registry', 'skopeo', 'umoci', 'nix-hash', 'nix-store']) requireBin(b);
   console.log(`lading bench: ${SIZE_MIB} MiB image, ${RUNS} runs each, medians; node ${process.version}`);
@@ -145,6 +199,11 @@ async function main(): Promise<void> {
     for (const [name, ladingDst, skopeoDst] of [
       ['copy registry→oci', (d: string) => `oci:${d}/o:1`, (d: string) => `oci:${d}/o:1`],
       ['copy registry→dir', (d: string) => `dir:${d}/d`, (d: string) => `dir:${d}/d`],
+      [
+        'copy registry→docker-archive',
+        (d: string) => `docker-archive:${d}/a.tar:bench/big:1`,
+        (d: string) => `docker-archive:${d}/a.tar:bench/big:1`,
+      ],
     ] as const) {
       rows.push(
         await compare(
@@ -172,6 +231,7 @@ async function main(): Promise<void> {
           `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${await freshRegistry()}/bench/push:1`,
       ),
     );
+    rows.push(await rebuildRepush(work, await freshRegistry(), { ...process.env, HOME: work }));
     await Promise.all(pushTargets.map((r) => r.stop()));
     rows.push(
       await compare(

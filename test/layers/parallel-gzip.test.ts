@@ -68,3 +68,13 @@ test('a source error ends the gzip stream with that error', async () => {
   }
   await assert.rejects(drain(parallelGzip(broken())), /disk went away/);
 });
+
+test('blocks of already-compressed data are stored: no growth beyond framing, still exact', async () => {
+  const data = Buffer.concat([randomBytes(4 * GZIP_BLOCK), Buffer.alloc(GZIP_BLOCK, 'text text text ')]);
+  const out = await drain(parallelGzip(Readable.from([data])));
+  const back = await run('gzip', ['-dc'], { input: out });
+  assert.ok(back.stdout.equals(data));
+  // Stored blocks add 5 bytes per 64 KiB; the text block shrinks to almost nothing.
+  assert.ok(out.length < 4 * GZIP_BLOCK + 1000 + 5000, `${out.length} bytes`);
+  assert.ok(out.length > 4 * GZIP_BLOCK, 'random data cannot shrink');
+});
