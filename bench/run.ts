@@ -4,7 +4,7 @@
  *
  * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 3).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,8 @@ interface Timing {
 async function timed(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<Timing> {
   const dir = await mkdtemp(join(tmpdir(), 'lading-bench-t-'));
   const tfile = join(dir, 'time');
+  // Earlier runs' writes are flushed first, so no run pays for another's writeback.
+  spawnSync('sync');
   const t0 = process.hrtime.bigint();
   await new Promise<void>((resolve, reject) => {
     const p = spawn('/usr/bin/time', ['-f', '%M', '-o', tfile, 'sh', '-c', cmd], {

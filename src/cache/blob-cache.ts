@@ -268,7 +268,9 @@ export class BlobCache {
         toCache.destroy(new LadingError(ErrorCode.Aborted, 'consumer stopped early'));
       }
     });
-    this.write(digest, toCache, size).catch((err) => onCacheError?.(err));
+    // A verifying source ends only after its digest checked out, so the entry need not be hashed again.
+    const verified = source instanceof VerifyStream && source.expected === digest;
+    this.write(digest, toCache, size, { verified }).catch((err) => onCacheError?.(err));
     return out;
   }
 
