@@ -295,6 +295,7 @@ export async function copyOne(
       layers: image.layers,
       blob: (d, o) => src.blob(d, o),
     };
+    if (src.layerSizeHint) whole.sizeHint = (d, signal) => src.layerSizeHint!(d, signal);
     await dst.writeImage(whole, opts.signal);
   } else {
     const kept = image.layers.filter((_l, i) => !plan.has(i));

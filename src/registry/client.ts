@@ -378,6 +378,33 @@ export class RegistryClient {
     return readAtMost(stream, limit, `blob ${digest}`);
   }
 
+  /**
+   * The last `n` bytes of a blob (`Range: bytes=-n`), or undefined when the registry does not
+   * serve ranges (it is then not read). Unverified: for hints that are checked later.
+   */
+  async blobTail(
+    repository: string,
+    digest: Digest,
+    n: number,
+    signal?: AbortSignal,
+  ): Promise<Buffer | undefined> {
+    return this.limiter.run(async () => {
+      const res = await this.request({
+        method: 'GET',
+        path: `/v2/${repository}/blobs/${digest}`,
+        repository,
+        headers: { range: `bytes=-${n}` },
+        signal,
+      });
+      if (res.status !== 206) {
+        await res.body.dump().catch(() => {});
+        return undefined;
+      }
+      const tail = await readAtMost(res.body, n, `the end of blob ${digest}`);
+      return tail.length === n ? tail : undefined;
+    });
+  }
+
   /** Every tag of a repository, following `Link` pagination. */
   async listTags(
     repository: string,

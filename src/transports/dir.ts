@@ -5,7 +5,7 @@ import { type Digest, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
-import { openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
+import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 /** skopeo's `version` file, exactly. */
@@ -46,6 +46,10 @@ export class DirSource implements ImageSource {
 
   blob(desc: Descriptor): Promise<Readable> {
     return openBlobFile(join(this.root, digestHex(desc.digest)), desc, this.root);
+  }
+
+  layerSizeHint(desc: Descriptor): Promise<number | undefined> {
+    return layerSizeHintFrom(desc, (n) => fileTail(join(this.root, digestHex(desc.digest)), n));
   }
 
   async close(): Promise<void> {}

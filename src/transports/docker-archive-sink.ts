@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorCode, LadingError } from '../errors/index.ts';
+import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { parseConfig } from '../image/index.ts';
 import { decompress } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
@@ -13,6 +13,7 @@ export function archiveInputFor(
   image: WholeImage,
   repoTags: string[],
   signal?: AbortSignal,
+  hinted = false,
 ): DockerArchiveInput {
   const config = parseConfig(image.configBytes, `config ${image.configDescriptor.digest}`);
   const diffIds = config.rootfs?.diff_ids ?? [];
@@ -26,6 +27,8 @@ export function archiveInputFor(
     configBytes: image.configBytes,
     layers: image.layers.map((d, i) => ({
       diffId: diffIds[i]!,
+      // Sizes the layers claim (checked while streaming) spare a measuring pass over every layer.
+      sizeHint: hinted && image.sizeHint ? () => image.sizeHint!(d, signal) : undefined,
       open: async () => decompress(await image.blob(d, { signal })),
     })),
     repoTags,
@@ -67,7 +70,18 @@ export class DockerArchiveSink implements ImageSink {
       throw new LadingError(ErrorCode.Exists, `${this.#path} already exists; refusing to overwrite it`, {
         path: this.#path,
       });
-    await writeDockerArchive(input, this.#path);
+    if (!image.sizeHint) {
+      await writeDockerArchive(input, this.#path);
+      return;
+    }
+    try {
+      await writeDockerArchive(archiveInputFor(image, tags, signal, true), this.#path);
+    } catch (err) {
+      // A size hint that lied (a multi-member gzip, a layer over 4 GiB): nothing was written;
+      // measure the layers instead.
+      if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
+      await writeDockerArchive(input, this.#path);
+    }
   }
 
   async hasBlob(): Promise<boolean> {

@@ -1,10 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestHex, Limits, VerifyStream, verifyBytes } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import type { Descriptor } from '../image/index.ts';
+import { type Descriptor, layerCompression } from '../image/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
 
 /** Pipes `source` through a verifier for `desc`; errors of either end up on the result. */
@@ -77,4 +77,38 @@ export async function isMissingOrEmpty(dir: string): Promise<boolean> {
 
 export function blobName(digest: Digest): string {
   return digestHex(digest);
+}
+
+/**
+ * The uncompressed size a layer claims: an uncompressed layer's blob size, or a gzip layer's
+ * ISIZE (its last 4 bytes: the size modulo 2^32 of the last member, so only a hint, which the
+ * docker-archive writer checks while streaming). `tail(n)` reads the blob's last n bytes.
+ */
+export async function layerSizeHintFrom(
+  desc: Descriptor,
+  tail: (n: number) => Promise<Buffer | undefined>,
+): Promise<number | undefined> {
+  const compression = layerCompression(desc.mediaType);
+  if (compression === 'none') return desc.size;
+  if (compression !== 'gzip' || desc.size < 18) return undefined;
+  const t = await tail(4).catch(() => undefined);
+  return t?.length === 4 ? t.readUInt32LE(0) : undefined;
+}
+
+/** The last `n` bytes of a file (undefined when it is shorter or unreadable). */
+export async function fileTail(path: string, n: number): Promise<Buffer | undefined> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const { size } = await fh.stat();
+      if (size < n) return undefined;
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await fh.read(buf, 0, n, size - n);
+      return bytesRead === n ? buf : undefined;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
 }

@@ -5,7 +5,7 @@ import { type Digest, digestAlgorithm, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
-import { openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
+import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -91,6 +91,10 @@ export class OciLayoutSource implements ImageSource {
 
   blob(desc: Descriptor): Promise<Readable> {
     return openBlobFile(blobPath(this.root, desc.digest), desc, this.root);
+  }
+
+  layerSizeHint(desc: Descriptor): Promise<number | undefined> {
+    return layerSizeHintFrom(desc, (n) => fileTail(blobPath(this.root, desc.digest), n));
   }
 
   async close(): Promise<void> {}

@@ -5,6 +5,7 @@ import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, parseConfig, parseManifest } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
+import { fileTail, layerSizeHintFrom } from './files.ts';
 import type { ExistingLayer, ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 export interface RegistrySourceOptions {
@@ -108,6 +109,14 @@ export class RegistrySource implements ImageSource {
       },
     });
     return this.#cache ? this.#cache.tee(desc.digest, stream, desc.size) : stream;
+  }
+
+  async layerSizeHint(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined> {
+    return layerSizeHintFrom(desc, async (n) =>
+      this.#cache && (await this.#cache.has(desc.digest, desc.size))
+        ? fileTail(this.#cache.pathFor(desc.digest), n)
+        : this.client.blobTail(this.ref.repository, desc.digest, n, signal),
+    );
   }
 
   /** Makes sure a blob is in the cache (fetching and verifying it if not). Needs a cache. */

@@ -27,6 +27,11 @@ export interface ImageSource {
     opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
   ): Promise<Readable>;
   close(): Promise<void>;
+  /**
+   * The uncompressed size a layer claims without reading it all (a gzip trailer's ISIZE; the blob
+   * size of an uncompressed layer), or undefined. A hint: whoever uses it must check it.
+   */
+  layerSizeHint?(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined>;
   /** The registry repository the blobs come from, when the source is a registry. */
   readonly location?: { registry: string; repository: string };
 }
@@ -39,6 +44,8 @@ export interface WholeImage {
   layers: Descriptor[];
   /** Opens a layer's compressed bytes, verified. */
   blob(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Readable>;
+  /** A layer's uncompressed size as its bytes claim it (unchecked), when cheap to learn. */
+  sizeHint?(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined>;
 }
 
 /**

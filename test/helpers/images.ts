@@ -36,7 +36,8 @@ export function opaqueWhiteout(dir: string): EntrySpec {
 
 export interface LayerSpec {
   entries: EntrySpec[];
-  compression?: 'gzip' | 'zstd' | 'none';
+  /** `gzip-2` is gzip in two members: its trailer's ISIZE covers only the second half. */
+  compression?: 'gzip' | 'gzip-2' | 'zstd' | 'none';
 }
 
 export interface ImageSpec {
@@ -120,9 +121,18 @@ async function buildImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
   for (const l of spec.layers) {
     const raw = await layerTar(l.entries);
     const c = l.compression ?? 'gzip';
-    const blob = c === 'gzip' ? gzipSync(raw, { level: 1 }) : c === 'zstd' ? zstdCompressSync(raw) : raw;
+    const half = raw.length >> 1;
+    const blob =
+      c === 'gzip'
+        ? gzipSync(raw, { level: 1 })
+        : c === 'gzip-2'
+          ? Buffer.concat([gzipSync(raw.subarray(0, half)), gzipSync(raw.subarray(half))])
+          : c === 'zstd'
+            ? zstdCompressSync(raw)
+            : raw;
     const digest = await putBlob(dir, blob);
-    const mediaType = `application/vnd.oci.image.layer.v1.tar${c === 'gzip' ? '+gzip' : c === 'zstd' ? '+zstd' : ''}`;
+    const suffix = c === 'gzip' || c === 'gzip-2' ? '+gzip' : c === 'zstd' ? '+zstd' : '';
+    const mediaType = `application/vnd.oci.image.layer.v1.tar${suffix}`;
     layers.push({ digest, diffId: sha(raw), size: blob.length, mediaType, uncompressed: raw });
   }
   const configJson: Record<string, unknown> = {

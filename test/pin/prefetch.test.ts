@@ -15,6 +15,7 @@ import {
   type ImageSpec,
   MULTI_ARCH,
   multiArchImage,
+  prng,
   pushLayout,
   smallImage,
 } from '../helpers/images.ts';
@@ -86,6 +87,13 @@ before(async () => {
       layers: smallImage('zs').layers.map((l) => ({ ...l, compression: 'zstd' as const })),
     },
     zstdtwin: smallImage('zs'),
+    // The gzip trailer's size is wrong for a two-member layer: the size hint must be caught.
+    members: {
+      layers: [
+        { entries: [{ path: 'm', content: prng('members', 300_000) }], compression: 'gzip-2' as const },
+        { entries: [{ path: 'n', content: 'n' }] },
+      ],
+    },
     multi: multiArchImage(),
   };
   for (const [k, s] of Object.entries(specs)) layouts[k] = await buildLayout(s);
@@ -96,6 +104,7 @@ before(async () => {
     pushLayout(layouts.plain!, anon, 'pin/plain:1'),
     pushLayout(layouts.zstd!, anon, 'pin/zstd:1'),
     pushLayout(layouts.zstdtwin!, anon, 'pin/zstdtwin:1'),
+    pushLayout(layouts.members!, anon, 'pin/members:1'),
     pushLayout(layouts.multi!, anon, 'pin/multi:1'),
     pushLayout(layouts.small!, token, 'private/pin:1.4'),
   ]);
@@ -120,6 +129,7 @@ describe('hashes equal skopeo + nix-hash', () => {
     ['pin/small', 'v2s2', 'Docker schema2 manifest'],
     ['pin/twice', '1', 'the same layer twice'],
     ['pin/plain', '1', 'uncompressed layers'],
+    ['pin/members', '1', 'a gzip layer in two members (its trailer understates the size)'],
   ] as const) {
     test(what, async () => {
       const j = await prefetchJson([`${anon.host}/${repo}`, tag]);

@@ -17,7 +17,8 @@ import {
   writeDockerArchive,
 } from '../../src/transports/docker-archive/index.ts';
 import { run } from '../helpers/bins.ts';
-import { type BuiltLayout, buildLayout, type ImageSpec, smallImage } from '../helpers/images.ts';
+import { runCli } from '../helpers/cli.ts';
+import { type BuiltLayout, buildLayout, type ImageSpec, prng, smallImage } from '../helpers/images.ts';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -97,6 +98,31 @@ const cases: [string, ImageSpec][] = [
 ];
 
 describe('docker-archive byte-identical to skopeo', () => {
+  for (const [what, compression] of [
+    ['gzip layers (sizes from their trailers)', 'gzip'],
+    ['a gzip layer in two members (its trailer understates the size: measured instead)', 'gzip-2'],
+    ['uncompressed layers (sizes from the descriptors)', 'none'],
+  ] as const) {
+    test(`lading copy to docker-archive: ${what}`, async () => {
+      const lay = await buildLayout({
+        layers: [
+          { entries: [{ path: 'big', content: prng(`copy-${compression}`, 200_000) }], compression },
+          { entries: [{ path: 'small', content: 'small' }], compression },
+        ],
+      });
+      const theirs = await skopeoArchive(lay, 'copied:1');
+      const out = join(await mkdtemp(join(tmpdir(), 'lading-copy-archive-')), 'a.tar');
+      const r = await runCli([
+        'copy',
+        '-q',
+        '--no-cache',
+        `oci:${lay.dir}:${lay.tag}`,
+        `docker-archive:${out}:copied:1`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      await assertSame(await readFile(out), theirs, what);
+    });
+  }
   for (const [what, spec] of cases) {
     test(what, async () => {
       const lay = await buildLayout(spec);
