@@ -1,3 +1,4 @@
 export { type AtomicWriteOptions, ioError, tempPathFor, writeFileAtomic } from './atomic-file.ts';
 export { Limiter, mapLimit } from './limiter.ts';
+export { keepBufferMemoryLow } from './memory.ts';
 export { redactHeaders, redactUrl, scrubSecrets } from './redact.ts';
