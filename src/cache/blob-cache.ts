@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -95,7 +95,17 @@ export class BlobCache {
     const file = createReadStream(path, { highWaterMark: 1 << 20 });
     // Written or verified by this process already, and not touched since: no need to hash it again.
     if (id !== undefined && this.#trusted.get(digest) === id) return file;
-    const verify = new VerifyStream({ digest, size: actual, source: `cache entry ${path}` });
+    const verify = new VerifyStream({
+      digest,
+      size: actual,
+      source: `cache entry ${path}`,
+      // Gone before anyone sees the error, so that reading the blob again fetches it afresh.
+      onFailure: (err) => {
+        rmSync(path, { force: true });
+        err.temporary = true;
+        err.message += '; the entry was removed, so the next read fetches the blob again';
+      },
+    });
     pipeline(file, verify)
       .then(() => {
         if (id !== undefined) this.#trusted.set(digest, id);
@@ -138,8 +148,9 @@ export class BlobCache {
         await rm(path, { force: true });
         throw new LadingError(
           offset !== size ? ErrorCode.SizeMismatch : ErrorCode.DigestMismatch,
-          `cache entry ${path} is corrupt: expected ${digest} (${size} bytes), found ${actual} (${offset} bytes)`,
-          { path, expected: digest, found: actual },
+          `cache entry ${path} is corrupt: expected ${digest} (${size} bytes), found ${actual} (${offset} bytes); it was removed, so the next read fetches the blob again`,
+          // Removed: reading the blob again fetches it afresh.
+          { path, expected: digest, found: actual, temporary: true },
         );
       }
       if (verify && id !== undefined) this.#trusted.set(digest, id);
@@ -327,6 +338,16 @@ async function safeReaddir(dir: string): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+/**
+ * True for the error of a cache entry found corrupt while it was read. The entry is gone by then,
+ * so the same read, tried again, fetches the blob afresh.
+ */
+export function isCorruptCacheEntry(err: unknown): boolean {
+  return (
+    hasCode(err, ErrorCode.DigestMismatch, ErrorCode.SizeMismatch) && (err as LadingError).temporary === true
+  );
 }
 
 /** Raised when a cache root cannot be used. */

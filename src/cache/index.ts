@@ -1,3 +1,10 @@
-export { BlobCache, type BlobCacheOptions, CACHE_FORMAT, type CacheEntry, cacheError } from './blob-cache.ts';
+export {
+  BlobCache,
+  type BlobCacheOptions,
+  CACHE_FORMAT,
+  type CacheEntry,
+  cacheError,
+  isCorruptCacheEntry,
+} from './blob-cache.ts';
 export { BlobInfoCache, type BlobLocation, type CompressedForm } from './blob-info.ts';
 export { IndexStore } from './index-store.ts';

@@ -1,4 +1,4 @@
-import type { BlobInfoCache } from '../cache/index.ts';
+import { type BlobInfoCache, isCorruptCacheEntry } from '../cache/index.ts';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
@@ -445,15 +445,21 @@ export async function copyOne(
         return;
       }
       opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
-      await dst.putBlob(
-        d,
-        () =>
-          src.blob(d, {
-            signal: opts.signal,
-            onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes }),
-          }),
-        opts.signal,
-      );
+      const put = () =>
+        dst.putBlob(
+          d,
+          () =>
+            src.blob(d, {
+              signal: opts.signal,
+              onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes }),
+            }),
+          opts.signal,
+        );
+      // A cache entry found corrupt on the way is removed by then: once more fetches it afresh.
+      await put().catch((err: unknown) => {
+        if (!isCorruptCacheEntry(err)) throw err;
+        return put();
+      });
       result.blobsCopied++;
       result.bytesCopied += d.size;
       await remember(d.digest);

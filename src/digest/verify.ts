@@ -10,6 +10,8 @@ export interface VerifyOptions {
   size?: number;
   /** Where the bytes come from, for error messages (a redacted URL or a path). */
   source?: string;
+  /** Called with the error, before the stream fails with it (to clean up or annotate it). */
+  onFailure?: (err: LadingError) => void;
   /** Bytes already hashed (resume): the hash state to continue from and how many bytes it covered. */
   resume?: { hash: Hash; bytes: number };
 }
@@ -25,9 +27,11 @@ export class VerifyStream extends Transform {
   readonly source: string | undefined;
   #hash: Hash;
   #bytes: number;
+  readonly #onFailure: ((err: LadingError) => void) | undefined;
 
   constructor(opts: VerifyOptions) {
     super();
+    this.#onFailure = opts.onFailure;
     this.expected = opts.digest;
     this.expectedSize = opts.size;
     this.source = opts.source;
@@ -48,7 +52,7 @@ export class VerifyStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#bytes += chunk.length;
     if (this.expectedSize !== undefined && this.#bytes > this.expectedSize) {
-      cb(sizeError(this.expected, this.expectedSize, this.#bytes, this.source, 'more than'));
+      cb(this.#failed(sizeError(this.expected, this.expectedSize, this.#bytes, this.source, 'more than')));
       return;
     }
     this.#hash.update(chunk);
@@ -57,15 +61,20 @@ export class VerifyStream extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.expectedSize !== undefined && this.#bytes !== this.expectedSize) {
-      cb(sizeError(this.expected, this.expectedSize, this.#bytes, this.source, 'only'));
+      cb(this.#failed(sizeError(this.expected, this.expectedSize, this.#bytes, this.source, 'only')));
       return;
     }
     const found = `${digestAlgorithm(this.expected)}:${this.#hash.digest('hex')}`;
     if (found !== this.expected) {
-      cb(digestMismatch(this.expected, found, this.#bytes, this.source));
+      cb(this.#failed(digestMismatch(this.expected, found, this.#bytes, this.source)));
       return;
     }
     cb();
+  }
+
+  #failed(err: LadingError): LadingError {
+    this.#onFailure?.(err);
+    return err;
   }
 }
 

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { BlobCache, IndexStore } from '../cache/index.ts';
+import { type BlobCache, type IndexStore, isCorruptCacheEntry } from '../cache/index.ts';
 import { copyImage } from '../copy/index.ts';
 import { type Digest, digestHex } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
@@ -177,6 +177,16 @@ async function selectInstance(source: ImageSource, platform: Platform, what: str
  * and the `dir:` layout are hashed while streaming, without being written (unless asked).
  */
 export async function prefetch(input: PrefetchInput): Promise<PrefetchResult> {
+  try {
+    return await prefetchOnce(input);
+  } catch (err) {
+    // A cache entry found corrupt has been removed: a second pass fetches it afresh.
+    if (!isCorruptCacheEntry(err)) throw err;
+    return prefetchOnce(input);
+  }
+}
+
+async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
   let ref: Reference = parseReference(input.imageName, { defaultTag: null });
   if (ref.tag || ref.digest) {
     throw new LadingError(
