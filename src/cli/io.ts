@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import type { ImageLocation } from '../transports/index.ts';
 
 /** Where a command writes: results to `out`, diagnostics to `err`, input from `stdin`. */
 export interface CliIo {
@@ -33,4 +34,21 @@ export function writeLine(stream: Writable, line: string): Promise<void> {
 
 export function writeJson(stream: Writable, value: unknown): Promise<void> {
   return writeLine(stream, JSON.stringify(value, null, 2));
+}
+
+/**
+ * Writes a command's result (a digest, --json) to standard output, unless the destination itself
+ * streams there (`docker-archive:-`, `oci-archive:-`) and stdout must stay clean for the pipe:
+ * then to standard error, and not at all with --quiet.
+ */
+export async function writeResult(
+  dst: ImageLocation,
+  io: CliIo,
+  quiet: boolean | undefined,
+  text: string,
+): Promise<void> {
+  const streamed =
+    (dst.transport === 'docker-archive' || dst.transport === 'oci-archive') && dst.path === '-';
+  if (!streamed) await writeLine(io.out, text);
+  else if (!quiet) await writeLine(io.err, text);
 }

@@ -25,6 +25,11 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
     const debug = argv.includes('--debug');
+    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') {
+      // The reader of our output went away (`lading … | head`): not a bug of ours.
+      io.err.write('lading: error: the output pipe was closed before everything was written (EPIPE)\n');
+      return ExitCode.Failure;
+    }
     if (isLadingError(err)) {
       io.err.write(`lading: error: ${err.message}\n`);
       if (debug && err.cause)

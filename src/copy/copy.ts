@@ -18,13 +18,7 @@ import {
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
 import type { ExistingLayer, ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
-import {
-  layerCompression,
-  layerMediaType,
-  recompressStream,
-  type StagedBlob,
-  Staging,
-} from './recompress.ts';
+import { layerCompression, layerMediaType, recompressStream, Staging } from './recompress.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
 /** What the orchestrator reports while it works (rendered by the CLI's progress display). */

@@ -49,7 +49,7 @@ export function openSource(loc: ImageLocation, opts: OpenOptions): ImageSource {
     case 'nix2container':
       return new Nix2containerSource(loc.path);
     case 'oci-archive':
-      return new OciArchiveSource(loc.path, loc.tag);
+      return new OciArchiveSource(loc.path, loc.tag, opts.stdin);
     case 'docker-archive':
       return new DockerArchiveSource(loc.path, { ref: loc.ref, index: loc.index, stdin: opts.stdin });
     case 'docker-daemon':

@@ -1,5 +1,4 @@
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import { type BlobCache, type IndexStore, isCorruptCacheEntry } from '../cache/index.ts';
 import { copyImage } from '../copy/index.ts';
 import { type Digest, digestHex } from '../digest/index.ts';
@@ -236,10 +235,6 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
       arrivals.set(d.digest, p);
     }
     const arrived = (d: Descriptor): Promise<void> => arrivals.get(d.digest)!;
-    const local = async (d: Descriptor): Promise<Readable> => {
-      await arrived(d);
-      return source.blob(d, { signal: input.signal });
-    };
     await arrived(image.config);
     configBytes = await readBlob(source, image.config);
     const config = parseConfig(configBytes, `config of ${what}`);

@@ -21,18 +21,32 @@ export class OciArchiveSource implements ImageSource {
   readonly name: string;
   readonly #path: string;
   readonly #tag: string | undefined;
+  readonly #stdin: NodeJS.ReadableStream | undefined;
+  /** The file read: FILE, or standard input spooled to a temp file (`-`). */
+  #file: string;
+  #spool: string | undefined;
   #members: Promise<Map<string, TarMember>> | undefined;
 
-  constructor(path: string, tag?: string) {
+  constructor(path: string, tag?: string, stdin?: NodeJS.ReadableStream) {
     this.#path = path;
+    this.#file = path;
     this.#tag = tag;
+    this.#stdin = stdin;
     this.name = `oci-archive:${path}${tag ? `:${tag}` : ''}`;
   }
 
   #index(): Promise<Map<string, TarMember>> {
-    this.#members ??= indexTar(this.#path).then(
-      (list) => new Map(list.map((m) => [normaliseMemberName(m.name), m])),
-    );
+    this.#members ??= (async () => {
+      if (this.#path === '-') {
+        // A tar is read by seeking to its members: standard input is kept in a temp file first.
+        if (!this.#stdin) throw new LadingError(ErrorCode.BadArgument, 'oci-archive:- needs standard input');
+        this.#spool = await mkdtemp(join(tmpdir(), 'lading-stdin-'));
+        this.#file = join(this.#spool, 'archive.tar');
+        await pipeline(this.#stdin, createWriteStream(this.#file));
+      }
+      const list = await indexTar(this.#file);
+      return new Map(list.map((m) => [normaliseMemberName(m.name), m]));
+    })();
     return this.#members;
   }
 
@@ -44,8 +58,8 @@ export class OciArchiveSource implements ImageSource {
   }
 
   #open(m: TarMember): Readable {
-    if (m.size === 0) return createReadStream(this.#path, { start: 1, end: 0 });
-    return createReadStream(this.#path, {
+    if (m.size === 0) return createReadStream(this.#file, { start: 1, end: 0 });
+    return createReadStream(this.#file, {
       start: m.offset,
       end: m.offset + m.size - 1,
       highWaterMark: 1 << 20,
@@ -93,7 +107,9 @@ export class OciArchiveSource implements ImageSource {
     return verified(this.#open(m), desc, `${this.name} (${m.name})`);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.#spool) await rm(this.#spool, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
-import { type CliIo, writeJson, writeLine } from '../io.ts';
+import { type CliIo, writeResult } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
 import { Progress } from '../render/progress.ts';
 
@@ -118,15 +118,24 @@ Examples:
           compressLevel: level === undefined ? undefined : Number(level),
         });
         if (ctx.flags.json)
-          await writeJson(io.out, {
-            destination: formatLocation(dst),
-            digest: r.digest,
-            config: image.configDigest,
-            layers: image.layers.map((l) => l.descriptor.digest),
-            blobsCopied: r.blobsCopied,
-            blobsSkipped: r.blobsSkipped,
-          });
-        else await writeLine(io.out, r.digest);
+          await writeResult(
+            dst,
+            io,
+            ctx.flags.quiet,
+            JSON.stringify(
+              {
+                destination: formatLocation(dst),
+                digest: r.digest,
+                config: image.configDigest,
+                layers: image.layers.map((l) => l.descriptor.digest),
+                blobsCopied: r.blobsCopied,
+                blobsSkipped: r.blobsSkipped,
+              },
+              null,
+              2,
+            ),
+          );
+        else await writeResult(dst, io, ctx.flags.quiet, r.digest);
       } finally {
         progress.finish();
         await image.close();

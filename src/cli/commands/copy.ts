@@ -2,11 +2,11 @@ import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
-import { parsePlatform } from '../../image/index.ts';
+import { MediaType, parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
-import { type CliIo, writeJson, writeLine } from '../io.ts';
+import { type CliIo, writeResult } from '../io.ts';
 import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
 import { Progress } from '../render/progress.ts';
 
@@ -133,9 +133,31 @@ Examples:
           onEvent: progress.onEvent,
         });
         progress.finish();
+        if (
+          (dst.transport === 'oci' || dst.transport === 'oci-archive') &&
+          (r.mediaType === MediaType.DockerManifest || r.mediaType === MediaType.DockerManifestList)
+        ) {
+          // Kept as they are (digests unchanged), but not every tool reads them from a layout.
+          ctx.warn(
+            `${formatLocation(dst)} holds a Docker ${r.mediaType === MediaType.DockerManifest ? 'schema 2 manifest' : 'manifest list'} (kept, so its digest is unchanged); skopeo 1.9 and umoci read only OCI manifests from a layout: add --format oci to convert`,
+          );
+        }
         if (ctx.flags.json)
-          await writeJson(io.out, { source: formatLocation(src), destination: formatLocation(dst), ...r });
-        else await writeLine(io.out, r.digest);
+          await writeResult(
+            dst,
+            io,
+            ctx.flags.quiet,
+            JSON.stringify(
+              {
+                source: formatLocation(src),
+                destination: formatLocation(dst),
+                ...r,
+              },
+              null,
+              2,
+            ),
+          );
+        else await writeResult(dst, io, ctx.flags.quiet, r.digest);
       } finally {
         progress.finish();
         await source.close();
