@@ -38,6 +38,9 @@ export function exportCommand(io: CliIo): Command {
           out ? writeFileAtomic(out, stream) : pipeline(stream, io.out, { end: false }),
           done,
         ]);
+        // A reader that went away (`| head`) is the cause of whatever the exporter says next.
+        if (written.status === 'rejected' && (written.reason as NodeJS.ErrnoException)?.code === 'EPIPE')
+          throw written.reason;
         if (result.status === 'rejected') throw result.reason;
         if (written.status === 'rejected') throw written.reason;
         assertComplete(result.value, out ?? 'stdout');

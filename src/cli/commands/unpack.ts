@@ -1,6 +1,10 @@
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { assertComplete, unpackRootfs } from '../../layers/index.ts';
+import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { assertComplete, type UnpackResult, unpackRootfs } from '../../layers/index.ts';
+import { ioError } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
@@ -18,7 +22,7 @@ export function unpackCommand(io: CliIo): Command {
       "unpack an image's root filesystem into a directory (whiteouts, opaque dirs, links, modes), safely",
     )
     .argument('<image>', 'docker://REF, oci:DIR[:TAG], docker-archive:FILE, dir:DIR, … or a bare reference')
-    .argument('<dir>', 'destination directory (created)')
+    .argument('<dir>', 'destination directory: new (created when complete) or empty')
     .option('--json', 'print a summary as JSON');
   withPlatformOptions(cmd);
   withCacheOptions(cmd);
@@ -36,10 +40,33 @@ Examples:
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, image, dirArg) => {
       const dest = resolve(io.cwd, dirArg);
+      let entries: string[] | undefined;
+      try {
+        entries = await readdir(dest);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(err, dest);
+      }
+      // Whiteouts and opaque directories delete: never among files that were there before.
+      if (entries && entries.length > 0)
+        throw new LadingError(
+          ErrorCode.Exists,
+          `${dest} is not empty: unpack writes into a new or empty directory`,
+          { path: dest },
+        );
       await withImage(ctx, io, image, async (sel) => {
-        const r = await unpackRootfs(sel.layers, dest, {
-          onProblem: (p) => ctx.warn(p.message),
-        });
+        // A new directory is built beside its place and renamed there once complete, so a failed
+        // unpack leaves nothing at DIR.
+        const stage = entries
+          ? dest
+          : join(dirname(dest), `.${basename(dest)}.lading-${randomBytes(4).toString('hex')}`);
+        let r: UnpackResult;
+        try {
+          r = await unpackRootfs(sel.layers, stage, { onProblem: (p) => ctx.warn(p.message) });
+          if (stage !== dest) await rename(stage, dest);
+        } catch (err) {
+          if (stage !== dest) await rm(stage, { recursive: true, force: true }).catch(() => {});
+          throw err;
+        }
         if (ctx.flags.json) await writeJson(io.out, { image: sel.instance.digest, dest, ...r });
         assertComplete(r, dest);
       });
