@@ -23,9 +23,11 @@ test('without a terminal: periodic plain lines with totals, a final line, no esc
   await new Promise((r) => setTimeout(r, 60));
   p.onEvent({ type: 'blob-done', digest: d('a'), size: 2048 });
   p.finish();
+  p.finish();
   const lines = text().trim().split('\n');
   assert.ok(lines.length >= 2, text());
   assert.match(lines.at(-1)!, /^copy: 3\.0 KiB \/ 3\.0 KiB \(2\/2 blobs/);
+  assert.doesNotMatch(lines.at(-2)!, /\(2\/2 blobs/, 'the final line once, however often finish() is called');
   assert.doesNotMatch(text(), /\x1b\[/);
 });
 

@@ -40,6 +40,7 @@ export class Progress {
   readonly #blobs = new Map<string, BlobState>();
   readonly #start = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #finished = false;
   #drawn = 0;
 
   constructor(opts: ProgressOptions) {
@@ -125,7 +126,10 @@ export class Progress {
   }
 
   /** Stops the timer and prints the final state. */
+  /** Prints the final state once; later calls do nothing. */
   finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     if (!this.#o.quiet && this.#blobs.size > 0) this.#render(true);
