@@ -91,6 +91,43 @@ describe('recompression on copy', () => {
     assert.equal(patches.length, 3);
   });
 
+  test('a streamed upload that fails (a 500 to a PATCH, a connection dropped mid-body) starts over', async () => {
+    proxy.clear();
+    proxy.addRule({ method: 'PATCH', path: /\/v2\/rc\/retry\/blobs\/uploads\//, status: 500, times: 1 });
+    proxy.addRule({
+      method: 'PATCH',
+      path: /\/v2\/rc\/retry\/blobs\/uploads\//,
+      dropRequestAfterBytes: 1000,
+      times: 1,
+    });
+    const r = await cli([
+      'copy',
+      '-q',
+      '--retry-delay',
+      '10ms',
+      `oci:${plain.dir}:latest`,
+      `docker://${proxy.host}/rc/retry:1`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const patches = proxy.log.filter((e) => e.method === 'PATCH');
+    assert.ok(
+      patches.some((e) => e.status === 500),
+      'the first PATCH failed',
+    );
+    assert.ok(
+      patches.some((e) => e.fault === 'drop'),
+      'a later PATCH lost its connection half-way through the body',
+    );
+    assert.equal(patches.length, 5, 'three layers plus the two failed attempts');
+    const m = await skopeoRaw(`docker://${reg.host}/rc/retry:1`);
+    const cfg = await skopeoConfig(`docker://${reg.host}/rc/retry:1`);
+    for (const [i, l] of m.layers.entries()) {
+      const bytes = await registryBlob('rc/retry', l.digest);
+      assert.equal(sha(bytes), l.digest);
+      assert.equal(sha(gunzipSync(bytes)), cfg.rootfs.diff_ids[i]);
+    }
+  });
+
   test('--dest-compress-format none keeps uncompressed layers as they are', async () => {
     const r = await cli([
       'copy',

@@ -24,6 +24,11 @@ export interface FaultRule {
   times?: number;
   /** Send the headers and this many body bytes, then destroy the connection. */
   dropAfterBytes?: number;
+  /**
+   * Read this many bytes of the REQUEST body (an upload), then destroy the connection without
+   * answering; nothing is forwarded.
+   */
+  dropRequestAfterBytes?: number;
   /** Answer with this status (e.g. 429, 500, 503) instead of forwarding. */
   status?: number;
   /** `Retry-After` of a `status` answer. */
@@ -132,6 +137,17 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     if (rule?.delayMs) {
       entry.fault = 'delay';
       await new Promise((r) => setTimeout(r, rule.delayMs));
+    }
+    if (rule?.dropRequestAfterBytes !== undefined) {
+      const limit = rule.dropRequestAfterBytes;
+      entry.fault = 'drop';
+      let got = 0;
+      req.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got > limit) req.socket.destroy();
+      });
+      req.on('end', () => req.socket.destroy());
+      return;
     }
     if (rule?.status) {
       entry.status = rule.status;
