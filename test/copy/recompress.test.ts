@@ -105,6 +105,8 @@ describe('recompression on copy', () => {
       '-q',
       '--retry-delay',
       '10ms',
+      // No blob-info cache: earlier tests pushed these layers, which would be mounted, not uploaded.
+      '--no-cache',
       `oci:${plain.dir}:latest`,
       `docker://${proxy.host}/rc/retry:1`,
     ]);
