@@ -1,5 +1,6 @@
 import { PassThrough, type Readable, Transform } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { ErrorCode, LadingError } from '../errors/index.ts';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -59,7 +60,7 @@ export function decompress(source: Readable, opts: { onDetect?: (c: Compression)
       c === 'gzip'
         ? createGunzip({ chunkSize: INFLATE_CHUNK })
         : createZstdDecompress({ chunkSize: INFLATE_CHUNK });
-    z.on('error', (err) => out.destroy(err));
+    z.on('error', (err) => out.destroy(decompressError(c, err)));
     target = z;
     sniff.pipe(z).pipe(out);
   };
@@ -99,7 +100,7 @@ export function decompressRing(source: AsyncIterable<Buffer>): Readable {
       out.end();
       return;
     }
-    z.on('error', (err) => out.destroy(err));
+    z.on('error', (err) => out.destroy(decompressError(kind, err)));
     z.pipe(out);
     out.once('close', () => {
       if (!z.destroyed) z.destroy();
@@ -129,4 +130,14 @@ export function decompressRing(source: AsyncIterable<Buffer>): Readable {
     // Closes the source (its file) however the pump ended.
     .finally(() => it.return?.(undefined)?.catch(() => {}));
   return out;
+}
+
+/** A decompressor's error (bad data) as a LadingError that says what could not be read. */
+function decompressError(c: Compression, err: Error): LadingError {
+  return new LadingError(
+    ErrorCode.Archive,
+    `cannot decompress a ${c} layer: ${err.message} (the layer is damaged or not ${c})`,
+    {},
+    { cause: err },
+  );
 }

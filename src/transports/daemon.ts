@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Limits, readAtMost } from '../digest/index.ts';
-import { ErrorCode, LadingError } from '../errors/index.ts';
+import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import type { Descriptor } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { dockerArchiveStream } from './docker-archive/index.ts';
@@ -63,8 +63,11 @@ function runPodman(bin: string, args: string[], input?: Readable): { stdout: Rea
     if (stderr.length < 4096) stderr += c.toString('utf8');
   });
   if (input && child.stdin) {
-    child.stdin.on('error', () => {});
-    input.pipe(child.stdin);
+    const stdin = child.stdin;
+    stdin.on('error', () => {});
+    input.pipe(stdin);
+    // A failing input must not leave the command waiting for the rest: end its input.
+    input.once('error', () => stdin.destroy());
   }
   const done = new Promise<void>((resolve, reject) => {
     child.on('error', (err) =>
@@ -102,7 +105,35 @@ export class DaemonSink implements ImageSink {
   }
 
   async writeImage(image: WholeImage, signal?: AbortSignal): Promise<void> {
-    const archive = dockerArchiveStream(archiveInputFor(image, [tagOf(this.#ref)], signal));
+    if (image.sizeHint) {
+      try {
+        await this.#load(image, true, signal);
+        return;
+      } catch (err) {
+        // A size hint that lied (a multi-member gzip): the engine got a cut archive and refused
+        // it; send it again with every layer measured first.
+        if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
+      }
+    }
+    await this.#load(image, false, signal);
+  }
+
+  /** Streams the image as a docker-archive into the engine; a failing source is the error reported. */
+  async #load(image: WholeImage, hinted: boolean, signal?: AbortSignal): Promise<void> {
+    const archive = dockerArchiveStream(archiveInputFor(image, [tagOf(this.#ref)], signal, hinted));
+    let sourceError: unknown;
+    archive.once('error', (err) => {
+      sourceError = err;
+    });
+    try {
+      await this.#send(archive);
+    } catch (err) {
+      throw sourceError ?? err;
+    }
+    if (sourceError) throw sourceError;
+  }
+
+  async #send(archive: Readable): Promise<void> {
     if (this.#engine.kind === 'podman') {
       const p = runPodman(this.#engine.bin ?? 'podman', ['load', '-q'], archive);
       p.stdout.resume();

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { requireBin, run, track, untrack } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
-import { type BuiltLayout, buildLayout, pushLayout, smallImage } from '../helpers/images.ts';
+import { type BuiltLayout, buildLayout, prng, pushLayout, smallImage } from '../helpers/images.ts';
 import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
 
 let reg: TestRegistry;
@@ -77,6 +77,42 @@ describe('container engines', () => {
     assert.ok(
       (await readFile(join(dir, image.images[0]!.configDigest.slice(7)))).equals(image.images[0]!.config),
     );
+  });
+
+  test('a gzip layer whose trailer understates its size still loads (measured after the hint fails)', async () => {
+    const members = await buildLayout({
+      layers: [
+        { entries: [{ path: 'm', content: prng('daemon-members', 200_000) }], compression: 'gzip-2' },
+        { entries: [{ path: 'n', content: 'n' }] },
+      ],
+    });
+    for (const dst of ['docker-daemon:lading-test/members:1', 'podman:lading-test/members:2']) {
+      const r = await runCli(['copy', '-q', `oci:${members.dir}:${members.tag}`, dst], { env: env() });
+      assert.equal(r.code, 0, `${dst}: ${r.stderr}`);
+      const name = dst.endsWith(':1') ? 'docker.io/lading-test/members:1' : 'docker.io/lading-test/members:2';
+      assert.equal(`sha256:${await inspectConfig(name)}`, members.images[0]!.configDigest);
+    }
+  });
+
+  test('a source that fails half-way is the error reported, and podman is not left waiting', async () => {
+    // A layer blob damaged in a copy of the layout: the digest check fails while streaming.
+    const broken = join(work, 'broken');
+    await cp(image.dir, broken, { recursive: true });
+    const layer = image.images[0]!.layers[0]!;
+    const path = join(broken, 'blobs', 'sha256', layer.digest.slice(7));
+    const bytes = await readFile(path);
+    bytes[bytes.length - 20]! ^= 0xff;
+    await writeFile(path, bytes);
+    for (const dst of ['podman:lading-test/broken:1', 'docker-daemon:lading-test/broken:2']) {
+      const r = await runCli(['copy', '-q', `oci:${broken}:${image.tag}`, dst], { env: env() });
+      assert.notEqual(r.code, 0, dst);
+      assert.match(
+        r.stderr,
+        /^lading: error: (digest mismatch|cannot decompress a gzip layer: .* damaged)/m,
+        dst,
+      );
+      assert.doesNotMatch(r.stderr, /cannot reach the container engine/, dst);
+    }
   });
 
   test('a missing image is a clear error', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -98,6 +98,23 @@ const cases: [string, ImageSpec][] = [
 ];
 
 describe('docker-archive byte-identical to skopeo', () => {
+  test('lading copy to docker-archive: a damaged layer read ahead fails cleanly and leaves no file', async () => {
+    const lay = await buildLayout(smallImage('damaged-ahead'));
+    const broken = join(await mkdtemp(join(tmpdir(), 'lading-damaged-')), 'layout');
+    await cp(lay.dir, broken, { recursive: true });
+    // The second layer is decompressed while the first is written: its failure comes early.
+    const layer = lay.images[0]!.layers[1]!;
+    const path = join(broken, 'blobs', 'sha256', layer.digest.slice(7));
+    const bytes = await readFile(path);
+    bytes[bytes.length - 20]! ^= 0xff;
+    await writeFile(path, bytes);
+    const out = join(broken, '..', 'a.tar');
+    const r = await runCli(['copy', '-q', `oci:${broken}:${lay.tag}`, `docker-archive:${out}:x:1`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^lading: error: (digest mismatch|cannot decompress a gzip layer: .* damaged)/m);
+    assert.equal(existsSync(out), false, 'no archive left');
+  });
+
   for (const [what, compression] of [
     ['gzip layers (sizes from their trailers)', 'gzip'],
     ['a gzip layer in two members (its trailer understates the size: measured instead)', 'gzip-2'],

@@ -139,6 +139,8 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
   const openAhead = (l: ArchiveLayer): Promise<Readable> => {
     const p = l.open().then((s) => {
       const buf = new PassThrough({ highWaterMark: READ_AHEAD });
+      // Failing while read ahead, before anyone listens: kept in `buf.errored` for its turn.
+      buf.on('error', () => {});
       s.once('error', (err) => buf.destroy(err));
       return s.pipe(buf);
     });
@@ -154,6 +156,7 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
     yield file(`${digestHex(l.diffId)}.tar`, size);
     const v = new VerifyStream({ digest: l.diffId, size, source: `layer ${l.diffId} (uncompressed)` });
     const src = await next!;
+    if (src.errored) throw src.errored;
     next = unique[i + 1] ? openAhead(unique[i + 1]!) : undefined;
     src.once('error', (err) => v.destroy(err));
     for await (const c of src.pipe(v)) yield c as Buffer;
