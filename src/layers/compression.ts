@@ -22,7 +22,10 @@ export function detectCompression(head: Uint8Array): Compression {
  * Decompresses a layer stream, choosing gzip, zstd or nothing from its first bytes. Errors of the
  * source (a digest mismatch raised at its end) reach the output.
  */
-export function decompress(source: Readable, opts: { onDetect?: (c: Compression) => void } = {}): Readable {
+export function decompress(
+  source: Readable,
+  opts: { onDetect?: (c: Compression) => void; what?: string } = {},
+): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   let head = Buffer.alloc(0);
   let target: NodeJS.WritableStream | undefined;
@@ -60,7 +63,7 @@ export function decompress(source: Readable, opts: { onDetect?: (c: Compression)
       c === 'gzip'
         ? createGunzip({ chunkSize: INFLATE_CHUNK })
         : createZstdDecompress({ chunkSize: INFLATE_CHUNK });
-    z.on('error', (err) => out.destroy(decompressError(c, err)));
+    z.on('error', (err) => out.destroy(decompressError(c, err, opts.what)));
     target = z;
     sniff.pipe(z).pipe(out);
   };
@@ -133,10 +136,10 @@ export function decompressRing(source: AsyncIterable<Buffer>): Readable {
 }
 
 /** A decompressor's error (bad data) as a LadingError that says what could not be read. */
-function decompressError(c: Compression, err: Error): LadingError {
+function decompressError(c: Compression, err: Error, what = `a ${c} layer`): LadingError {
   return new LadingError(
     ErrorCode.Archive,
-    `cannot decompress a ${c} layer: ${err.message} (the layer is damaged or not ${c})`,
+    `cannot decompress ${what}: ${err.message} (damaged, or not ${c})`,
     {},
     { cause: err },
   );

@@ -190,7 +190,7 @@ class Exporter {
   }
 
   async #open(li: number): Promise<Readable> {
-    return decompress(await this.#layers[li]!.open({ signal: this.#opts.signal }));
+    return decompress(await this.#layers[li]!.open({ signal: this.#opts.signal }), { what: this.#where(li) });
   }
 
   async #layer(li: number): Promise<void> {

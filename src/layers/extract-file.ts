@@ -157,7 +157,7 @@ export async function extractPaths(
       },
     });
     raw.once('error', (err) => count.destroy(err));
-    return decompress(raw.pipe(count));
+    return decompress(raw.pipe(count), { what: `layer ${i} (${layers[i]!.digest})` });
   };
   try {
     const pending = new Set(wants.map((w) => w.norm));

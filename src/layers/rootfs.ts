@@ -113,7 +113,7 @@ export async function unpackRootfs(
     const layer = layers[li]!;
     const createdHere = new Set<string>();
     const where = `layer ${li} (${layer.digest})`;
-    const stream = decompress(await layer.open({ signal: opts.signal }));
+    const stream = decompress(await layer.open({ signal: opts.signal }), { what: where });
     for await (const e of readTar(stream, where)) {
       const raw = e.rawName;
       const rel = e.name;

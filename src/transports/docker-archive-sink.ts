@@ -29,7 +29,7 @@ export function archiveInputFor(
       diffId: diffIds[i]!,
       // Sizes the layers claim (checked while streaming) spare a measuring pass over every layer.
       sizeHint: hinted && image.sizeHint ? () => image.sizeHint!(d, signal) : undefined,
-      open: async () => decompress(await image.blob(d, { signal })),
+      open: async () => decompress(await image.blob(d, { signal }), { what: `layer ${d.digest}` }),
     })),
     repoTags,
     signal,

@@ -111,7 +111,10 @@ describe('docker-archive byte-identical to skopeo', () => {
     const out = join(broken, '..', 'a.tar');
     const r = await runCli(['copy', '-q', `oci:${broken}:${lay.tag}`, `docker-archive:${out}:x:1`]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^lading: error: (digest mismatch|cannot decompress a gzip layer: .* damaged)/m);
+    assert.match(
+      r.stderr,
+      /^lading: error: (digest mismatch|cannot decompress layer sha256:[0-9a-f]{64}: .*damaged)/m,
+    );
     assert.equal(existsSync(out), false, 'no archive left');
   });
 
