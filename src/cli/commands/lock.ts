@@ -14,7 +14,7 @@ import {
   writeLock,
 } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
-import { writeFileAtomic } from '../../util/index.ts';
+import { mapLimit, writeFileAtomic } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
@@ -120,18 +120,27 @@ export function lockCommand(io: CliIo): Command {
     action<LockFlags, [string[]]>(io, async (ctx, names) => {
       const file = await readLock(lockPath(ctx, io));
       const targets = names.length ? names : Object.keys(file.images).sort();
-      let changed = 0;
-      for (const name of targets) {
+      const entries = targets.map((name) => {
         const e = file.images[name];
         if (!e)
           throw new LadingError(
             ErrorCode.NotFound,
             `no entry ${JSON.stringify(name)} in ${lockPath(ctx, io)}`,
           );
+        return e;
+      });
+      // Every tag is HEAD-checked at once (a few at a time); only what moved is fetched again.
+      const heads = await mapLimit(entries, 8, async (e) => {
         const ref = parseReference(e.source);
         const head = await ctx.pool().forRef(ref).headManifest(ref);
         if (!head)
           throw new LadingError(ErrorCode.NotFound, `${e.source} no longer exists`, { ref: e.source });
+        return head;
+      });
+      let changed = 0;
+      for (const [i, name] of targets.entries()) {
+        const e = entries[i]!;
+        const head = heads[i]!;
         const top = e.indexDigest ?? e.instanceDigest;
         if (head.digest && head.digest === top) {
           await writeLine(io.out, `${name}: unchanged (${e.imageDigest})`);
