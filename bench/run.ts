@@ -2,7 +2,8 @@
  * `npm run bench`: lading against the peer tools on the same machine, in the same run, against the
  * same local registry. Prints medians and ratios (lading time / peer time; below 1 is faster).
  *
- * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 3).
+ * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 3),
+ * BENCH_FLAT=0 to skip the peak-memory check on an image three times as large.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -252,9 +253,44 @@ async function main(): Promise<void> {
       ),
     );
     console.log('\nratio = lading time / peer time (lower is better); RSS is the peak of any run');
+    // Memory must not grow with the image: the same commands on an image three times as large.
+    const flat: { command: string; sizeMiB: number; maxRssMiB: number }[] = [];
+    if (process.env.BENCH_FLAT !== '0') {
+      const large = await buildLayout(bigImage(SIZE_MIB * 3), '1');
+      await pushLayout(large, reg, 'bench/large:1');
+      for (const [command, cmd] of [
+        [
+          'prefetch',
+          (img: string, d: string) =>
+            `${lading} prefetch --quiet --cache-dir ${d} ${reg.host}/bench/${img} 1`,
+        ],
+        [
+          'copy registry→oci',
+          (img: string, d: string) => `${lading} copy -q --no-cache ${reg.host}/bench/${img}:1 oci:${d}/o:1`,
+        ],
+        [
+          'unpack',
+          (img: string, d: string) => `${lading} unpack -q --no-cache ${reg.host}/bench/${img}:1 ${d}/rootfs`,
+        ],
+      ] as const) {
+        for (const [img, size] of [
+          ['big', SIZE_MIB],
+          ['large', SIZE_MIB * 3],
+        ] as const) {
+          let peak = 0;
+          for (let i = 0; i < RUNS; i++)
+            peak = Math.max(peak, (await timed(`${cmd(img, await fresh())} >/dev/null`)).maxRssMiB);
+          flat.push({ command, sizeMiB: size, maxRssMiB: peak });
+        }
+        const [a, b] = flat.slice(-2);
+        console.log(
+          `peak RSS ${command.padEnd(20)} ${a!.sizeMiB} MiB image: ${a!.maxRssMiB.toFixed(0)} MiB   ${b!.sizeMiB} MiB image: ${b!.maxRssMiB.toFixed(0)} MiB`,
+        );
+      }
+    }
     await writeFile(
       join(root, 'bench', 'last-run.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), sizeMiB: SIZE_MIB, runs: RUNS, rows }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), sizeMiB: SIZE_MIB, runs: RUNS, rows, flat }, null, 2)}\n`,
     ).catch(() => {});
   } finally {
     await reg.stop();
