@@ -14,7 +14,7 @@ import {
   verifyBytes,
 } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
-import { ioError } from '../util/index.ts';
+import { holdTemp, ioError } from '../util/index.ts';
 
 /** The on-disk format version, part of every path so a new format never misreads an old one. */
 export const CACHE_FORMAT = 'v1';
@@ -221,7 +221,9 @@ export class BlobCache {
   ): Promise<void> {
     const path = this.pathFor(digest);
     const dir = join(path, '..');
-    const tmp = join(dir, `.${digestHex(digest)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const tmp = holdTemp(
+      join(dir, `.${digestHex(digest)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`),
+    );
     try {
       await mkdir(dir, { recursive: true });
       const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });

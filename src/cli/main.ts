@@ -1,7 +1,7 @@
 import { CommanderError } from 'commander';
 import { isLadingError } from '../errors/index.ts';
 
-export { keepBufferMemoryLow } from '../util/index.ts';
+export { keepBufferMemoryLow, removeHeldTemps } from '../util/index.ts';
 
 import { ExitCode, exitCodeFor } from './exit-codes.ts';
 import { type CliIo, processIo } from './io.ts';

@@ -10,6 +10,7 @@ import type { Digest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType } from '../image/index.ts';
 import { type Compression, decompress, parallelGzip } from '../layers/index.ts';
+import { holdTemp } from '../util/index.ts';
 
 /** The compression a layer media type declares, or undefined for a type that is not a layer tar. */
 export function layerCompression(mediaType: string): Compression | undefined {
@@ -75,7 +76,7 @@ export class Staging {
   #n = 0;
 
   #root(): Promise<string> {
-    this.#dir ??= mkdtemp(join(tmpdir(), 'lading-recompress-'));
+    this.#dir ??= mkdtemp(join(tmpdir(), 'lading-recompress-')).then(holdTemp);
     return this.#dir;
   }
 

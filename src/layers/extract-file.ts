@@ -4,6 +4,7 @@ import { basename, dirname, join, posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { holdTemp } from '../util/index.ts';
 import { decompress } from './compression.ts';
 import { unpackRootfs } from './rootfs.ts';
 import { type EntryType, hasDotDot, normaliseEntryName, readTar } from './tar-read.ts';
@@ -145,7 +146,7 @@ export async function extractPaths(
   );
   const single = wants.length === 1 && !destIsDir;
   if (!single) await mkdir(opts.dest, { recursive: true });
-  const staging = await mkdtemp(join(single ? dirname(opts.dest) : opts.dest, '.lading-extract-'));
+  const staging = holdTemp(await mkdtemp(join(single ? dirname(opts.dest) : opts.dest, '.lading-extract-')));
   const captured = new Map<string, string>();
   const open = async (i: number) => {
     result.layersOpened++;

@@ -10,6 +10,7 @@ import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import type { Descriptor } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
+import { holdTemp } from '../util/index.ts';
 import { dockerArchiveStream } from './docker-archive/index.ts';
 import { archiveInputFor } from './docker-archive-sink.ts';
 import { DockerArchiveSource } from './docker-archive-source.ts';
@@ -207,7 +208,7 @@ export class DaemonSource implements ImageSource {
 
   #load(): Promise<DockerArchiveSource> {
     this.#inner ??= (async () => {
-      this.#dir = await mkdtemp(join(tmpdir(), 'lading-daemon-'));
+      this.#dir = holdTemp(await mkdtemp(join(tmpdir(), 'lading-daemon-')));
       const file = join(this.#dir, 'image.tar');
       const name = tagOf(this.#ref);
       if (this.#engine.kind === 'podman') {

@@ -10,6 +10,7 @@ import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType, parseConfig } from '../image/index.ts';
 import { INFLATE_CHUNK } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
+import { holdTemp } from '../util/index.ts';
 import { verified } from './files.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
 import type { ImageSource, RawManifest } from './transport.ts';
@@ -61,7 +62,7 @@ export class DockerArchiveSource implements ImageSource {
     let path = this.#path;
     if (path === '-') {
       if (!this.#stdin) throw new LadingError(ErrorCode.BadArgument, 'docker-archive:- needs standard input');
-      const dir = await mkdtemp(join(tmpdir(), 'lading-stdin-'));
+      const dir = holdTemp(await mkdtemp(join(tmpdir(), 'lading-stdin-')));
       this.#spool = dir;
       path = join(dir, 'archive.tar');
       await pipeline(this.#stdin, createWriteStream(path));

@@ -8,7 +8,7 @@ import tar from 'tar-stream';
 import { type Digest, digestAlgorithm, digestHex, Limits, readAtMost, verifyBytes } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
-import { tempPathFor } from '../util/index.ts';
+import { holdTemp, tempPathFor } from '../util/index.ts';
 import { verified } from './files.ts';
 import { OciLayoutSink } from './oci-layout.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
@@ -40,7 +40,7 @@ export class OciArchiveSource implements ImageSource {
       if (this.#path === '-') {
         // A tar is read by seeking to its members: standard input is kept in a temp file first.
         if (!this.#stdin) throw new LadingError(ErrorCode.BadArgument, 'oci-archive:- needs standard input');
-        this.#spool = await mkdtemp(join(tmpdir(), 'lading-stdin-'));
+        this.#spool = holdTemp(await mkdtemp(join(tmpdir(), 'lading-stdin-')));
         this.#file = join(this.#spool, 'archive.tar');
         await pipeline(this.#stdin, createWriteStream(this.#file));
       }
@@ -144,7 +144,7 @@ export class OciArchiveSink implements ImageSink {
             path: this.#path,
           });
       }
-      this.#stage = await mkdtemp(join(tmpdir(), 'lading-oci-archive-'));
+      this.#stage = holdTemp(await mkdtemp(join(tmpdir(), 'lading-oci-archive-')));
       this.#layout = new OciLayoutSink(join(this.#stage, 'layout'), this.#tag);
     }
     return this.#layout;

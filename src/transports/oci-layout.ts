@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { type Digest, digestAlgorithm, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
-import { writeFileAtomic } from '../util/index.ts';
+import { holdTemp, releaseTemp, writeFileAtomic } from '../util/index.ts';
 import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
@@ -132,7 +132,12 @@ export class OciLayoutSink implements ImageSink {
           { path: this.root },
         );
       }
-      if (!entries) this.#created = true;
+      if (!entries) {
+        this.#created = true;
+        // Made by this copy: an interrupted command removes it (a killed one leaves a layout
+        // without index.json, which the same command, run again, completes).
+        holdTemp(this.root);
+      }
       await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
       // Mark the directory as a layout at once, so a copy killed half-way can simply be rerun.
       if (!entries?.includes('oci-layout')) await writeFile(join(this.root, 'oci-layout'), LAYOUT_FILE);
@@ -195,6 +200,7 @@ export class OciLayoutSink implements ImageSink {
     if (index.annotations) out.annotations = index.annotations;
     await writeFile(join(this.root, 'oci-layout'), LAYOUT_FILE);
     await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(out));
+    releaseTemp(this.root);
   }
 
   async abort(): Promise<void> {

@@ -5,10 +5,16 @@ import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
+import { holdTemp } from './temp-paths.ts';
 
-/** A temp file name beside `path`, so the final rename stays on one file system. */
+/**
+ * A temp file name beside `path`, so the final rename stays on one file system. It is held (see
+ * holdTemp): an interrupted command removes it.
+ */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  return holdTemp(
+    join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`),
+  );
 }
 
 export interface AtomicWriteOptions {

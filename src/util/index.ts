@@ -2,3 +2,4 @@ export { type AtomicWriteOptions, ioError, tempPathFor, writeFileAtomic } from '
 export { Limiter, mapLimit } from './limiter.ts';
 export { keepBufferMemoryLow } from './memory.ts';
 export { redactHeaders, redactUrl, scrubSecrets } from './redact.ts';
+export { holdTemp, releaseTemp, removeHeldTemps } from './temp-paths.ts';

@@ -15,6 +15,7 @@ import {
   renderNix2Container,
 } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
+import { holdTemp } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
@@ -108,7 +109,8 @@ Examples:
       else platform = parsePlatform(`${f.os ?? 'linux'}/${normaliseArch(f.arch ?? 'amd64')}`);
       const root = cacheRoot(f, io);
       // Hashing reads blobs more than once, so --no-cache still stages them, in a temp dir.
-      const scratch = f.cache === false ? await mkdtemp(join(tmpdir(), 'lading-prefetch-')) : undefined;
+      const scratch =
+        f.cache === false ? holdTemp(await mkdtemp(join(tmpdir(), 'lading-prefetch-'))) : undefined;
       const cache = new BlobCache(scratch ?? root);
       const index = scratch ? undefined : new IndexStore(root);
       try {

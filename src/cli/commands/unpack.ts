@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { assertComplete, type UnpackResult, unpackRootfs } from '../../layers/index.ts';
-import { ioError } from '../../util/index.ts';
+import { holdTemp, ioError } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
@@ -58,7 +58,7 @@ Examples:
         // unpack leaves nothing at DIR.
         const stage = entries
           ? dest
-          : join(dirname(dest), `.${basename(dest)}.lading-${randomBytes(4).toString('hex')}`);
+          : holdTemp(join(dirname(dest), `.${basename(dest)}.lading-${randomBytes(4).toString('hex')}`));
         let r: UnpackResult;
         try {
           r = await unpackRootfs(sel.layers, stage, { onProblem: (p) => ctx.warn(p.message) });

@@ -1,0 +1,31 @@
+import { rmSync } from 'node:fs';
+
+/** Temporary files and directories this process made and has not removed or renamed yet. */
+const held = new Set<string>();
+
+/**
+ * Remembers a temporary file or directory, so that an interrupted command (Ctrl-C, SIGTERM)
+ * removes it instead of leaving it beside the user's files. Returns `path`. Paths renamed into
+ * place need no release: the name no longer exists.
+ */
+export function holdTemp(path: string): string {
+  held.add(path);
+  return path;
+}
+
+/** Forgets a temporary path (it was removed or renamed). */
+export function releaseTemp(path: string): void {
+  held.delete(path);
+}
+
+/** Removes every temporary path still held, synchronously (for signal handlers). */
+export function removeHeldTemps(): void {
+  for (const path of held) {
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // best effort: the process is going away
+    }
+  }
+  held.clear();
+}
