@@ -71,16 +71,16 @@ export class DockerArchiveSink implements ImageSink {
         path: this.#path,
       });
     if (!image.sizeHint) {
-      await writeDockerArchive(input, this.#path);
+      await writeDockerArchive(input, this.#path, { hash: false });
       return;
     }
     try {
-      await writeDockerArchive(archiveInputFor(image, tags, signal, true), this.#path);
+      await writeDockerArchive(archiveInputFor(image, tags, signal, true), this.#path, { hash: false });
     } catch (err) {
       // A size hint that lied (a multi-member gzip, a layer over 4 GiB): nothing was written;
       // measure the layers instead.
       if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
-      await writeDockerArchive(input, this.#path);
+      await writeDockerArchive(input, this.#path, { hash: false });
     }
   }
 

@@ -211,16 +211,21 @@ export async function dockerArchiveHash(
   return { sha256: `sha256:${h.digest('hex')}` as Digest, size };
 }
 
-/** Writes the archive to `path` atomically (nothing is left there on failure; an existing file is refused). */
+/**
+ * Writes the archive to `path` atomically (nothing is left there on failure; an existing file is
+ * refused) and returns its sha256 and size; `hash: false` skips hashing it (the digest is then
+ * empty), for writers that only want the file.
+ */
 export async function writeDockerArchive(
   input: DockerArchiveInput,
   path: string,
+  opts: { hash?: boolean } = {},
 ): Promise<{ sha256: Digest; size: number }> {
-  const h = createHash('sha256');
+  const h = opts.hash === false ? undefined : createHash('sha256');
   let size = 0;
   const tee = async function* (): AsyncGenerator<Buffer> {
     for await (const c of dockerArchiveChunks(input)) {
-      h.update(c);
+      h?.update(c);
       size += c.length;
       yield c;
     }
@@ -232,5 +237,5 @@ export async function writeDockerArchive(
         : new LadingError(ErrorCode.Io, `cannot write ${path}: ${(err as Error).message}`, { path });
     },
   );
-  return { sha256: `sha256:${h.digest('hex')}` as Digest, size };
+  return { sha256: (h ? `sha256:${h.digest('hex')}` : '') as Digest, size };
 }
