@@ -5,7 +5,12 @@ import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { parseConfig } from '../image/index.ts';
 import { decompress } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
-import { type DockerArchiveInput, dockerArchiveStream, writeDockerArchive } from './docker-archive/index.ts';
+import {
+  type DockerArchiveInput,
+  dockerArchiveStream,
+  writeDockerArchive,
+  writeDockerArchiveParallel,
+} from './docker-archive/index.ts';
 import type { ImageSink, RawManifest, WholeImage } from './transport.ts';
 
 /** Builds the archive writer's input from a whole image (layers decompressed on the fly). */
@@ -75,7 +80,10 @@ export class DockerArchiveSink implements ImageSink {
       return;
     }
     try {
-      await writeDockerArchive(archiveInputFor(image, tags, signal, true), this.#path, { hash: false });
+      // Sizes known from the hints: the layers are written side by side into their places.
+      const hinted = archiveInputFor(image, tags, signal, true);
+      if (!(await writeDockerArchiveParallel(hinted, this.#path)))
+        await writeDockerArchive(hinted, this.#path, { hash: false });
     } catch (err) {
       // A size hint that lied (a multi-member gzip, a layer over 4 GiB): nothing was written;
       // measure the layers instead.

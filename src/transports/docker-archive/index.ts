@@ -8,4 +8,5 @@ export {
   legacyMetadata,
   measureLayers,
   writeDockerArchive,
+  writeDockerArchiveParallel,
 } from './writer.ts';
