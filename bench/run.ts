@@ -6,7 +6,7 @@
  * BENCH_FLAT=0 to skip the peak-memory check on an image three times as large.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBin } from '../test/helpers/bins.ts';
@@ -17,7 +17,19 @@ import { startRegistry } from '../test/helpers/registry.ts';
 const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 200);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const root = join(import.meta.dirname, '..');
-const lading = join(root, 'bin', 'lading');
+/** The CLI as it is installed (bin/lading and the bundled dist/cli.mjs, see scripts/bundle.ts). */
+let lading = join(root, 'bin', 'lading');
+
+async function installedCli(dir: string): Promise<string> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await copyFile(join(root, 'bin', 'lading'), join(dir, 'bin', 'lading'));
+  await copyFile(join(root, 'package.json'), join(dir, 'package.json'));
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.ts'), join(dir, 'dist', 'cli.mjs')], {
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) throw new Error('bundling the CLI failed');
+  return join(dir, 'bin', 'lading');
+}
 
 interface Timing {
   seconds: number;
@@ -148,10 +160,13 @@ async function rebuildRepush(work: string, registry: string, env: NodeJS.Process
 
 async function main(): Promise<void> {
   for (const b of ['docker-registry', 'skopeo', 'umoci', 'nix-hash', 'nix-store']) requireBin(b);
-  console.log(`lading bench: ${SIZE_MIB} MiB image, ${RUNS} runs each, medians; node ${process.version}`);
+  console.log(
+    `lading bench: ${SIZE_MIB} MiB image, ${RUNS} runs each, medians; node ${process.version}; the installed CLI (bundled)`,
+  );
   const reg = await startRegistry({ auth: 'none' });
   const work = await mkdtemp(join(tmpdir(), 'lading-bench-'));
   try {
+    lading = await installedCli(join(work, 'pkg'));
     const t0 = Date.now();
     const layout = await bigLayout();
     await pushLayout(layout, reg, 'bench/big:1');
