@@ -30,6 +30,13 @@ export interface TarPathOptions {
   /** Rewrites each source path into its destination name (Go `ReplaceAllString`); `""` drops it. */
   rewrite?: { regex: string; repl: string };
   perms?: PermRule[];
+  /**
+   * How matching `perms` rules combine. `strict` (lading build): each field from the one rule
+   * that sets it, two rules setting one field differently are an error. `nix2container` (its
+   * image.json): every matching rule applies in order, each setting uid and gid (0 when absent)
+   * and mode, uname, gname when given, so later rules win (nix2container `appendFileToTar`).
+   */
+  permsStyle?: 'strict' | 'nix2container';
 }
 
 /** One input path (a store path, a directory placed at `/`, a file). */
@@ -98,6 +105,7 @@ function compile(regex: string, where: string | undefined, flags = ''): RegExp {
 interface Compiled {
   rewrite?: { re: RegExp; repl: string };
   perms: { re: RegExp; rule: PermRule }[];
+  lastWins: boolean;
 }
 
 function compileOptions(p: TarPath): Compiled {
@@ -107,12 +115,24 @@ function compileOptions(p: TarPath): Compiled {
       ? { re: compile(o.rewrite.regex, p.where, 'g'), repl: jsReplacement(o.rewrite.repl) }
       : undefined,
     perms: (o.perms ?? []).map((rule) => ({ re: compile(rule.regex, rule.where ?? p.where), rule })),
+    lastWins: o.permsStyle === 'nix2container',
   };
 }
 
 const PERM_FIELDS = ['mode', 'uid', 'gid', 'uname', 'gname'] as const;
 
 function applyPerms(c: Compiled, source: string, e: Entry): void {
+  if (c.lastWins) {
+    for (const { re, rule } of c.perms) {
+      if (!re.test(source)) continue;
+      e.uid = rule.uid ?? 0;
+      e.gid = rule.gid ?? 0;
+      if (rule.uname !== undefined && rule.uname !== '') e.uname = rule.uname;
+      if (rule.gname !== undefined && rule.gname !== '') e.gname = rule.gname;
+      if (rule.mode !== undefined) e.mode = rule.mode;
+    }
+    return;
+  }
   const set: Partial<Record<(typeof PERM_FIELDS)[number], { v: unknown; where?: string }>> = {};
   for (const { re, rule } of c.perms) {
     if (!re.test(source)) continue;
@@ -175,7 +195,8 @@ function insert(root: Node, dest: string, e: Entry, where: string | undefined): 
   if (!node.entry && node.children.size > 0 && e.kind !== '5') {
     throw specError(where, `${e.source} goes to ${node.name}, which is a directory in this layer`, dest);
   }
-  node.entry ??= e;
+  // The later input wins (same type, mode, size and owner; nix2container keeps the last too).
+  node.entry = e;
 }
 
 async function walk(root: Node, p: TarPath, c: Compiled, source: string, cwd: string): Promise<void> {
@@ -214,7 +235,9 @@ async function walk(root: Node, p: TarPath, c: Compiled, source: string, cwd: st
   }
   if (dest !== '') insert(root, dest, e, p.where);
   if (kind === '5') {
-    const names = await readdir(abs);
+    // Byte order, as Go's filepath.Walk: which of two sources rewritten to one name comes last
+    // must not depend on the file system's order.
+    const names = (await readdir(abs)).sort(byBytes);
     for (const name of names) {
       await walk(root, p, c, source.endsWith('/') ? `${source}${name}` : `${source}/${name}`, cwd);
     }

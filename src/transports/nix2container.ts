@@ -83,9 +83,10 @@ function goHistory(h: Obj | undefined): GoStruct {
 function perm(v: unknown, file: string, at: string): PermRule {
   if (!isObj(v) || typeof v.regex !== 'string') throw bad(file, at, 'a perms entry needs a regex');
   const rule: PermRule = { regex: v.regex, where: `${file}: ${at}` };
-  if (v.mode !== undefined) {
-    const m = typeof v.mode === 'string' ? Number.parseInt(v.mode, 8) : v.mode;
-    if (typeof m !== 'number' || !Number.isInteger(m)) throw bad(file, `${at}.mode`, 'not a mode');
+  // Go writes every field: `"mode": ""` is a rule that leaves the mode alone (Sscanf "%o").
+  if (v.mode !== undefined && v.mode !== '') {
+    const m = typeof v.mode === 'string' && /^[0-7]+$/.test(v.mode) ? Number.parseInt(v.mode, 8) : v.mode;
+    if (typeof m !== 'number' || !Number.isInteger(m) || m < 0) throw bad(file, `${at}.mode`, 'not a mode');
     rule.mode = m;
   }
   if (typeof v.uid === 'number') rule.uid = v.uid;
@@ -165,7 +166,12 @@ export class Nix2containerSource implements ImageSource {
           if (!isObj(p) || typeof p.path !== 'string') throw bad(file, pat, 'needs a path');
           const o = isObj(p.options) ? p.options : {};
           const tp: TarPath = { path: p.path, where: `${this.name}: ${pat}` };
-          const rw = isObj(o.rewrite) && typeof o.rewrite.regex === 'string' ? o.rewrite : undefined;
+          // Go writes `"rewrite": {"regex": "", "repl": ""}` when there is none; it applies only a
+          // non-empty regex.
+          const rw =
+            isObj(o.rewrite) && typeof o.rewrite.regex === 'string' && o.rewrite.regex !== ''
+              ? o.rewrite
+              : undefined;
           const perms = Array.isArray(o.perms)
             ? o.perms.map((x, k) => perm(x, file, `${pat}.options.perms[${k}]`))
             : [];
@@ -173,6 +179,7 @@ export class Nix2containerSource implements ImageSource {
             tp.options = {
               ...(rw ? { rewrite: { regex: String(rw.regex), repl: String(rw.repl ?? '') } } : {}),
               perms,
+              permsStyle: 'nix2container',
             };
           return tp;
         });

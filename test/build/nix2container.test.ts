@@ -155,3 +155,169 @@ test('nix2container: locations parse and print', async () => {
   assert.equal(formatLocation(loc), 'nix2container:/nix/store/x-image.json');
   assert.throws(() => parseLocation('nix2container:'), /needs the image.json path/);
 });
+
+/** sha256 and size of a layer as lading's writer makes it (pinned to nix2container's by the upstream vectors). */
+async function tarDigest(
+  paths: Parameters<typeof reproducibleTar>[0],
+): Promise<{ digest: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of reproducibleTar(paths)) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { digest: `sha256:${h.digest('hex')}`, size };
+}
+
+describe('nix2container:IMAGE.json with real store paths, written as nix2container writes it', () => {
+  test('Go field set and order, perms applied in order (later rules win, uid/gid always), gzip layer-path', async () => {
+    requireBin('skopeo');
+    requireBin('umoci');
+    const { nix } = await import('../helpers/nix.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'lading-n2c-real-'));
+    const hello = join(dir, 'lading-n2c-hello');
+    await mkdir(join(hello, 'bin'), { recursive: true });
+    await mkdir(join(hello, 'share'), { recursive: true });
+    await writeFile(join(hello, 'bin/hello'), '#!/bin/sh\necho hello from the store\n');
+    await chmod(join(hello, 'bin/hello'), 0o755);
+    await writeFile(join(hello, 'share/doc.txt'), 'docs\n');
+    const lib = join(dir, 'lading-n2c-lib');
+    await mkdir(join(lib, 'lib'), { recursive: true });
+    await writeFile(join(lib, 'lib/libfoo.so'), 'not really a library\n');
+    const helloPath = await nix('nix-store', ['--add', hello]);
+    const libPath = await nix('nix-store', ['--add', lib]);
+    assert.match(helloPath, /^\/nix\/store\/[0-9a-z]{32}-lading-n2c-hello$/);
+
+    // layers.json `paths` as Go marshals types.Path: `options` only with perms or rewrites, and
+    // then every field (rewrite is a struct, so never omitted; Perm fields have no omitempty).
+    const helloPaths = [
+      {
+        path: helloPath,
+        options: {
+          rewrite: { regex: '', repl: '' },
+          perms: [
+            { regex: '.*', mode: '0700', uid: 1000, gid: 100, uname: 'app', gname: 'users' },
+            { regex: 'bin/hello$', mode: '', uid: 0, gid: 0, uname: '', gname: '' },
+          ],
+        },
+      },
+    ];
+    const helloLayer = await tarDigest([
+      {
+        path: helloPath,
+        options: {
+          perms: [
+            { regex: '.*', mode: 0o700, uid: 1000, gid: 100, uname: 'app', gname: 'users' },
+            { regex: 'bin/hello$', uid: 0, gid: 0 },
+          ],
+          permsStyle: 'nix2container',
+        },
+      },
+    ]);
+    const libLayer = await tarDigest([{ path: libPath }]);
+    // A pulled (or non-reproducible) layer: gzip of a tar(1) archive; digest and diff ID by sha256sum.
+    await mkdir(join(dir, 'etc-src/etc'), { recursive: true });
+    await writeFile(join(dir, 'etc-src/etc/os-release'), 'NAME=pulled\n');
+    const plainTar = join(dir, 'base.tar');
+    await run('tar', ['-C', join(dir, 'etc-src'), '-cf', plainTar, 'etc']);
+    const diffId = await sha256sum(plainTar);
+    await run('gzip', ['-n', '-k', plainTar]);
+    const gzLayer = `${plainTar}.gz`;
+    const gzDigest = await sha256sum(gzLayer);
+    const history = { created_by: 'nix2container' };
+    const image = {
+      version: 1,
+      'image-config': { Env: ['PATH=/bin'], Entrypoint: [`${helloPath}/bin/hello`], WorkingDir: '/' },
+      layers: [
+        {
+          digest: gzDigest,
+          size: 0,
+          diff_ids: diffId,
+          mediatype: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          'layer-path': gzLayer,
+          History: { created_by: 'pulled', comment: 'base' },
+        },
+        {
+          digest: libLayer.digest,
+          size: libLayer.size,
+          diff_ids: libLayer.digest,
+          paths: [{ path: libPath }],
+          mediatype: 'application/vnd.oci.image.layer.v1.tar',
+          History: history,
+        },
+        {
+          digest: helloLayer.digest,
+          size: helloLayer.size,
+          diff_ids: helloLayer.digest,
+          paths: helloPaths,
+          mediatype: 'application/vnd.oci.image.layer.v1.tar',
+          History: history,
+        },
+      ],
+      arch: 'arm64',
+      created: '1970-01-01T00:00:01Z',
+    };
+    // json.MarshalIndent(image, "", "\t"), no trailing newline.
+    const imageJson = join(dir, 'image.json');
+    await writeFile(imageJson, JSON.stringify(image, null, '\t'));
+
+    const out = join(dir, 'out');
+    const r = await runCli(['copy', `nix2container:${imageJson}`, `oci:${out}:v1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const raw = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${out}:v1`])).stdout.toString());
+    assert.deepEqual(
+      raw.layers.map((l: { digest: string; mediaType: string }) => [l.digest, l.mediaType]),
+      [
+        [gzDigest, 'application/vnd.oci.image.layer.v1.tar+gzip'],
+        [libLayer.digest, 'application/vnd.oci.image.layer.v1.tar'],
+        [helloLayer.digest, 'application/vnd.oci.image.layer.v1.tar'],
+      ],
+    );
+    const configFile = join(out, 'blobs/sha256', raw.config.digest.slice(7));
+    assert.equal(
+      await readFile(configFile, 'utf8'),
+      '{"created":"1970-01-01T00:00:01Z","architecture":"arm64","os":"linux",' +
+        `"config":{"Env":["PATH=/bin"],"Entrypoint":["${helloPath}/bin/hello"],"WorkingDir":"/"},` +
+        `"rootfs":{"type":"layers","diff_ids":["${diffId}","${libLayer.digest}","${helloLayer.digest}"]},` +
+        '"history":[{"created_by":"pulled","comment":"base"},{"created_by":"nix2container"},{"created_by":"nix2container"}]}',
+    );
+    // Owners and modes as nix2container's appendFileToTar gives them: every matching rule in turn;
+    // the second sets uid/gid back to 0 and leaves mode and the names of the first.
+    const layerFile = join(out, 'blobs/sha256', helloLayer.digest.slice(7));
+    const names = (await run('tar', ['-tvf', layerFile])).stdout.toString();
+    const ids = (await run('tar', ['-tvf', layerFile, '--numeric-owner'])).stdout.toString();
+    assert.match(names, new RegExp(`^-rwx------ app/users .* ${helloPath}/bin/hello$`, 'm'));
+    assert.match(ids, new RegExp(`^-rwx------ 0/0 .* ${helloPath}/bin/hello$`, 'm'));
+    assert.match(ids, new RegExp(`^-rwx------ 1000/100 .* ${helloPath}/share/doc\\.txt$`, 'm'));
+    assert.match(ids, /^drwxr-xr-x 0\/0 .* \/nix\/store$/m);
+    const libList = (await run('tar', ['-tvf', join(out, 'blobs/sha256', libLayer.digest.slice(7))])).stdout;
+    assert.match(libList.toString(), new RegExp(`^-r--r--r-- root/root .* ${libPath}/lib/libfoo\\.so$`, 'm'));
+    const bundle = join(dir, 'bundle');
+    await run('umoci', ['unpack', '--rootless', '--image', `${out}:v1`, bundle]);
+    const rootfs = join(bundle, 'rootfs');
+    assert.equal(await readFile(join(rootfs, 'etc/os-release'), 'utf8'), 'NAME=pulled\n');
+    assert.equal(
+      await readFile(join(rootfs, helloPath, 'bin/hello'), 'utf8'),
+      '#!/bin/sh\necho hello from the store\n',
+    );
+    assert.equal(await readFile(join(rootfs, libPath, 'lib/libfoo.so'), 'utf8'), 'not really a library\n');
+
+    // Straight to a registry, as `skopeo copy nix:image.json docker://…` would.
+    const { sharedRegistry, stopSharedRegistries } = await import('../helpers/registry.ts');
+    try {
+      const reg = await sharedRegistry('none');
+      const ref = `${reg.host}/n2c/hello:1`;
+      const pushed = await runCli(['copy', `nix2container:${imageJson}`, `docker://${ref}`]);
+      assert.equal(pushed.code, 0, pushed.stderr);
+      const config = JSON.parse(
+        (
+          await run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${ref}`])
+        ).stdout.toString(),
+      );
+      assert.deepEqual(config.rootfs.diff_ids, [diffId, libLayer.digest, helloLayer.digest]);
+      assert.equal(config.architecture, 'arm64');
+    } finally {
+      await stopSharedRegistries();
+    }
+  });
+});
