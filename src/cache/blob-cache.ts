@@ -180,6 +180,11 @@ export class BlobCache {
     return data;
   }
 
+  /** Waits for this process's write of `digest` in progress, if any (a tee's); never throws. */
+  async settled(digest: Digest): Promise<void> {
+    await this.#writes.get(digest)?.catch(() => {});
+  }
+
   /** Stores bytes already in memory (verified first). */
   async writeBytes(digest: Digest, data: Uint8Array): Promise<void> {
     verifyBytes(data, digest, undefined, 'data for the cache');

@@ -10,7 +10,9 @@ export {
   writeLock,
 } from './lock.ts';
 export {
+  dockerToolsOf,
   nix2containerName,
+  nix2containerOf,
   type PrefetchInput,
   type PrefetchResult,
   prefetch,

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { nixAttrName, nixString, toSri } from '../nix/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
-import type { PrefetchResult } from './prefetch.ts';
+import { dockerToolsOf, nix2containerOf, type PrefetchResult } from './prefetch.ts';
 
 /** The lock file format version; bump on incompatible changes. */
 export const LOCK_VERSION = 1;
@@ -111,8 +111,8 @@ export function lockEntryFrom(r: PrefetchResult, tag: string, pinInstance: boole
     finalImageTag: r.finalImageTag,
     registry: r.registry,
     repository: r.repository,
-    dockerTools: { hash: toSri(r.dockerTools.hash) },
-    nix2container: { sha256: toSri(r.nix2container.hash) },
+    dockerTools: { hash: toSri(dockerToolsOf(r).hash) },
+    nix2container: { sha256: toSri(nix2containerOf(r).hash) },
     manifest: r.manifest.toString('utf8'),
     updated: new Date().toISOString(),
   };

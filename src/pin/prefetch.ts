@@ -1,7 +1,6 @@
-import { open } from 'node:fs/promises';
 import { type BlobCache, type IndexStore, isCorruptCacheEntry } from '../cache/index.ts';
 import { copyImage } from '../copy/index.ts';
-import { type Digest, digestHex } from '../digest/index.ts';
+import { type Digest, digestHex, Limits } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import {
   type Descriptor,
@@ -12,7 +11,6 @@ import {
   parseManifest,
   selectPlatform,
 } from '../image/index.ts';
-import { decompressRing } from '../layers/index.ts';
 import {
   fixName,
   makeFixedOutputPath,
@@ -30,7 +28,7 @@ import {
   writeDockerArchive,
 } from '../transports/docker-archive/index.ts';
 import { DIR_VERSION, DirSink, type ImageSource, RegistrySource } from '../transports/index.ts';
-import { Limiter } from '../util/index.ts';
+import { BlobFeed } from './blob-feed.ts';
 
 export interface PrefetchInput {
   pool: RegistryPool;
@@ -53,6 +51,11 @@ export interface PrefetchInput {
   archivePath?: string;
   /** Also write the skopeo `dir:` layout here. */
   dirPath?: string;
+  /**
+   * Which hashes to compute (default both). Neither needs only the manifests (the manifest and
+   * docker2nix outputs); the NAR hash alone needs no decompression.
+   */
+  want?: { dockerTools?: boolean; nix2container?: boolean };
   jobs?: number;
   signal?: AbortSignal;
   /** Progress: bytes fetched from the network. */
@@ -79,48 +82,39 @@ export interface PrefetchResult {
   registry: string;
   repository: string;
   tag?: string;
-  /** `dockerTools.pullImage`: flat sha256 of skopeo's docker-archive, its store name and path. */
-  dockerTools: { hash: NixHash; size: number; name: string; storePath: string };
-  /** `nix2container.pullImage`: NAR sha256 of skopeo's `dir:` layout, its store name and path. */
-  nix2container: { hash: NixHash; name: string; storePath: string };
+  /** `dockerTools.pullImage`: flat sha256 of skopeo's docker-archive, its store name and path (when wanted). */
+  dockerTools?: { hash: NixHash; size: number; name: string; storePath: string };
+  /** `nix2container.pullImage`: NAR sha256 of skopeo's `dir:` layout, its store name and path (when wanted). */
+  nix2container?: { hash: NixHash; name: string; storePath: string };
   /** The instance manifest bytes (the lock file of `nix2container.pullImageFromManifest`). */
   manifest: Buffer;
   config: Descriptor;
   layers: Descriptor[];
-  /** Whether the hashes came from the cache of earlier runs. */
+  /** Whether nothing had to be fetched or hashed: the results came from earlier runs. */
   cached: boolean;
   /** Compressed blob bytes fetched from the network in this run. */
   fetchedBytes: number;
 }
 
 interface CachedHashes {
-  dockerTools: string;
-  size: number;
-  nix2container: string;
+  dockerTools?: string;
+  size?: number;
+  nix2container?: string;
 }
 
 const PREFETCH_CACHE_VERSION = 'prefetch-v1';
 
-/** The uncompressed size a gzip trailer states (see the checks below). */
-async function gzipSizeHint(cache: BlobCache, d: Descriptor): Promise<number | undefined> {
-  // ISIZE is the size modulo 2^32 and covers the last gzip member only: a guess that the archive
-  // writer checks while streaming (a wrong one fails with E_SIZE_MISMATCH and the layers are measured).
-  if (d.size < 18) return undefined;
-  try {
-    const fh = await open(cache.pathFor(d.digest), 'r');
-    try {
-      const head = Buffer.alloc(2);
-      await fh.read(head, 0, 2, 0);
-      if (head[0] !== 0x1f || head[1] !== 0x8b) return undefined;
-      const tail = Buffer.alloc(4);
-      await fh.read(tail, 0, 4, d.size - 4);
-      return tail.readUInt32LE(0);
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return undefined;
-  }
+/** The `dockerTools.pullImage` result of a prefetch that wanted it. */
+export function dockerToolsOf(r: PrefetchResult): NonNullable<PrefetchResult['dockerTools']> {
+  if (!r.dockerTools)
+    throw new LadingError(ErrorCode.Internal, 'prefetch did not compute the docker-archive hash');
+  return r.dockerTools;
+}
+
+/** The `nix2container.pullImage` result of a prefetch that wanted it. */
+export function nix2containerOf(r: PrefetchResult): NonNullable<PrefetchResult['nix2container']> {
+  if (!r.nix2container) throw new LadingError(ErrorCode.Internal, 'prefetch did not compute the NAR hash');
+  return r.nix2container;
 }
 
 /** The store name `dockerTools.pullImage` gives its output. */
@@ -214,112 +208,123 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
   const repoTag = `${finalRef.name}:${finalRef.tag}`;
   const blobs = dedupe([image.config, ...image.layers]);
   const cacheKey = `${PREFETCH_CACHE_VERSION}:${instance.digest}:${repoTag}`;
-  const cached =
-    input.index && !input.archivePath && !input.dirPath
-      ? await input.index.get<CachedHashes>(cacheKey)
-      : undefined;
-  let configBytes: Buffer | undefined;
-  let hashes: CachedHashes;
-  if (cached) {
-    hashes = cached;
-  } else {
-    // Every blob is fetched once into the cache (verified, in parallel, largest first); hashing
-    // starts as soon as the blobs it needs have arrived, so downloads and hashing overlap.
-    // In layer order, a few at a time: the archive hash needs the bottom layer first, and it can
-    // start on it while the layers above are still arriving.
-    const limiter = new Limiter(Math.min(input.jobs ?? 6, 3));
-    const arrivals = new Map<string, Promise<void>>();
-    for (const d of blobs) {
-      const p = limiter.run(() => source.ensureCached(d, input.signal));
-      p.catch(() => {});
-      arrivals.set(d.digest, p);
-    }
-    const arrived = (d: Descriptor): Promise<void> => arrivals.get(d.digest)!;
-    await arrived(image.config);
-    configBytes = await readBlob(source, image.config);
-    const config = parseConfig(configBytes, `config of ${what}`);
-    const diffIds = config.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== image.layers.length) {
-      throw new LadingError(
-        ErrorCode.ManifestInvalid,
-        `${what}: the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
+  const wantFlat = input.want?.dockerTools !== false || input.archivePath !== undefined;
+  const wantNar = input.want?.nix2container !== false;
+  const hashes: CachedHashes =
+    (input.index && !input.archivePath ? await input.index.get<CachedHashes>(cacheKey) : undefined) ?? {};
+  const needFlat = wantFlat && (hashes.dockerTools === undefined || input.archivePath !== undefined);
+  const needNar = wantNar && hashes.nix2container === undefined;
+  let computed = false;
+  if (needFlat || needNar) {
+    computed = true;
+    const feed = new BlobFeed(source, input.cache, {
+      ahead: Math.min(input.jobs ?? 6, 3),
+      signal: input.signal,
+    });
+    const configBytes = await readAtMostFrom(await feed.openBlob(image.config), image.config, what);
+    const work: Promise<void>[] = [];
+    if (needFlat) {
+      const config = parseConfig(configBytes, `config of ${what}`);
+      const diffIds = config.rootfs?.diff_ids ?? [];
+      if (diffIds.length !== image.layers.length) {
+        throw new LadingError(
+          ErrorCode.ManifestInvalid,
+          `${what}: the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
+        );
+      }
+      // Layers in archive order: the bottom one streams from the registry while the hashes work
+      // on it, the ones above download into the cache meanwhile.
+      await feed.plan(image.layers);
+      // The gzip trailers' sizes (a Range request each, or the cached file), asked for at once.
+      const hints = new Map<string, Promise<number | undefined>>();
+      for (const l of image.layers)
+        if (!hints.has(l.digest))
+          hints.set(
+            l.digest,
+            source.layerSizeHint(l, input.signal).catch(() => undefined),
+          );
+      const archiveInput = (hinted: boolean) => ({
+        configBytes,
+        layers: image.layers.map(
+          (l, i): ArchiveLayer => ({
+            diffId: diffIds[i]!,
+            // Checked while streaming; measured when absent or wrong.
+            sizeHint: hinted ? () => hints.get(l.digest)! : undefined,
+            open: () => feed.openLayer(l),
+          }),
+        ),
+        repoTags: [repoTag],
+        jobs: input.jobs,
+      });
+      const flat = (hinted: boolean) =>
+        input.archivePath
+          ? writeDockerArchive(archiveInput(hinted), input.archivePath)
+          : dockerArchiveHash(archiveInput(hinted));
+      work.push(
+        (async () => {
+          let archive: { sha256: Digest; size: number };
+          try {
+            archive = await flat(true);
+          } catch (err) {
+            // A gzip trailer that lied (multi-member gzip): measure the layers instead.
+            if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
+            archive = await flat(false);
+          }
+          hashes.dockerTools = toSri(parseNixHash(archive.sha256));
+          hashes.size = archive.size;
+        })(),
       );
     }
-    const archiveInput = (hinted: boolean) => ({
-      configBytes: configBytes!,
-      layers: image.layers.map(
-        (l, i): ArchiveLayer => ({
-          diffId: diffIds[i]!,
-          // The gzip trailer's size, checked while streaming; measured when absent or wrong.
-          sizeHint: hinted
-            ? async () => {
-                await arrived(l);
-                return gzipSizeHint(input.cache, l);
-              }
-            : undefined,
-          open: async () => {
-            await arrived(l);
-            return decompressRing(input.cache.chunks(l.digest, l.size));
-          },
-        }),
-      ),
-      repoTags: [repoTag],
-      jobs: input.jobs,
-    });
-    const flat = (hinted: boolean) =>
-      input.archivePath
-        ? writeDockerArchive(archiveInput(hinted), input.archivePath)
-        : dockerArchiveHash(archiveInput(hinted));
-    const archiveHash = async (): Promise<{ sha256: Digest; size: number }> => {
-      try {
-        return await flat(true);
-      } catch (err) {
-        // A gzip trailer that lied (multi-member gzip): measure the layers instead.
-        if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
-        return flat(false);
-      }
-    };
-    const entries: Record<string, NarNode> = {
-      'manifest.json': { type: 'regular', size: instance.bytes.length, contents: instance.bytes },
-      version: { type: 'regular', size: Buffer.byteLength(DIR_VERSION), contents: Buffer.from(DIR_VERSION) },
-    };
-    for (const d of blobs)
-      entries[digestHex(d.digest)] = {
-        type: 'regular',
-        size: d.size,
-        // Hashed as it is read, through one reused buffer (no garbage per chunk).
-        contents: async () => {
-          await arrived(d);
-          return input.cache.chunks(d.digest, d.size);
+    if (needNar) {
+      // skopeo's dir: layout, in the NAR's (byte-wise sorted) order; without the flat hash the
+      // blobs stream in that order, the first one straight from the registry.
+      const sorted = [...blobs].sort((a, b) => (digestHex(a.digest) < digestHex(b.digest) ? -1 : 1));
+      if (!needFlat) await feed.plan(sorted.filter((d) => d.digest !== image.config.digest));
+      const entries: Record<string, NarNode> = {
+        'manifest.json': { type: 'regular', size: instance.bytes.length, contents: instance.bytes },
+        version: {
+          type: 'regular',
+          size: Buffer.byteLength(DIR_VERSION),
+          contents: Buffer.from(DIR_VERSION),
         },
       };
-    // The two hashes run side by side: decompression happens on libuv's pool, hashing here.
-    const [archive, nar] = await Promise.all([
-      archiveHash(),
-      narHashOfTree({ type: 'directory', entries }),
-      Promise.all(arrivals.values()),
-    ]);
-    hashes = {
-      dockerTools: toSri(parseNixHash(archive.sha256)),
-      size: archive.size,
-      nix2container: toSri(nar.hash),
-    };
-    if (input.dirPath) {
-      // The instance alone, as skopeo writes it for one platform.
-      const inst = instance;
-      const pinned: ImageSource = {
-        name: source.name,
-        topManifest: async () => inst,
-        manifest: (d) => source.manifest(d),
-        blob: (d, o) => source.blob(d, o),
-        close: async () => {},
-      };
-      await copyImage(pinned, new DirSink(input.dirPath));
+      for (const d of blobs)
+        entries[digestHex(d.digest)] = {
+          type: 'regular',
+          size: d.size,
+          contents:
+            d.digest === image.config.digest
+              ? configBytes
+              : async () => {
+                  // Beside the flat hash, read each blob once it is cached (never a second download).
+                  if (needFlat) await feed.all([d]);
+                  return feed.openBlob(d);
+                },
+        };
+      work.push(
+        narHashOfTree({ type: 'directory', entries }).then((nar) => {
+          hashes.nix2container = toSri(nar.hash);
+        }),
+      );
     }
+    await Promise.all(work);
+    if (input.dirPath) await feed.all(blobs);
     await input.index?.set(cacheKey, hashes).catch(() => {});
   }
-  const flatHash = parseNixHash(hashes.dockerTools);
-  const narHash = parseNixHash(hashes.nix2container);
+  if (input.dirPath) {
+    // The instance alone, as skopeo writes it for one platform (blobs from the cache when there).
+    const inst = instance;
+    const pinned: ImageSource = {
+      name: source.name,
+      topManifest: async () => inst,
+      manifest: (d) => source.manifest(d),
+      blob: (d, o) => source.blob(d, o),
+      close: async () => {},
+    };
+    await copyImage(pinned, new DirSink(input.dirPath));
+  }
+  const flatHash = wantFlat && hashes.dockerTools ? parseNixHash(hashes.dockerTools) : undefined;
+  const narHash = wantNar && hashes.nix2container ? parseNixHash(hashes.nix2container) : undefined;
   const chosenPlatform = index
     ? index.manifests.find((d) => d.digest === instance.digest)?.platform
     : undefined;
@@ -343,13 +348,13 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     registry: ref.registry,
     repository: ref.repository,
     tag: ref.tag,
-    dockerTools: {
+    dockerTools: flatHash && {
       hash: flatHash,
-      size: hashes.size,
+      size: hashes.size ?? 0,
       name: dtName,
       storePath: makeFixedOutputPath({ method: 'flat', hash: flatHash, name: dtName }),
     },
-    nix2container: {
+    nix2container: narHash && {
       hash: narHash,
       name: n2cName,
       storePath: makeFixedOutputPath({ method: 'recursive', hash: narHash, name: n2cName }),
@@ -357,14 +362,22 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     manifest: instance.bytes,
     config: image.config,
     layers: image.layers,
-    cached: configBytes === undefined,
+    cached: !computed,
     fetchedBytes,
   };
 }
 
-async function readBlob(source: ImageSource, d: Descriptor): Promise<Buffer> {
+/** A small blob (the config) in memory, with the manifest's cap. */
+async function readAtMostFrom(chunks: AsyncIterable<Buffer>, d: Descriptor, what: string): Promise<Buffer> {
+  if (d.size > Limits.config) {
+    throw new LadingError(
+      ErrorCode.TooLarge,
+      `the config of ${what} is ${d.size} bytes, more than ${Limits.config}`,
+    );
+  }
   const parts: Buffer[] = [];
-  for await (const c of await source.blob(d)) parts.push(c as Buffer);
+  // Copied: cached chunks live in reused buffers.
+  for await (const c of chunks) parts.push(Buffer.from(c));
   return Buffer.concat(parts);
 }
 

@@ -1,5 +1,5 @@
 import { fromDigest, type NixValue, nixValue, toNix32, toSri } from '../nix/index.ts';
-import type { PrefetchResult } from './prefetch.ts';
+import { dockerToolsOf, nix2containerOf, type PrefetchResult } from './prefetch.ts';
 
 /** The attrset `nix-prefetch-docker` prints (and `dockerTools.pullImage` takes). */
 export function dockerToolsAttrs(
@@ -7,8 +7,8 @@ export function dockerToolsAttrs(
   opts: { legacySha256?: boolean } = {},
 ): Record<string, string> {
   const out: Record<string, string> = { imageName: r.imageName, imageDigest: r.imageDigest };
-  if (opts.legacySha256) out.sha256 = toNix32(r.dockerTools.hash.bytes);
-  else out.hash = toSri(r.dockerTools.hash);
+  if (opts.legacySha256) out.sha256 = toNix32(dockerToolsOf(r).hash.bytes);
+  else out.hash = toSri(dockerToolsOf(r).hash);
   out.finalImageName = r.finalImageName;
   out.finalImageTag = r.finalImageTag;
   return out;
@@ -31,8 +31,8 @@ export function renderInfoLines(r: PrefetchResult): string[] {
     `-> ImageDigest: ${r.imageDigest}`,
     `-> FinalImageName: ${r.finalImageName}`,
     `-> FinalImageTag: ${r.finalImageTag}`,
-    `-> ImagePath: ${r.dockerTools.storePath}`,
-    `-> ImageHash: ${toSri(r.dockerTools.hash)}`,
+    `-> ImagePath: ${dockerToolsOf(r).storePath}`,
+    `-> ImageHash: ${toSri(dockerToolsOf(r).hash)}`,
   ];
 }
 
@@ -42,7 +42,7 @@ export function renderNix2Container(r: PrefetchResult): string {
     imageName: r.imageName,
     imageDigest: r.imageDigest,
     arch: r.arch,
-    sha256: toSri(r.nix2container.hash),
+    sha256: toSri(nix2containerOf(r).hash),
   };
   if (r.os !== 'linux') v.os = r.os;
   return nixValue(v);
@@ -96,16 +96,16 @@ export function renderJson(r: PrefetchResult, opts: { legacySha256?: boolean } =
         ...dockerToolsAttrs(r, opts),
         os: r.os,
         arch: r.arch,
-        storePath: r.dockerTools.storePath,
-        archiveSize: r.dockerTools.size,
+        storePath: dockerToolsOf(r).storePath,
+        archiveSize: dockerToolsOf(r).size,
       },
       nix2container: {
         imageName: r.imageName,
         imageDigest: r.imageDigest,
         arch: r.arch,
         os: r.os,
-        sha256: toSri(r.nix2container.hash),
-        storePath: r.nix2container.storePath,
+        sha256: toSri(nix2containerOf(r).hash),
+        storePath: nix2containerOf(r).storePath,
       },
       manifest: JSON.parse(r.manifest.toString('utf8')),
       blobs: [r.config, ...r.layers].map((d) => ({

@@ -4,7 +4,7 @@ import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseNixHash, toNix32 } from '../../src/nix/index.ts';
+import { parseNixHash, toNix32, toSri } from '../../src/nix/index.ts';
 import { run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
@@ -320,6 +320,50 @@ describe('nix-prefetch-docker drop-in', () => {
       apiCalls.map((e) => e.method),
       ['HEAD'],
     );
+  });
+
+  test('each blob is downloaded once; the outputs fetch only what they show', async () => {
+    const cache = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+    const e = await expected(anon, 'pin/twice', layouts.twice!.digest, 'amd64', `${proxy.host}/pin/twice:1`);
+    const blobGets = () =>
+      proxy.log
+        .filter((x) => x.method === 'GET' && x.path.includes('/blobs/') && !x.range)
+        .map((x) => x.path);
+    // The manifest for pullImageFromManifest and hocker's expression need no blob at all.
+    proxy.clear();
+    const m = await runCli(['prefetch', '--format', 'manifest', `${proxy.host}/pin/twice`, '1'], {
+      env: cacheEnv(cache),
+    });
+    assert.equal(m.code, 0, m.stderr);
+    const raw = (
+      await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${anon.host}/pin/twice:1`])
+    ).stdout;
+    assert.ok(m.stdout.equals(raw));
+    assert.deepEqual(blobGets(), []);
+    // The NAR hash alone: every blob once (no decompression needed).
+    proxy.clear();
+    const n = await runCli(['prefetch', '--format', 'nix2container', `${proxy.host}/pin/twice`, '1'], {
+      env: cacheEnv(cache),
+    });
+    assert.equal(n.code, 0, n.stderr);
+    const nar = /sha256 = "([^"]+)"/.exec(n.stdout.toString())?.[1];
+    assert.equal(toNix32(parseNixHash(nar!).bytes), e.nar);
+    const once = blobGets();
+    assert.equal(new Set(once).size, once.length, `a blob was fetched twice: ${once.join(' ')}`);
+    assert.equal(once.length, 1 + new Set(layouts.twice!.images[0]!.layers.map((l) => l.digest)).size);
+    // Then the flat hash from the same cache: no blob is fetched again.
+    proxy.clear();
+    const j = await prefetchJson([`${proxy.host}/pin/twice`, '1'], cacheEnv(cache));
+    assert.equal(toNix32(parseNixHash(j.dockerTools.hash).bytes), e.flat);
+    assert.equal(j.nix2container.sha256, toSri(parseNixHash(nar!)));
+    assert.deepEqual(blobGets(), []);
+    // Cold, both hashes at once: still one GET per blob (streamed or downloaded ahead, never both).
+    proxy.clear();
+    const cold = await prefetchJson([`${proxy.host}/pin/twice`, '1']);
+    assert.equal(cold.dockerTools.hash, j.dockerTools.hash);
+    assert.equal(cold.nix2container.sha256, j.nix2container.sha256);
+    const all = blobGets();
+    assert.equal(new Set(all).size, all.length, `a blob was fetched twice: ${all.join(' ')}`);
   });
 
   test('seed 000: a private registry behind Bearer tokens, credentials from a docker config', async () => {

@@ -128,6 +128,12 @@ Examples:
           archivePath: f.output,
           dirPath: f.dir,
           jobs: f.jobs,
+          // Only what the output shows: the NAR hash needs no decompression, the manifest and
+          // docker2nix outputs need no layer at all.
+          want: {
+            dockerTools: f.format === 'dockertools' || f.format === 'json',
+            nix2container: f.format === 'nix2container' || f.format === 'json',
+          },
         });
         if (!f.quiet && f.format === 'dockertools') io.err.write(`${renderInfoLines(r).join('\n')}\n`);
         if (!f.quiet && r.indexDigest && f.format === 'dockertools') {

@@ -1,0 +1,119 @@
+import type { Readable } from 'node:stream';
+import type { BlobCache } from '../cache/index.ts';
+import type { Descriptor } from '../image/index.ts';
+import { decompress, decompressRing } from '../layers/index.ts';
+import type { RegistrySource } from '../transports/index.ts';
+
+type State =
+  | { kind: 'queued' }
+  | { kind: 'fetching'; done: Promise<void> }
+  | { kind: 'cached' }
+  /** Streamed straight to a consumer (and teed into the cache on the way). */
+  | { kind: 'streamed' };
+
+/**
+ * Feeds an image's blobs to the hashes that need them, fetching each once. The blob a consumer
+ * asks for first streams straight from the registry (teed into the cache), so hashing starts with
+ * the first bytes; the others download into the cache ahead of their turn, `ahead` at a time, in
+ * the order given. A blob asked for while it downloads is read from the cache once it is there.
+ */
+export class BlobFeed {
+  readonly #source: RegistrySource;
+  readonly #cache: BlobCache;
+  readonly #signal: AbortSignal | undefined;
+  readonly #states = new Map<string, State>();
+  readonly #queue: Descriptor[] = [];
+  #running = 0;
+  readonly #ahead: number;
+
+  constructor(source: RegistrySource, cache: BlobCache, opts: { ahead?: number; signal?: AbortSignal } = {}) {
+    this.#source = source;
+    this.#cache = cache;
+    this.#signal = opts.signal;
+    this.#ahead = Math.max(1, opts.ahead ?? 3);
+  }
+
+  /**
+   * Plans the blobs in the order they will be asked for. Those already cached are marked so; the
+   * first missing one is left for its consumer to stream, the rest start downloading.
+   */
+  async plan(blobs: Descriptor[]): Promise<void> {
+    let first = true;
+    for (const d of blobs) {
+      if (this.#states.has(d.digest)) continue;
+      if (await this.#cache.has(d.digest, d.size)) {
+        this.#states.set(d.digest, { kind: 'cached' });
+        continue;
+      }
+      this.#states.set(d.digest, { kind: 'queued' });
+      if (first) first = false;
+      else this.#queue.push(d);
+    }
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#running < this.#ahead && this.#queue.length) {
+      const d = this.#queue.shift()!;
+      if (this.#states.get(d.digest)?.kind !== 'queued') continue;
+      this.#running++;
+      const done = this.#source.ensureCached(d, this.#signal).then(
+        () => {
+          this.#states.set(d.digest, { kind: 'cached' });
+        },
+        () => {
+          // Left queued: whoever asks for it next fetches it (and sees the error if it persists).
+          this.#states.set(d.digest, { kind: 'queued' });
+        },
+      );
+      this.#states.set(d.digest, { kind: 'fetching', done });
+      done.finally(() => {
+        this.#running--;
+        this.#pump();
+      });
+    }
+  }
+
+  /** The blob's bytes, verified: from the cache, or streamed from the registry (and cached). */
+  async #compressed(d: Descriptor): Promise<{ cached: AsyncIterable<Buffer> } | { stream: Readable }> {
+    let state = this.#states.get(d.digest) ?? { kind: 'queued' };
+    if (state.kind === 'fetching') {
+      await state.done;
+      state = this.#states.get(d.digest)!;
+    }
+    if (state.kind === 'streamed') {
+      // Asked for again (a second pass): once its tee has landed, the cache has it.
+      await this.#cache.settled(d.digest);
+      state = (await this.#cache.has(d.digest, d.size)) ? { kind: 'cached' } : { kind: 'queued' };
+    }
+    if (state.kind === 'cached' && (await this.#cache.has(d.digest, d.size))) {
+      return { cached: this.#cache.chunks(d.digest, d.size) };
+    }
+    this.#states.set(d.digest, { kind: 'streamed' });
+    return { stream: await this.#source.blob(d, { signal: this.#signal }) };
+  }
+
+  /** A layer's uncompressed bytes (gzip, zstd or plain, told by its first bytes). */
+  async openLayer(d: Descriptor): Promise<Readable> {
+    const c = await this.#compressed(d);
+    return 'stream' in c ? decompress(c.stream) : decompressRing(c.cached);
+  }
+
+  /** A blob's compressed bytes, as they are stored. */
+  async openBlob(d: Descriptor): Promise<AsyncIterable<Buffer>> {
+    const c = await this.#compressed(d);
+    return 'stream' in c ? c.stream : c.cached;
+  }
+
+  /** Waits until every planned blob is in the cache (fetching what nobody streamed). */
+  async all(blobs: Descriptor[]): Promise<void> {
+    for (const d of blobs) {
+      const state = this.#states.get(d.digest);
+      if (state?.kind === 'fetching') await state.done;
+      else if (state?.kind === 'streamed') await this.#cache.settled(d.digest);
+    }
+    for (const d of blobs) {
+      if (!(await this.#cache.has(d.digest, d.size))) await this.#source.ensureCached(d, this.#signal);
+    }
+  }
+}
