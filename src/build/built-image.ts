@@ -115,6 +115,11 @@ export function planLayers(spec: BuildSpec): { paths: TarPath[]; history: Histor
     } else {
       sub = g.paths.map((p) => ({ path: p, references: [] }));
     }
+    // nix2container's closureGraph sorts the graph by path and each references list (jq
+    // `map(.references |= sort) | sort_by(.path)`); node IDs, and so popularity ties, follow.
+    sub = sub
+      .map((e) => ({ path: e.path, references: [...e.references].sort(byCodePoint) }))
+      .sort((a, b) => byCodePoint(a.path, b.path));
     const ordered = popularityOrder(sub).filter((p) => !held.has(p));
     for (const p of ordered) held.add(p);
     for (const chunk of splitLayers(ordered, g.maxLayers)) {
@@ -141,6 +146,17 @@ export function planLayers(spec: BuildSpec): { paths: TarPath[]; history: Histor
     });
   }
   return out;
+}
+
+/** jq's string order (by code point). */
+function byCodePoint(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
 }
 
 function isDirSync(p: string): boolean {
@@ -201,7 +217,11 @@ export class BuiltImage {
     if (spec.fromImage) {
       if (!opts.base)
         throw new LadingError(ErrorCode.Internal, 'build: fromImage given but no base source opened');
-      ({ config: baseConfig, layers: baseLayers } = await readBase(opts.base, spec, opts.signal));
+      ({ config: baseConfig, layers: baseLayers } = await readBase(opts.base, spec, opts.signal).catch(
+        (err: unknown) => {
+          throw fromImageError(err);
+        },
+      ));
     }
     const planned = planLayers(spec);
     const layers = await mapLimit(planned, opts.jobs ?? 4, async (l) => {
@@ -290,6 +310,18 @@ export class BuiltImage {
   async close(): Promise<void> {
     await this.#base?.close();
   }
+}
+
+/** A failure to read the base, named as the spec field it comes from (the code is kept). */
+function fromImageError(err: unknown): unknown {
+  if (!(err instanceof LadingError) || err.code === ErrorCode.Aborted) return err;
+  const { ref, registry, url, method, status, path, temporary } = err;
+  const context = Object.fromEntries(
+    Object.entries({ ref, registry, url, method, status, path, temporary }).filter(
+      ([, v]) => v !== undefined,
+    ),
+  );
+  return new LadingError(err.code, `build spec: fromImage: ${err.message}`, context, { cause: err });
 }
 
 function pick(h: HistorySpec): HistorySpec {

@@ -98,7 +98,8 @@ export function specError(field: string, msg: string): LadingError {
 type Obj = Record<string, unknown>;
 
 function object(v: unknown, field: string, keys: string[]): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw specError(field, 'must be an object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw specError(field || '(top level)', 'must be an object');
   for (const k of Object.keys(v)) {
     if (!keys.includes(k))
       throw specError(field ? `${field}.${k}` : k, `unknown key (expected one of ${keys.join(', ')})`);
@@ -216,9 +217,23 @@ function closureGraph(v: unknown, field: string, opts: ParseSpecOptions): GraphE
       throw specError(field, `${file} is not JSON: ${(err as Error).message}`);
     }
   }
-  // exportReferencesGraph with structured attrs gives { closure: [...] }.
-  if (value && typeof value === 'object' && !Array.isArray(value) && 'closure' in value)
-    value = (value as Obj).closure;
+  // With structured attrs, exportReferencesGraph puts each graph in `.attrs.json` under the name
+  // it was given (`exportReferencesGraph.closure = [ … ]` gives { "closure": [...] }).
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const o = value as Obj;
+    const erg = o.exportReferencesGraph;
+    const names =
+      erg && typeof erg === 'object' && !Array.isArray(erg)
+        ? Object.keys(erg)
+        : ['closure', 'graph'].filter((k) => k in o);
+    if (names.length === 0)
+      throw specError(
+        field,
+        'an object must be a derivation\'s .attrs.json with exportReferencesGraph, or hold the graph under "closure" or "graph"',
+      );
+    const parts = names.map((k) => arr(o[k], `${field}.${k}`));
+    value = parts.flat();
+  }
   return arr(value, field).map((item, i) => {
     const at = `${field}[${i}]`;
     if (typeof item !== 'object' || item === null) throw specError(at, 'must be an object');
@@ -227,6 +242,70 @@ function closureGraph(v: unknown, field: string, opts: ParseSpecOptions): GraphE
     const refs = arr(o.references ?? [], `${at}.references`).map((r, j) => str(r, `${at}.references[${j}]`));
     return { path, references: refs };
   });
+}
+
+function strings(v: unknown, field: string): string[] {
+  return arr(v, field).map((s, i) => {
+    if (typeof s !== 'string') throw specError(`${field}[${i}]`, 'must be a string');
+    return s;
+  });
+}
+
+/** `{ "80/tcp": {} }`: keys as `check` wants them, every value an empty object. */
+function emptyObjects(v: unknown, field: string, check?: { re: RegExp; what: string }): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw specError(field, 'must be an object');
+  for (const [k, x] of Object.entries(v)) {
+    if (check && !check.re.test(k)) throw specError(`${field}.${k}`, `must be ${check.what}`);
+    if (typeof x !== 'object' || x === null || Array.isArray(x) || Object.keys(x).length > 0)
+      throw specError(`${field}.${k}`, 'must be {}');
+  }
+  return v as Obj;
+}
+
+const HEALTHCHECK_KEYS = ['Test', 'Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'];
+
+/** The `config` object: known keys only, each of the type the OCI image config gives it. */
+function imageConfig(v: unknown): Obj {
+  const o = object(v, 'config', CONFIG_KEYS);
+  for (const [k, x] of Object.entries(o)) {
+    const at = `config.${k}`;
+    switch (k) {
+      case 'User':
+      case 'WorkingDir':
+      case 'StopSignal':
+        if (typeof x !== 'string') throw specError(at, 'must be a string');
+        break;
+      case 'Env':
+      case 'Entrypoint':
+      case 'Cmd':
+      case 'OnBuild':
+      case 'Shell':
+        strings(x, at);
+        break;
+      case 'ExposedPorts':
+        emptyObjects(x, at, { re: /^\d{1,5}(\/(tcp|udp|sctp))?$/, what: 'a port like "80/tcp"' });
+        break;
+      case 'Volumes':
+        emptyObjects(x, at);
+        break;
+      case 'Labels': {
+        if (typeof x !== 'object' || x === null || Array.isArray(x)) throw specError(at, 'must be an object');
+        for (const [l, s] of Object.entries(x))
+          if (typeof s !== 'string') throw specError(`${at}.${l}`, 'must be a string');
+        break;
+      }
+      case 'ArgsEscaped':
+        if (typeof x !== 'boolean') throw specError(at, 'must be true or false');
+        break;
+      case 'Healthcheck': {
+        const h = object(x, at, HEALTHCHECK_KEYS);
+        if (h.Test !== undefined) strings(h.Test, `${at}.Test`);
+        for (const n of HEALTHCHECK_KEYS.slice(1)) if (h[n] !== undefined) int(h[n], `${at}.${n}`, 0);
+        break;
+      }
+    }
+  }
+  return o;
 }
 
 function epochString(seconds: number): string {
@@ -258,7 +337,7 @@ export function parseBuildSpec(json: unknown, opts: ParseSpecOptions): BuildSpec
         `must be an RFC 3339 time like 1970-01-01T00:00:00Z, not ${JSON.stringify(created)}`,
       );
   }
-  const config = o.config === undefined ? {} : object(o.config, 'config', CONFIG_KEYS);
+  const config = o.config === undefined ? {} : imageConfig(o.config);
   const topPerms = o.perms === undefined ? [] : perms(o.perms, 'perms');
   const topRewrites = o.rewrites === undefined ? [] : rewrites(o.rewrites, 'rewrites', baseDir);
   const topHistory = o.history === undefined ? {} : history(o.history, 'history');

@@ -81,6 +81,37 @@ describe('lading build', () => {
     assert.notEqual(c.digest, a.digest);
   });
 
+  test('another place, other mtimes and inodes, another run: the same digests, gzip included', async () => {
+    const a = await fixture();
+    const b = await fixture();
+    // b's files are touched to other times (and are other inodes in another directory).
+    await run('find', [b.dir, '-exec', 'touch', '-h', '-d', '2001-02-03 04:05:06', '{}', '+']);
+    const gz = async (f: Fixture, jobs: string) => {
+      const r = await runCli([
+        'build',
+        join(f.dir, 'spec.json'),
+        '-o',
+        `oci:${join(f.dir, 'gz')}:v1`,
+        '--json',
+        '--no-cache',
+        '--jobs',
+        jobs,
+        '--dest-compress-format',
+        'gzip',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const got = JSON.parse(r.stdout.toString());
+      delete got.destination;
+      return got;
+    };
+    const one = await gz(a, '1');
+    const two = await gz(b, '6');
+    assert.deepEqual(two, one);
+    const manifest = JSON.parse(await readFile(join(b.dir, 'gz/blobs/sha256', two.digest.slice(7)), 'utf8'));
+    assert.equal(manifest.layers.length, 3);
+    assert.ok(manifest.layers.every((l: { mediaType: string }) => l.mediaType.endsWith('+gzip')));
+  });
+
   test('the layer digest cache skips unchanged layers and never hides a change', async () => {
     const f = await fixture();
     const cacheDir = join(f.dir, 'cache');
@@ -229,6 +260,64 @@ describe('lading build', () => {
     assert.equal(cfg.rootfs.diff_ids.length, 4);
   });
 
+  test('fromImage from a registry: the platform picked from a Docker manifest list, Docker layers as OCI', async () => {
+    const { buildLayout, multiArchImage, pushLayout } = await import('../helpers/images.ts');
+    const reg = await sharedRegistry('none');
+    await pushLayout(await buildLayout(multiArchImage()), reg, 'build/base:multi', { format: 'v2s2' });
+    const baseRef = `docker://${reg.host}/build/base:multi`;
+    const arm = ['--tls-verify=false', '--override-arch', 'arm64', '--override-variant', 'v8'];
+    const baseManifest = JSON.parse(
+      (await run('skopeo', ['inspect', '--raw', ...arm, baseRef])).stdout.toString(),
+    );
+    assert.equal(baseManifest.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+    const armDigest = baseManifest.manifests.find(
+      (m: { platform: { architecture: string } }) => m.platform.architecture === 'arm64',
+    ).digest;
+    const armManifest = JSON.parse(
+      (
+        await run('skopeo', [
+          'inspect',
+          '--raw',
+          '--tls-verify=false',
+          `docker://${reg.host}/build/base@${armDigest}`,
+        ])
+      ).stdout.toString(),
+    );
+    const armConfig = JSON.parse(
+      (await run('skopeo', ['inspect', '--config', ...arm, baseRef])).stdout.toString(),
+    );
+    const f = await fixture();
+    const out = join(f.dir, 'out');
+    const r = await runCli(['build', '-', '-o', `oci:${out}:v1`, '--json'], {
+      stdin: JSON.stringify({
+        fromImage: baseRef,
+        architecture: 'arm64',
+        variant: 'v8',
+        copyToRoot: ['root'],
+        config: { User: '1000' },
+      }),
+      cwd: f.dir,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const got = JSON.parse(r.stdout.toString());
+    const manifest = JSON.parse(await readFile(join(out, 'blobs/sha256', got.digest.slice(7)), 'utf8'));
+    assert.equal(armManifest.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
+    assert.deepEqual(manifest.layers[0], {
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: armManifest.layers[0].digest,
+      size: armManifest.layers[0].size,
+    });
+    assert.equal(manifest.layers.length, 2);
+    const config = JSON.parse(await readFile(join(out, 'blobs/sha256', got.config.slice(7)), 'utf8'));
+    assert.deepEqual(config.rootfs.diff_ids, [...armConfig.rootfs.diff_ids, got.layers[0]]);
+    assert.equal(config.config.User, '1000');
+    assert.deepEqual([config.architecture, config.variant], ['arm64', 'v8']);
+    const bundle = join(f.dir, 'bundle');
+    await run('umoci', ['unpack', '--rootless', '--image', `${out}:v1`, bundle]);
+    assert.equal(await readFile(join(bundle, 'rootfs/arch.txt'), 'utf8'), 'arm64v8\n');
+    assert.equal(await readFile(join(bundle, 'rootfs/etc/hello.txt'), 'utf8'), 'hello\n');
+  });
+
   describe('bad specs name the field and write nothing', () => {
     const cases: [string, (f: Fixture) => unknown, RegExp][] = [
       ['unknown key', (f) => ({ ...f.spec, colour: 'red' }), /build spec: colour: unknown key/],
@@ -267,6 +356,67 @@ describe('lading build', () => {
         /layers\[0\]\.maxLayers/,
       ],
       ['bad created', (f) => ({ ...f.spec, created: 'yesterday' }), /created: must be an RFC 3339 time/],
+      ['not an object', () => [], /build spec: \(top level\): must be an object/],
+      [
+        'unknown group key',
+        (f) => ({ ...f.spec, layers: [{ paths: [f.app], max: 2 }] }),
+        /layers\[0\]\.max: unknown key/,
+      ],
+      [
+        'unknown perms key',
+        (f) => ({ ...f.spec, perms: [{ regex: 'x', owner: 'root' }] }),
+        /perms\[0\]\.owner: unknown key/,
+      ],
+      [
+        'missing copyToRoot path',
+        (f) => ({ ...f.spec, copyToRoot: ['root', 'gone'] }),
+        /copyToRoot\[1\]: .*gone does not exist/,
+      ],
+      [
+        'Env not a list',
+        (f) => ({ ...f.spec, config: { Env: 'PATH=/bin' } }),
+        /config\.Env: must be an array/,
+      ],
+      [
+        'Cmd of numbers',
+        (f) => ({ ...f.spec, config: { Cmd: ['/bin/app', 1] } }),
+        /config\.Cmd\[1\]: must be a string/,
+      ],
+      [
+        'ExposedPorts as a list',
+        (f) => ({ ...f.spec, config: { ExposedPorts: ['80/tcp'] } }),
+        /config\.ExposedPorts: must be an object/,
+      ],
+      [
+        'a port that is no port',
+        (f) => ({ ...f.spec, config: { ExposedPorts: { http: {} } } }),
+        /config\.ExposedPorts\.http: must be a port/,
+      ],
+      [
+        'a label that is no string',
+        (f) => ({ ...f.spec, config: { Labels: { n: 1 } } }),
+        /config\.Labels\.n: must be a string/,
+      ],
+      [
+        'fromImage that is no location',
+        (f) => ({ ...f.spec, fromImage: 'docker://Bad//ref' }),
+        /build spec: fromImage: invalid image reference/,
+      ],
+      [
+        'fromImage that does not exist',
+        (f) => ({ ...f.spec, fromImage: `oci:${join(f.dir, 'no-layout')}:1` }),
+        /build spec: fromImage: .*no-layout/,
+      ],
+      [
+        'closureGraph object without a graph',
+        (f) => ({ ...f.spec, closureGraph: { nodes: [] } }),
+        /build spec: closureGraph: an object must be a derivation's \.attrs\.json/,
+      ],
+      [
+        'closureGraph entry without a path',
+        (f) => ({ ...f.spec, closureGraph: [{ references: [] }] }),
+        /closureGraph\[0\]\.path: must be a non-empty string/,
+      ],
     ];
     for (const [name, make, re] of cases) {
       test(name, async () => {
@@ -283,6 +433,159 @@ describe('lading build', () => {
     }
   });
 });
+
+test('architecture, variant, os, created and history go into the config; two platforms make one index', async () => {
+  const reg = await sharedRegistry('none');
+  const f = await fixture();
+  const spec = {
+    ...f.spec,
+    created: '2024-05-01T12:00:00Z',
+    history: { created_by: 'spec', author: 'me', comment: 'top' },
+    layers: [{ paths: [f.app], maxLayers: 2, history: { created_by: 'group', comment: 'store' } }],
+  };
+  const built: Record<string, { digest: string; layers: string[] }> = {};
+  for (const [tag, platform] of [
+    ['amd64', { architecture: 'amd64' }],
+    ['arm64', { architecture: 'arm64', variant: 'v8' }],
+  ] as const) {
+    const r = await runCli(['build', '-', '-o', `docker://${reg.host}/build/multi:${tag}`, '--json'], {
+      stdin: JSON.stringify({ ...spec, ...platform, os: 'linux' }),
+      cwd: f.dir,
+      // The spec's own created wins over SOURCE_DATE_EPOCH.
+      env: { HOME: '/nonexistent-home', PATH: process.env.PATH, SOURCE_DATE_EPOCH: '86400' },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    built[tag] = JSON.parse(r.stdout.toString());
+    const config = JSON.parse(
+      (
+        await run('skopeo', [
+          'inspect',
+          '--config',
+          '--tls-verify=false',
+          `docker://${reg.host}/build/multi:${tag}`,
+        ])
+      ).stdout.toString(),
+    );
+    assert.equal(config.architecture, platform.architecture);
+    assert.equal(config.variant, 'variant' in platform ? platform.variant : undefined);
+    assert.equal(config.os, 'linux');
+    assert.equal(config.created, '2024-05-01T12:00:00Z');
+    const group = { created: '2024-05-01T12:00:00Z', created_by: 'group', author: 'me', comment: 'store' };
+    assert.deepEqual(config.history, [
+      group,
+      group,
+      { created: '2024-05-01T12:00:00Z', created_by: 'spec', author: 'me', comment: 'top' },
+    ]);
+  }
+  assert.deepEqual(built.amd64!.layers, built.arm64!.layers, 'the same files, the same layers');
+  assert.notEqual(built.amd64!.digest, built.arm64!.digest);
+  const r = await runCli([
+    'index',
+    'create',
+    '-q',
+    `docker://${reg.host}/build/multi:all`,
+    `docker://${reg.host}/build/multi:amd64`,
+    `docker://${reg.host}/build/multi:arm64`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const index = JSON.parse(
+    (
+      await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/build/multi:all`])
+    ).stdout.toString(),
+  );
+  assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.deepEqual(
+    index.manifests.map((m: { digest: string; platform: unknown }) => [m.digest, m.platform]),
+    [
+      [built.amd64!.digest, { architecture: 'amd64', os: 'linux' }],
+      [built.arm64!.digest, { architecture: 'arm64', os: 'linux', variant: 'v8' }],
+    ],
+  );
+  const picked = JSON.parse(
+    (
+      await run('skopeo', [
+        'inspect',
+        '--config',
+        '--tls-verify=false',
+        '--override-arch',
+        'arm64',
+        '--override-variant',
+        'v8',
+        `docker://${reg.host}/build/multi:all`,
+      ])
+    ).stdout.toString(),
+  );
+  assert.deepEqual([picked.architecture, picked.variant], ['arm64', 'v8'], 'skopeo selects from the index');
+  const digest = (
+    await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/build/multi:all`])
+  ).stdout;
+  assert.equal(
+    JSON.parse(digest.toString()).Digest,
+    r.stdout.toString().trim(),
+    'the printed digest is the index',
+  );
+});
+
+test('bad specs to a registry: the error names the field and the registry receives nothing', async () => {
+  const reg = await sharedRegistry('none');
+  const proxy = await startFaultProxy(reg.url);
+  try {
+    const f = await fixture();
+    const cases: [unknown, RegExp][] = [
+      [{ ...f.spec, colour: 'red' }, /colour: unknown key/],
+      [
+        { ...f.spec, layers: [{ paths: [join(f.dir, 'nope')] }] },
+        /layers\[0\]\.paths\[0\]: .*does not exist/,
+      ],
+      [
+        {
+          ...f.spec,
+          perms: [
+            { regex: 'bin', gid: 1 },
+            { regex: 'bin', gid: 2 },
+          ],
+        },
+        /perms\[1\]\.gid: conflicts with perms\[0\]\.gid/,
+      ],
+      // Found only while the layer is planned (two regexes, one file): still before any request.
+      [
+        {
+          ...f.spec,
+          perms: [
+            { regex: 'bin/app$', mode: '0700' },
+            { regex: '^.*/bbbb-app/', mode: '0755' },
+          ],
+        },
+        /perms\[1\]: conflicting perms for .*bin\/app: mode/,
+      ],
+      [{ ...f.spec, config: { Entrypoint: '/bin/app' } }, /config\.Entrypoint: must be an array/],
+    ];
+    for (const [i, [spec, re]] of cases.entries()) {
+      proxy.clear();
+      const r = await runCli(['build', '-', '-o', `docker://${proxy.host}/build/bad:${i}`], {
+        stdin: JSON.stringify(spec),
+        cwd: f.dir,
+      });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, re);
+      assert.deepEqual(
+        proxy.log.map((e) => `${e.method} ${e.path}`),
+        [],
+        `case ${i}: no request reached the registry`,
+      );
+    }
+    const tags = await registryTags(reg.url, 'build/bad');
+    assert.equal(tags, 404, 'the repository was never created');
+  } finally {
+    await proxy.stop();
+  }
+});
+
+async function registryTags(url: string, repo: string): Promise<number> {
+  const res = await fetch(`${url}/v2/${repo}/tags/list`);
+  await res.arrayBuffer();
+  return res.status;
+}
 
 describe('popularity layering (nix2container, compat-nix.md §5.3)', () => {
   // A→B, A→C, B→C, C→D; E alone. IDs in graph order: A0 B1 C2 D3 E4.
@@ -305,6 +608,34 @@ describe('popularity layering (nix2container, compat-nix.md §5.3)', () => {
   });
   test('closure of roots', () => {
     assert.deepEqual([...closureOf(graph, ['B'])].sort(), ['B', 'C', 'D']);
+  });
+  // Upstream vector: nlewo/nix2container@20d33959 closure/layered_test.go TestPopularities.
+  test('the upstream popularity vector', () => {
+    const upstream = [
+      { path: 'A', references: ['A', 'B', 'G'] },
+      { path: 'B', references: ['B', 'C', 'E'] },
+      { path: 'C', references: ['C', 'D', 'E'] },
+      { path: 'D', references: ['D', 'F'] },
+      { path: 'E', references: ['E', 'F'] },
+      { path: 'F', references: ['F'] },
+      { path: 'G', references: ['G'] },
+    ];
+    assert.deepEqual(popularityOrder(upstream), ['F', 'E', 'D', 'C', 'G', 'B', 'A']);
+  });
+  test('the closure graph is taken in path order, as nix2container sorts it: file order does not matter', async () => {
+    const f = await fixture();
+    // Two unrelated paths score the same; the tie goes to the later node of the sorted graph.
+    const plan = (closureGraph: unknown) =>
+      planLayers(
+        parseBuildSpec(
+          { closureGraph, layers: [{ paths: [f.libc, f.app], maxLayers: 2 }] },
+          { baseDir: f.dir },
+        ),
+      ).map((l) => l.paths.map((p) => p.path));
+    const libc = { path: f.libc, references: [] };
+    const app = { path: f.app, references: [] };
+    assert.deepEqual(plan([libc, app]), [[f.app], [f.libc]]);
+    assert.deepEqual(plan([app, libc]), [[f.app], [f.libc]]);
   });
 });
 
@@ -346,6 +677,90 @@ describe('real Nix store paths', () => {
   });
 });
 
+describe('closureGraph from a real exportReferencesGraph', () => {
+  test("a derivation's .attrs.json (structured attrs) and the graph taken out of it give the same layers", async () => {
+    const { nix, nixEnv } = await import('../helpers/nix.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'lading-erg-'));
+    const libSrc = join(dir, 'lading-erg-lib');
+    await mkdir(join(libSrc, 'lib'), { recursive: true });
+    await writeFile(join(libSrc, 'lib/libx.so'), 'lading exportReferencesGraph test library\n');
+    const libPath = await nix('nix-store', ['--add', libSrc]);
+    // app's output names lib's store path, so Nix records the reference; graph exports app's closure.
+    const expr = join(dir, 'graph.nix');
+    await writeFile(
+      expr,
+      `{ libPath }:
+let
+  lib = builtins.storePath libPath;
+  app = derivation {
+    name = "lading-erg-app";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\\ncat \${lib}/lib/libx.so\\n' > $out/bin/app && chmod 755 $out/bin/app" ];
+  };
+in derivation {
+  name = "lading-erg-graph";
+  system = builtins.currentSystem;
+  builder = "/bin/bash";
+  __structuredAttrs = true;
+  exportReferencesGraph.closure = [ app ];
+  args = [ "-c" "source .attrs.sh && /bin/cp .attrs.json \\"\\\${outputs[out]}\\"" ];
+}
+`,
+    );
+    const built = await run('nix-build', ['--no-out-link', expr, '--argstr', 'libPath', libPath], {
+      env: nixEnv(),
+    });
+    const attrsJson = built.stdout.toString().trim();
+    const attrs = JSON.parse(await readFile(attrsJson, 'utf8')) as {
+      closure: { path: string; references: string[]; narHash: string; narSize: number }[];
+    };
+    const app = attrs.closure.find((e) => e.path.endsWith('-lading-erg-app'));
+    assert.ok(app, 'the closure holds app');
+    assert.deepEqual(app.references, [libPath], 'Nix found the reference to lib');
+    assert.match(app.narHash, /^sha256:/, 'the real format: narHash, narSize, … beside path and references');
+    assert.deepEqual(attrs.closure.map((e) => e.path).sort(), [app.path, libPath].sort());
+
+    const layers = [{ paths: [app.path], maxLayers: 2 }];
+    const results = [];
+    for (const [i, closureGraph] of [attrsJson, [...attrs.closure].reverse()].entries()) {
+      const out = join(dir, `out${i}`);
+      const r = await runCli(['build', '-', '-o', `oci:${out}:v1`, '--json', '--no-cache'], {
+        stdin: JSON.stringify({ closureGraph, layers }),
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const got = JSON.parse(r.stdout.toString()) as { digest: string; layers: string[] };
+      results.push(got);
+      if (i === 0) {
+        // Popularity: lib (referred to by app) first, in a layer of its own.
+        const names = async (d: string) =>
+          (await run('tar', ['-tf', join(out, 'blobs/sha256', d.slice(7))])).stdout
+            .toString()
+            .trim()
+            .split('\n')
+            .filter((n) => n.startsWith('/nix/store/'));
+        assert.equal(got.layers.length, 2);
+        const [first, second] = [await names(got.layers[0]!), await names(got.layers[1]!)];
+        assert.ok(first.length > 0 && first.every((n) => n.startsWith(libPath)), first.join(' '));
+        assert.ok(second.length > 0 && second.every((n) => n.startsWith(app.path)), second.join(' '));
+        const bundle = join(dir, 'bundle');
+        await run('umoci', ['unpack', '--rootless', '--image', `${out}:v1`, bundle]);
+        assert.equal(
+          await readFile(join(bundle, 'rootfs', app.path, 'bin/app'), 'utf8'),
+          `#!/bin/sh\ncat ${libPath}/lib/libx.so\n`,
+        );
+        assert.equal(
+          await readFile(join(bundle, 'rootfs', libPath, 'lib/libx.so'), 'utf8'),
+          'lading exportReferencesGraph test library\n',
+        );
+      }
+    }
+    assert.deepEqual(results[1]!.layers, results[0]!.layers);
+    assert.equal(results[1]!.digest, results[0]!.digest);
+  });
+});
+
 async function sha256sumOf(file: string): Promise<string> {
   return `sha256:${(await run('sha256sum', [file])).stdout.toString().split(' ')[0]}`;
 }
@@ -370,6 +785,40 @@ describe('layer groups', () => {
     assert.deepEqual(parse([{ paths: [f.app] }, { paths: [f.libc] }]), [
       ['/nix/store/aaaa-libc', '/nix/store/bbbb-app'],
     ]);
+  });
+
+  test('rewrites: a group rule for one path beats the top-level one, "" drops a name; copyToRoot files go to /NAME', async () => {
+    const f = await fixture();
+    await mkdir(join(f.dir, 'extra'));
+    await writeFile(join(f.dir, 'extra/motd'), 'welcome\n');
+    const spec = {
+      ...f.spec,
+      layers: [
+        {
+          paths: [f.app],
+          rewrites: [
+            { path: f.app, regex: `^${f.dir}/nix/store/bbbb-app`, repl: '/opt/app' },
+            { path: f.libc, regex: `^${f.dir}/nix/store/aaaa-libc/lib/libc\\.so$|^${f.dir}`, repl: '' },
+          ],
+        },
+      ],
+      copyToRoot: ['root', 'extra/motd'],
+    };
+    await writeFile(join(f.dir, 'spec.json'), JSON.stringify(spec));
+    const out = join(f.dir, 'out');
+    const got = await build(f, `oci:${out}:v1`);
+    assert.equal(got.layers.length, 2);
+    const list = async (d: string) =>
+      (await run('tar', ['-tvf', join(out, 'blobs/sha256', d.slice(7))])).stdout.toString();
+    const store = await list(got.layers[0]!);
+    assert.match(store, /^-rwxr-x--- app\/users .* \/opt\/app\/bin\/app$/m, 'group rule, perms owner names');
+    assert.match(store, /^drwxr-xr-x root\/root .* \/nix\/store\/aaaa-libc\/lib$/m, 'top-level rule');
+    assert.doesNotMatch(store, /libc\.so/, 'rewritten to "": left out');
+    assert.doesNotMatch(store, new RegExp(f.dir), 'every name rewritten');
+    const root = await list(got.layers[1]!);
+    assert.match(root, /^-rw-r--r-- root\/root .* \/motd$/m);
+    assert.match(root, /^-rw-r--r-- root\/root .* \/etc\/hello\.txt$/m);
+    assert.doesNotMatch(root, / \/(extra|root)(\/|$)/m);
   });
 
   test('rebuild and repush after a one-file change uploads only that layer, even with no cache', async () => {
@@ -419,6 +868,71 @@ describe('layer groups', () => {
         );
         assert.deepEqual(inspect.rootfs.diff_ids, next.layers);
       }
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('pushing: blobs the repository has are skipped by HEAD, another repository gets them mounted', async () => {
+    const reg = await sharedRegistry('none');
+    const proxy = await startFaultProxy(reg.url);
+    try {
+      const f = await fixture();
+      const push = async (ref: string, cacheDir: string, extra: string[] = []) => {
+        const r = await runCli([
+          'build',
+          join(f.dir, 'spec.json'),
+          '-o',
+          `docker://${proxy.host}/${ref}`,
+          '--json',
+          '--cache-dir',
+          cacheDir,
+          ...extra,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout.toString()) as {
+          digest: string;
+          blobsCopied: number;
+          blobsSkipped: number;
+        };
+      };
+      const uploads = () =>
+        proxy.log.filter((e) => e.method === 'PUT' && /\/blobs\/uploads\//.test(e.path)).length;
+      const mounts = () =>
+        proxy.log.filter((e) => e.method === 'POST' && e.path.includes('mount=') && e.status === 201).length;
+      const heads = () =>
+        proxy.log.filter((e) => e.method === 'HEAD' && /\/blobs\/sha256:/.test(e.path)).length;
+      const none = ['--dest-compress-format', 'none'];
+      const cache = join(f.dir, 'cache');
+      const first = await push('build/skip:a', cache, none);
+      assert.equal(uploads(), 4, 'three layers and the config');
+      // Another tag of the same repository from a machine that never pushed: HEAD finds every blob.
+      proxy.clear();
+      const again = await push('build/skip:b', join(f.dir, 'fresh-cache'), none);
+      assert.equal(again.digest, first.digest);
+      assert.equal(uploads(), 0);
+      assert.ok(heads() >= 4, `HEAD per blob (${heads()})`);
+      assert.equal(again.blobsSkipped, 4);
+      // Another repository on the same registry: the cache knows where the blobs are, so they are
+      // mounted (gzip: compressed once for build/gz, mounted from there for build/gz2).
+      proxy.clear();
+      await push('build/mounted:1', cache, none);
+      assert.equal(uploads(), 0);
+      assert.equal(mounts(), 4);
+      await push('build/gz:1', cache);
+      proxy.clear();
+      const gz2 = await push('build/gz2:1', cache);
+      assert.equal(uploads(), 0);
+      assert.equal(mounts(), 4);
+      assert.ok(
+        proxy.log.filter((e) => e.path.includes('mount=')).every((e) => e.path.includes('from=build%2Fgz')),
+      );
+      const inspect = JSON.parse(
+        (
+          await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/build/gz2:1`])
+        ).stdout.toString(),
+      );
+      assert.equal(inspect.Digest, gz2.digest);
     } finally {
       await proxy.stop();
     }

@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { BuiltImage, FileLayerDigestCache, parseBuildSpec, specError } from '../../build/index.ts';
+import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
-import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
+import { type CacheFlags, cacheFrom, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
@@ -60,13 +61,20 @@ Examples:
     action<Flags, [string]>(io, async (ctx, specArg) => {
       const dst = parseLocation(ctx.flags.output);
       const level = ctx.flags.destCompressLevel;
-      if (level !== undefined && (!/^\d{1,2}$/.test(level) || !ctx.flags.destCompressFormat)) {
-        throw new LadingError(
-          ErrorCode.BadArgument,
-          ctx.flags.destCompressFormat
-            ? `--dest-compress-level: expected a number, got ${JSON.stringify(level)}`
-            : '--dest-compress-level needs --dest-compress-format',
-        );
+      const fmt = ctx.flags.destCompressFormat;
+      if (level !== undefined) {
+        // As copy checks it.
+        if (!fmt || fmt === 'none')
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            '--dest-compress-level needs --dest-compress-format gzip or zstd',
+          );
+        const [lo, hi] = fmt === 'gzip' ? [1, 9] : [1, 22];
+        if (!/^\d{1,2}$/.test(level) || Number(level) < lo || Number(level) > hi)
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            `--dest-compress-level: expected ${lo}-${hi} for ${fmt}, got ${JSON.stringify(level)}`,
+          );
       }
       let text: string;
       let baseDir = io.cwd;
@@ -91,13 +99,23 @@ Examples:
         throw specError(specArg === '-' ? 'stdin' : specArg, `not JSON: ${(err as Error).message}`);
       }
       const spec = parseBuildSpec(json, { baseDir, sourceDateEpoch: io.env.SOURCE_DATE_EPOCH });
+      const cache = await cacheFrom(ctx.flags, io);
       let base: ImageSource | undefined;
-      if (spec.fromImage)
-        base = openSource(parseLocation(spec.fromImage), { pool: ctx.pool(), stdin: io.stdin, env: io.env });
-      const digestCache =
-        ctx.flags.cache === false
-          ? undefined
-          : new FileLayerDigestCache(join(cacheRoot(ctx.flags, io), 'build-layers'));
+      if (spec.fromImage) {
+        try {
+          base = openSource(parseLocation(spec.fromImage), {
+            pool: ctx.pool(),
+            cache,
+            stdin: io.stdin,
+            env: io.env,
+          });
+        } catch (err) {
+          throw specError('fromImage', (err as Error).message);
+        }
+      }
+      const digestCache = cache
+        ? new FileLayerDigestCache(join(cacheRoot(ctx.flags, io), 'build-layers'))
+        : undefined;
       const image = await BuiltImage.build(spec, `build ${specArg}`, { base, digestCache }).catch(
         async (err: unknown) => {
           await base?.close();
@@ -114,8 +132,12 @@ Examples:
       try {
         const r = await copyImage(image, sink, {
           onEvent: progress.onEvent,
-          compress: ctx.flags.destCompressFormat,
+          compress: fmt,
           compressLevel: level === undefined ? undefined : Number(level),
+          jobs: ctx.flags.jobs,
+          // Where blobs were seen, and which compressed blobs hold which layers: cross-repository
+          // mounts and no second compression, as for copy.
+          blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
         });
         if (ctx.flags.json)
           await writeResult(
