@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { ioError } from '../util/index.ts';
 import { decompress } from './compression.ts';
 import { hasDotDot, readTar, type TarEntry } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
@@ -109,25 +110,27 @@ export async function unpackRootfs(
     await rm(abs, { recursive: true, force: true });
   };
 
+  /** Whether every component of `rel` up to (not including) its last is a real directory in dest. */
+  const parentsAreDirs = async (rel: string): Promise<boolean> => {
+    const parts = rel.split('/');
+    let cur = dest;
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = join(cur, parts[i]!);
+      const st = await lstat(cur).catch(() => undefined);
+      if (!st?.isDirectory()) return false;
+    }
+    return true;
+  };
+
   for (let li = 0; li < layers.length; li++) {
     const layer = layers[li]!;
     const createdHere = new Set<string>();
     const where = `layer ${li} (${layer.digest})`;
-    const stream = decompress(await layer.open({ signal: opts.signal }), { what: where });
-    for await (const e of readTar(stream, where)) {
+
+    /** Applies one entry; false when it was refused or skipped (already reported). */
+    const apply = async (e: TarEntry, rel: string): Promise<boolean> => {
       const raw = e.rawName;
-      const rel = e.name;
-      if (rel === undefined || hasDotDot(raw)) {
-        problem(
-          li,
-          raw,
-          'E_UNSAFE_PATH',
-          `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
-        );
-        continue;
-      }
       const base = baseOf(rel);
-      if (opts.include && rel !== '' && !opts.include(rel)) continue;
       // Whiteouts.
       if (base.startsWith(WHITEOUT_PREFIX)) {
         const dir = parentOf(rel);
@@ -138,11 +141,11 @@ export async function unpackRootfs(
             'E_UNSAFE_PATH',
             `whiteout ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
           );
-          continue;
+          return false;
         }
         if (base === WHITEOUT_OPAQUE) {
           await clearOpaque(join(dest, dir), dir, createdHere);
-          continue;
+          return false;
         }
         const target = base.slice(WHITEOUT_PREFIX.length);
         if (target === '' || target === '.' || target === '..') {
@@ -152,12 +155,11 @@ export async function unpackRootfs(
             'E_UNSAFE_PATH',
             `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`,
           );
-          continue;
+          return false;
         }
-        const victim = dir ? `${dir}/${target}` : target;
-        await rm(join(dest, victim), { recursive: true, force: true });
-        for (const p of [...extracted]) if (p === victim || p.startsWith(`${victim}/`)) extracted.delete(p);
-        continue;
+        // Names it deleted stay in `extracted`: a hardlink to one finds nothing there and is refused.
+        await rm(join(dest, dir ? `${dir}/${target}` : target), { recursive: true, force: true });
+        return false;
       }
       if (rel === '') {
         if (e.type !== 'directory') {
@@ -168,7 +170,7 @@ export async function unpackRootfs(
             `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`,
           );
         } else dirMeta.set('', e);
-        continue;
+        return false;
       }
       if (!(await ensureParents(rel))) {
         problem(
@@ -177,7 +179,7 @@ export async function unpackRootfs(
           'E_UNSAFE_PATH',
           `entry ${JSON.stringify(raw)} in ${where} would be written through a symlink; refused`,
         );
-        continue;
+        return false;
       }
       const abs = join(dest, rel);
       switch (e.type) {
@@ -216,16 +218,21 @@ export async function unpackRootfs(
               'E_UNSAFE_PATH',
               `hardlink ${JSON.stringify(raw)} in ${where} points at ${JSON.stringify(e.linkname)}, which is not an entry extracted inside the root; refused`,
             );
-            continue;
+            return false;
           }
-          if (!(await ensureParents(target)) || (await lstat(join(dest, target))).isSymbolicLink()) {
+          // What is there now (a later entry or whiteout may have replaced or deleted the target,
+          // or a parent of it), checked without creating or following anything.
+          const there = (await parentsAreDirs(target))
+            ? await lstat(join(dest, target)).catch(() => undefined)
+            : undefined;
+          if (!there || there.isSymbolicLink() || there.isDirectory()) {
             problem(
               li,
               raw,
               'E_UNSAFE_PATH',
-              `hardlink ${JSON.stringify(raw)} in ${where} goes through a symlink; refused`,
+              `hardlink ${JSON.stringify(raw)} in ${where} points at ${JSON.stringify(e.linkname)}, which is ${there ? `now a ${there.isDirectory() ? 'directory' : 'symlink'}` : 'no longer there'} (or goes through a symlink); refused`,
             );
-            continue;
+            return false;
           }
           await removeExisting(abs, false);
           try {
@@ -237,7 +244,7 @@ export async function unpackRootfs(
               'E_UNSAFE_PATH',
               `hardlink ${JSON.stringify(raw)} in ${where} to ${JSON.stringify(e.linkname)} failed: ${(err as NodeJS.ErrnoException).code}`,
             );
-            continue;
+            return false;
           }
           result.hardlinks++;
           break;
@@ -252,7 +259,7 @@ export async function unpackRootfs(
               'E_SKIPPED',
               `device ${JSON.stringify(raw)} in ${where} skipped: creating devices needs root`,
             );
-            continue;
+            return false;
           }
           await removeExisting(abs, false);
           const kind = e.type === 'fifo' ? 'p' : e.type === 'character-device' ? 'c' : 'b';
@@ -268,7 +275,7 @@ export async function unpackRootfs(
               'E_SKIPPED',
               `device ${JSON.stringify(raw)} in ${where} could not be created: ${(err as Error).message}`,
             );
-            continue;
+            return false;
           }
           break;
         }
@@ -279,24 +286,67 @@ export async function unpackRootfs(
             'E_UNSUPPORTED',
             `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`,
           );
-          continue;
+          return false;
       }
       await applyXattrs(abs, e, (msg) => problem(li, raw, 'E_SKIPPED', msg));
+      return true;
+    };
+
+    const stream = decompress(await layer.open({ signal: opts.signal }), { what: where });
+    for await (const e of readTar(stream, where)) {
+      const raw = e.rawName;
+      const rel = e.name;
+      if (rel === undefined || hasDotDot(raw)) {
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
+        );
+        continue;
+      }
+      if (opts.include && rel !== '' && !opts.include(rel)) continue;
+      let applied: boolean;
+      try {
+        applied = await apply(e, rel);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENAMETOOLONG')
+          throw ioError(err, `${join(dest, rel)} (entry ${JSON.stringify(raw)} in ${where})`);
+        // A name (or one component) longer than this filesystem takes.
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} has a name too long for this filesystem; refused`,
+        );
+        e.body.resume();
+        continue;
+      }
+      if (!applied) continue;
       extracted.add(rel);
       createdHere.add(rel);
       if (!asRoot && (e.uid !== 0 || e.gid !== 0)) result.owners[rel] = `${e.uid}:${e.gid}`;
     }
   }
   // Directory metadata last, deepest first, so mtimes stick and read-only dirs do not block writes.
+  // Only where the directory still is, with every parent a real directory: a later layer may have
+  // replaced a parent by a symlink, and metadata must never be applied through it.
+  const realDir = new Map<string, Promise<boolean>>([['', Promise.resolve(true)]]);
+  const isRealDir = (d: string): Promise<boolean> => {
+    let known = realDir.get(d);
+    if (!known) {
+      known = isRealDir(parentOf(d)).then(
+        async (ok) => ok && ((await lstat(join(dest, d)).catch(() => undefined))?.isDirectory() ?? false),
+      );
+      realDir.set(d, known);
+    }
+    return known;
+  };
   const dirs = [...dirMeta.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
   for (const d of dirs) {
+    if (!(await isRealDir(d))) continue;
     const abs = d === '' ? dest : join(dest, d);
-    try {
-      const st = await lstat(abs);
-      if (!st.isDirectory()) continue;
-    } catch {
-      continue;
-    }
     await applyMeta(abs, dirMeta.get(d)!, asRoot, true);
     if (!asRoot) {
       const e = dirMeta.get(d)!;

@@ -21,6 +21,9 @@ export interface EntrySpec {
   mtime?: number;
   /** PAX extended header records (e.g. `SCHILY.xattr.user.x`). */
   pax?: Record<string, string>;
+  /** Device numbers of a character device. */
+  devmajor?: number;
+  devminor?: number;
 }
 
 /** A whiteout entry deleting `path` (`dir/.wh.name`) in the layers below. */
@@ -94,6 +97,8 @@ export async function layerTar(entries: EntrySpec[]): Promise<Buffer> {
     };
     if (e.linkname !== undefined) header.linkname = e.linkname;
     if (e.pax !== undefined) header.pax = e.pax;
+    if (e.devmajor !== undefined) header.devmajor = e.devmajor;
+    if (e.devminor !== undefined) header.devminor = e.devminor;
     if (type === 'file') {
       const body = Buffer.from(e.content ?? '');
       await new Promise<void>((resolve, reject) =>

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,7 +10,14 @@ import { gzipSync, zstdCompressSync } from 'node:zlib';
 import type { Digest } from '../../src/digest/index.ts';
 import { type LayerBlob, unpackRootfs } from '../../src/layers/index.ts';
 import { run } from '../helpers/bins.ts';
-import { buildLayout, type EntrySpec, type ImageSpec, layerTar } from '../helpers/images.ts';
+import {
+  buildLayout,
+  type EntrySpec,
+  type ImageSpec,
+  layerTar,
+  opaqueWhiteout,
+  whiteout,
+} from '../helpers/images.ts';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
@@ -202,15 +209,195 @@ describe('hostile layers: nothing is written outside the destination, every refu
     assert.equal(await readlink(join(dest, 'f')), 'target');
   });
 
-  test('device nodes only as root; refused otherwise with a named warning', async () => {
+  test('device nodes as root: created with their numbers', async () => {
+    assert.equal(process.getuid?.(), 0, 'this test runs as root (the non-root case is in test/cli)');
     const { dest } = await sandbox();
     const r = await unpackRootfs(
-      [await blob([{ path: 'dev/null', type: 'character-device', mode: 0o666 }])],
+      [await blob([{ path: 'dev/null', type: 'character-device', mode: 0o666, devmajor: 1, devminor: 3 }])],
       dest,
-      { applyOwners: false },
     );
-    // As a non-root unpack (applyOwners false stands in here), the device is skipped and named.
-    assert.ok(r.problems.some((p) => p.entry === 'dev/null' && p.code === 'E_SKIPPED'));
+    assert.deepEqual(r.problems, []);
+    const st = await lstat(join(dest, 'dev', 'null'));
+    assert.ok(st.isCharacterDevice());
+    assert.equal(st.rdev, (1 << 8) | 3);
+  });
+
+  test('directory metadata is never applied through a symlink that replaced a parent', async () => {
+    const { dest, canary } = await sandbox();
+    await mkdir(join(canary, 'sub'));
+    await utimes(join(canary, 'sub'), 1_000_000, 1_000_000);
+    const before = await lstat(join(canary, 'sub'));
+    const r = await unpackRootfs(
+      [
+        await blob([
+          { path: 'a/', type: 'directory' },
+          { path: 'a/sub/', type: 'directory', mode: 0o777, uid: 4321, gid: 4321 },
+          { path: 'b/', type: 'directory' },
+          { path: 'b/sub/', type: 'directory', mode: 0o700, uid: 4321, gid: 4321 },
+          // Same layer: b becomes a symlink after its child directory's entry.
+          { path: 'b', type: 'symlink', linkname: canary },
+        ]),
+        await blob([
+          { path: '.wh.a', content: '' },
+          { path: 'a', type: 'symlink', linkname: canary },
+        ]),
+      ],
+      dest,
+    );
+    const after = await lstat(join(canary, 'sub'));
+    assert.deepEqual(
+      [after.mode, after.uid, after.gid, after.mtimeMs],
+      [before.mode, before.uid, before.gid, before.mtimeMs],
+    );
+    assert.deepEqual(r.problems, []);
+    assert.equal(await readlink(join(dest, 'a')), canary);
+    assert.equal(await readlink(join(dest, 'b')), canary);
+    await rm(join(canary, 'sub'), { recursive: true });
+    await assertCanaryIntact(canary);
+  });
+
+  test('a whiteout or opaque marker through a symlink deletes nothing outside', async () => {
+    const { dest, canary } = await sandbox();
+    const r = await unpackRootfs(
+      [
+        await blob([{ path: 'link', type: 'symlink', linkname: canary }]),
+        await blob([
+          { path: 'link/.wh.keep', content: '' },
+          { path: 'link/.wh..wh..opq', content: '' },
+        ]),
+      ],
+      dest,
+    );
+    await assertCanaryIntact(canary);
+    assert.deepEqual(
+      r.problems.map((p) => [p.entry, p.code]),
+      [
+        ['link/.wh.keep', 'E_UNSAFE_PATH'],
+        ['link/.wh..wh..opq', 'E_UNSAFE_PATH'],
+      ],
+    );
+  });
+
+  test('a whiteout of the symlink itself removes the link, not what it points at', async () => {
+    const { dest, canary } = await sandbox();
+    await unpackRootfs(
+      [
+        await blob([
+          { path: 'link', type: 'symlink', linkname: canary },
+          { path: 'filelink', type: 'symlink', linkname: join(canary, 'keep') },
+        ]),
+        await blob([whiteout('link'), whiteout('filelink')]),
+      ],
+      dest,
+    );
+    await assertCanaryIntact(canary);
+    assert.deepEqual(await readdir(dest), []);
+  });
+
+  test('duplicate entries: a directory replaced by a symlink to outside, then written through', async () => {
+    const { dest, canary } = await sandbox();
+    const r = await unpackRootfs(
+      [
+        await blob([
+          { path: 'd/', type: 'directory' },
+          { path: 'd/ok', content: 'inside' },
+          { path: 'd', type: 'symlink', linkname: canary },
+          { path: 'd/keep', content: 'overwritten?' },
+          { path: 'd/new', content: 'x' },
+        ]),
+      ],
+      dest,
+    );
+    await assertCanaryIntact(canary);
+    assert.deepEqual(
+      r.problems.map((p) => p.entry),
+      ['d/keep', 'd/new'],
+    );
+  });
+
+  test('a relative symlink climbing out, then a write through it', async () => {
+    const { dest, canary } = await sandbox();
+    const r = await unpackRootfs(
+      [
+        await blob([
+          { path: 'x/', type: 'directory' },
+          { path: 'x/up', type: 'symlink', linkname: '../../canary' },
+          { path: 'x/up/keep', content: 'overwritten?' },
+        ]),
+      ],
+      dest,
+    );
+    await assertCanaryIntact(canary);
+    assert.deepEqual(
+      r.problems.map((p) => p.entry),
+      ['x/up/keep'],
+    );
+    assert.equal(await readlink(join(dest, 'x', 'up')), '../../canary', 'kept verbatim');
+  });
+
+  test('a hardlink to an entry deleted or replaced since: refused by name, nothing else changes', async () => {
+    const { dest, canary } = await sandbox();
+    const r = await unpackRootfs(
+      [
+        await blob([
+          { path: 'a/', type: 'directory' },
+          { path: 'a/f', content: 'f' },
+          { path: 'gone', content: 'g' },
+          { path: 'cleared/', type: 'directory' },
+          { path: 'cleared/c', content: 'c' },
+          { path: 'tosym', content: 's' },
+        ]),
+        await blob([
+          { path: 'a', content: 'now a file' },
+          whiteout('gone'),
+          opaqueWhiteout('cleared'),
+          { path: 'tosym', type: 'symlink', linkname: join(canary, 'keep') },
+          { path: 'h1', type: 'link', linkname: 'a/f' },
+          { path: 'h2', type: 'link', linkname: 'gone' },
+          { path: 'h3', type: 'link', linkname: 'cleared/c' },
+          { path: 'h4', type: 'link', linkname: 'tosym' },
+        ]),
+      ],
+      dest,
+    );
+    await assertCanaryIntact(canary);
+    assert.deepEqual(
+      r.problems.map((p) => [p.entry, p.code]),
+      [
+        ['h1', 'E_UNSAFE_PATH'],
+        ['h2', 'E_UNSAFE_PATH'],
+        ['h3', 'E_UNSAFE_PATH'],
+        ['h4', 'E_UNSAFE_PATH'],
+      ],
+    );
+    assert.equal(await readFile(join(dest, 'a'), 'utf8'), 'now a file', 'the file a is not replaced');
+    assert.deepEqual((await readdir(dest)).sort(), ['a', 'cleared', 'tosym']);
+  });
+
+  test('very long names: a component or a path longer than the filesystem takes is refused by name', async () => {
+    const { dest, canary } = await sandbox();
+    const component = 'x'.repeat(256);
+    const deep = `${'d/'.repeat(2100)}f`;
+    const r = await unpackRootfs(
+      [
+        await blob([
+          { path: component, content: 'a' },
+          { path: deep, content: 'b' },
+          { path: 'after', content: 'still unpacked' },
+        ]),
+      ],
+      dest,
+    );
+    await assertCanaryIntact(canary);
+    assert.deepEqual(
+      r.problems.map((p) => [p.entry, p.code]),
+      [
+        [component, 'E_UNSAFE_PATH'],
+        [deep, 'E_UNSAFE_PATH'],
+      ],
+    );
+    assert.match(r.problems[0]!.message, /name too long/);
+    assert.equal(await readFile(join(dest, 'after'), 'utf8'), 'still unpacked');
   });
 });
 
