@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { decompress } from './compression.ts';
 import type { UnpackResult } from './rootfs.ts';
-import { hasDotDot, readTar, type TarEntry } from './tar-read.ts';
+import { hasDotDot, readTar, type TarEntry, XATTR_PREFIX } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
@@ -43,7 +43,51 @@ interface Inode {
   reread?: { layer: number; index: number };
 }
 
-const XATTR_PREFIX = 'SCHILY.xattr.';
+/** The largest owner id a ustar header holds (7 octal digits). */
+const MAX_OCTAL = 0o7777777;
+
+/** One PAX record, `LEN KEY=VALUE\n`, LEN counting itself. */
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const v = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const rest = Buffer.byteLength(key) + v.length + 3; // ' ', '=', '\n'
+  let len = rest + String(rest).length;
+  if (String(len).length !== String(rest).length) len = rest + String(len).length;
+  return Buffer.concat([Buffer.from(`${len} ${key}=`, 'utf8'), v, Buffer.from('\n')]);
+}
+
+/** Seconds with the millisecond fraction, no trailing zeros (`1600000020.25`). */
+function paxSeconds(d: Date): string {
+  const t = Math.abs(d.getTime());
+  const frac = String(t % 1000)
+    .padStart(3, '0')
+    .replace(/0+$/, '');
+  return `${d.getTime() < 0 ? '-' : ''}${Math.floor(t / 1000)}.${frac}`;
+}
+
+/** The ustar header block of a PAX extended header (`x`) of `size` bytes. */
+function paxHeaderBlock(size: number): Buffer {
+  const b = Buffer.alloc(512);
+  const octal = (off: number, len: number, n: number) =>
+    b.write(`${n.toString(8).padStart(len - 1, '0')}\0`, off, 'latin1');
+  b.write('PaxHeader', 0, 'latin1');
+  octal(100, 8, 0o644);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, size);
+  octal(136, 12, 0);
+  b[156] = 0x78; // 'x'
+  b.write('ustar\0' + '00', 257, 'latin1');
+  b.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of b) sum += byte;
+  b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return b;
+}
+
+/** An ASCII stand-in of at most 99 bytes for a name a PAX record carries. */
+function ustarName(name: string): string {
+  return name.replace(/[^\x20-\x7e]/g, '_').slice(0, 99);
+}
 
 function parentOf(p: string): string {
   const i = p.lastIndexOf('/');
@@ -277,10 +321,10 @@ class Exporter {
             names.delete(rel);
             if (!vis) break;
             if (isDir) {
-              await this.#put(this.#header(e, `${rel}/`, 'directory'));
+              await this.#put(this.#header(e, `${rel}/`, 'directory'), e.xattrs);
               this.result.dirs++;
             } else {
-              await this.#put(this.#header(e, rel, 'symlink'));
+              await this.#put(this.#header(e, rel, 'symlink'), e.xattrs);
               this.result.symlinks++;
             }
             here.set(rel, isDir ? 'dir' : 'other');
@@ -423,12 +467,13 @@ class Exporter {
     const h = this.#header(e, name, e.type as tar.Header['type']);
     if (e.type === 'file') {
       h.size = e.size;
+      this.#pax(h, e.xattrs);
       const entry = this.#pack.entry(h);
       await pipeline(e.body, entry);
       this.result.files++;
       this.result.bytes += e.size;
     } else {
-      await this.#put(h);
+      await this.#put(h, e.xattrs);
       this.result.devices++;
     }
     inode.out = name;
@@ -440,7 +485,6 @@ class Exporter {
     for (const w of inode.waiting) {
       const h = this.#header(inode.header, w.name, 'link');
       h.linkname = inode.out;
-      delete h.pax;
       await this.#put(h);
       this.result.hardlinks++;
     }
@@ -476,12 +520,41 @@ class Exporter {
       devmajor: type === 'character-device' || type === 'block-device' ? e.devmajor : 0,
       devminor: type === 'character-device' || type === 'block-device' ? e.devminor : 0,
     };
-    const xattrs = Object.entries(e.pax).filter(([k]) => k.startsWith(XATTR_PREFIX));
-    if (xattrs.length) h.pax = Object.fromEntries(xattrs);
     return h;
   }
 
-  #put(h: tar.Header): Promise<void> {
+  /** Writes a body-less entry (with the PAX header it needs: xattrs of a directory or a device). */
+  #put(h: tar.Header, xattrs: Record<string, Buffer> = {}): Promise<void> {
+    this.#pax(h, xattrs);
     return new Promise((resolve, reject) => this.#pack.entry(h, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * tar-stream writes PAX values as UTF-8 strings and only `path`/`linkpath`: for binary xattr
+   * values (`security.capability`), owners above 2097151 and sub-second mtimes this writes the PAX
+   * header itself, raw, and turns `h` into a plain ustar header (names in the PAX records, ASCII
+   * stand-ins in the header, as Go's archive/tar does).
+   */
+  #pax(h: tar.Header, xattrs: Record<string, Buffer>): void {
+    const big = (n: number | undefined) => (n ?? 0) > MAX_OCTAL;
+    const ms = h.mtime ? h.mtime.getTime() % 1000 : 0;
+    const names = Object.keys(xattrs);
+    if (!names.length && !big(h.uid) && !big(h.gid) && ms === 0) return;
+    const records: Buffer[] = [paxRecord('path', h.name)];
+    if (h.linkname) records.push(paxRecord('linkpath', h.linkname));
+    if (big(h.uid)) records.push(paxRecord('uid', String(h.uid)));
+    if (big(h.gid)) records.push(paxRecord('gid', String(h.gid)));
+    if (ms !== 0) records.push(paxRecord('mtime', paxSeconds(h.mtime!)));
+    for (const n of names) records.push(paxRecord(`${XATTR_PREFIX}${n}`, xattrs[n]!));
+    const body = Buffer.concat(records);
+    // tar-stream takes no body for a PAX header entry: the bytes go straight into its output,
+    // between two entries (each entry is complete before the next one starts).
+    this.#pack.push(
+      Buffer.concat([paxHeaderBlock(body.length), body, Buffer.alloc((512 - (body.length % 512)) % 512)]),
+    );
+    h.name = ustarName(h.name);
+    if (h.linkname) h.linkname = ustarName(h.linkname);
+    if (big(h.uid)) h.uid = 0;
+    if (big(h.gid)) h.gid = 0;
   }
 }

@@ -356,19 +356,15 @@ export async function unpackRootfs(
   return result;
 }
 
-const XATTR_PREFIX = 'SCHILY.xattr.';
-
 /**
- * Extended attributes from PAX records (`SCHILY.xattr.NAME`). Node has no xattr API, so this runs
- * `setfattr` (Debian package attr) for the rare entries that carry them; failures are warnings.
+ * Extended attributes from PAX records (`SCHILY.xattr.NAME`, raw bytes). Node has no xattr API, so
+ * this runs `setfattr` (Debian package attr) for the rare entries that carry them; failures are
+ * warnings.
  */
 async function applyXattrs(abs: string, e: TarEntry, warn: (msg: string) => void): Promise<void> {
-  const names = Object.keys(e.pax).filter((k) => k.startsWith(XATTR_PREFIX));
-  for (const k of names) {
-    const name = k.slice(XATTR_PREFIX.length);
-    const value = Buffer.from(e.pax[k]!, 'utf8').toString('base64');
+  for (const [name, value] of Object.entries(e.xattrs)) {
     try {
-      await execFileP('setfattr', ['-h', '-n', name, '-v', `0s${value}`, abs]);
+      await execFileP('setfattr', ['-h', '-n', name, '-v', `0s${value.toString('base64')}`, abs]);
     } catch (err) {
       warn(
         `extended attribute ${name} on ${JSON.stringify(e.rawName)} not set: ${(err as Error).message.split('\n')[0]}`,

@@ -41,6 +41,10 @@ export interface LayerSpec {
   entries: EntrySpec[];
   /** `gzip-2` is gzip in two members: its trailer's ISIZE covers only the second half. */
   compression?: 'gzip' | 'gzip-2' | 'zstd' | 'none';
+  /** A layer tar made by another tool (GNU tar), used instead of `entries` (then compressed). */
+  tar?: Buffer;
+  /** The manifest's media type for the layer, whatever its compression really is. */
+  mediaType?: string;
 }
 
 export interface ImageSpec {
@@ -124,7 +128,7 @@ async function putBlob(dir: string, data: Buffer): Promise<string> {
 async function buildImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
   const layers: BuiltImage['layers'] = [];
   for (const l of spec.layers) {
-    const raw = await layerTar(l.entries);
+    const raw = l.tar ?? (await layerTar(l.entries));
     const c = l.compression ?? 'gzip';
     const half = raw.length >> 1;
     const blob =
@@ -137,7 +141,7 @@ async function buildImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
             : raw;
     const digest = await putBlob(dir, blob);
     const suffix = c === 'gzip' || c === 'gzip-2' ? '+gzip' : c === 'zstd' ? '+zstd' : '';
-    const mediaType = `application/vnd.oci.image.layer.v1.tar${suffix}`;
+    const mediaType = l.mediaType ?? `application/vnd.oci.image.layer.v1.tar${suffix}`;
     layers.push({ digest, diffId: sha(raw), size: blob.length, mediaType, uncompressed: raw });
   }
   const configJson: Record<string, unknown> = {

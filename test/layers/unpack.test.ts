@@ -1,7 +1,22 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, utimes, writeFile } from 'node:fs/promises';
+import {
+  chown,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,6 +25,7 @@ import { gzipSync, zstdCompressSync } from 'node:zlib';
 import type { Digest } from '../../src/digest/index.ts';
 import { type LayerBlob, unpackRootfs } from '../../src/layers/index.ts';
 import { run } from '../helpers/bins.ts';
+import { runCli } from '../helpers/cli.ts';
 import {
   buildLayout,
   type EntrySpec,
@@ -418,62 +434,147 @@ describe('real-world link patterns survive unchanged', () => {
   });
 });
 
-/** name → type, mode, content hash / link target, owner, inode group */
+/**
+ * name → type, mode, owner, mtime (ms), content hash / link target / device numbers, hardlink group
+ * (the first name of the inode in walk order), extended attributes.
+ */
 async function snapshot(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  const inodes = new Map<number, string>();
+  const inodes = new Map<bigint, string>();
   const walk = async (dir: string, rel: string): Promise<void> => {
     for (const name of (await readdir(dir)).sort()) {
       const p = join(dir, name);
       const r = rel ? `${rel}/${name}` : name;
-      const st = await lstat(p);
-      let desc = `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
-      if (st.isSymbolicLink()) desc = `link -> ${await readlink(p)} ${st.uid}:${st.gid}`;
+      const st = await lstat(p, { bigint: true });
+      const meta = `${(st.mode & 0o7777n).toString(8)} ${st.uid}:${st.gid} @${(st.mtimeNs + 500_000n) / 1_000_000n}`;
+      let desc: string;
+      if (st.isSymbolicLink())
+        desc = `link -> ${await readlink(p)} ${st.uid}:${st.gid} @${(st.mtimeNs + 500_000n) / 1_000_000n}`;
       else if (st.isDirectory()) {
-        desc = `dir ${desc}`;
+        desc = `dir ${meta}`;
         await walk(p, r);
       } else if (st.isFile()) {
-        desc = `file ${desc} ${sha(await readFile(p))}`;
-        if (st.nlink > 1) {
+        desc = `file ${meta} ${sha(await readFile(p))}`;
+        if (st.nlink > 1n) {
           const first = inodes.get(st.ino);
           if (first) desc += ` =${first}`;
           else inodes.set(st.ino, r);
         }
-      } else desc = `special ${desc}`;
+      } else if (st.isCharacterDevice()) desc = `chardev ${meta} ${st.rdev}`;
+      else if (st.isFIFO()) desc = `fifo ${meta}`;
+      else desc = `special ${meta}`;
       out[r] = desc;
     }
   };
   await walk(root, '');
+  // Extended attributes, all namespaces, without following symlinks.
+  const dump = (
+    await run('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root])
+  ).stdout.toString();
+  for (const block of dump.split('\n\n')) {
+    const [head, ...attrs] = block.trim().split('\n');
+    if (!head?.startsWith('# file: ')) continue;
+    const file = head.slice('# file: '.length);
+    const r = file === root ? '' : file.slice(root.length + 1);
+    if (r !== '') out[r] = `${out[r]} xattrs ${attrs.sort().join(',')}`;
+  }
   return out;
 }
 
+/** A layer tar made by GNU tar from a directory `fill` populates (owners and mtimes as set there). */
+async function gnuTar(format: 'gnu' | 'pax', fill: (dir: string) => Promise<void>): Promise<Buffer> {
+  const dir = await mkdtemp(join(tmpdir(), `lading-gnutar-${format}-`));
+  await fill(dir);
+  return (await run('tar', [`--format=${format}`, '--numeric-owner', '--xattrs', '-cf', '-', '-C', dir, '.']))
+    .stdout;
+}
+
+const LONG_DIR = `${'long-dir-name/'.repeat(10)}`;
+const UTF8_LONG = `${'ünïcødé-ファイル-'.repeat(6)}.txt`;
+
 describe('the same tree as umoci unpack', () => {
-  test('whiteouts, opaque dirs, dir↔file↔symlink replacements, hardlinks, long/UTF-8 names, owners, setuid, empty files', async () => {
+  test('whiteouts, opaque dirs, replacements, hardlinks, symlinks, GNU and PAX long/UTF-8 names, owners, setuid/setgid/sticky, empty files and dirs, devices, mtimes, xattrs', async () => {
+    const t = (n: number) => 1_600_000_000 + n;
+    const gnu = await gnuTar('gnu', async (d) => {
+      // Names, link targets and hardlink targets over 100 bytes: GNU LongLink/LongName records.
+      await mkdir(join(d, 'gnu', LONG_DIR), { recursive: true });
+      const long = join(d, 'gnu', LONG_DIR, `${'g'.repeat(150)}.bin`);
+      await writeFile(long, 'gnu long');
+      await symlink(`${LONG_DIR}${'g'.repeat(150)}.bin`, join(d, 'gnu', 'long-symlink'));
+      await link(long, join(d, 'gnu', 'hard-to-long'));
+      await writeFile(join(d, 'gnu', UTF8_LONG), 'utf8 in a GNU long name');
+      await writeFile(join(d, 'gnu', 'owned'), 'uid 1000');
+      await chown(join(d, 'gnu', 'owned'), 1000, 1000);
+      await lchown(join(d, 'gnu', 'long-symlink'), 1000, 1000);
+      for (const p of ['owned', UTF8_LONG, `${LONG_DIR}${'g'.repeat(150)}.bin`])
+        await utimes(join(d, 'gnu', p), t(10), t(10));
+      await lutimes(join(d, 'gnu', 'long-symlink'), t(11), t(11));
+      for (const p of [LONG_DIR.slice(0, -1), 'long-dir-name', 'gnu'])
+        await utimes(join(d, p.startsWith('gnu') ? '' : 'gnu', p), t(12), t(12));
+      await utimes(d, t(13), t(13));
+    });
+    const pax = await gnuTar('pax', async (d) => {
+      // PAX records: path, linkpath, sub-second mtimes, an owner too large for the octal field.
+      await mkdir(join(d, 'pax'));
+      await writeFile(join(d, 'pax', UTF8_LONG), 'utf8 in a PAX path');
+      await symlink(`../gnu/${UTF8_LONG}`, join(d, 'pax', `${'s'.repeat(120)}-link`));
+      await writeFile(join(d, 'pax', 'big-uid'), 'uid 3000000');
+      await chown(join(d, 'pax', 'big-uid'), 3_000_000, 3_000_001);
+      await writeFile(join(d, 'pax', 'fraction'), 'sub-second mtime');
+      await utimes(join(d, 'pax', 'fraction'), t(20) + 0.25, t(20) + 0.25);
+      await utimes(join(d, 'pax', UTF8_LONG), t(21), t(21));
+      await utimes(join(d, 'pax', 'big-uid'), t(22), t(22));
+      await lutimes(join(d, 'pax', `${'s'.repeat(120)}-link`), t(23), t(23));
+      await run('setfattr', ['-n', 'user.origin', '-v', 'gnu-tar', join(d, 'pax', 'fraction')]);
+      await run('setfattr', ['-n', 'user.binary', '-v', '0xff00fe80c3', join(d, 'pax', 'fraction')]);
+      await utimes(join(d, 'pax'), t(24), t(24));
+      await utimes(d, t(25), t(25));
+    });
     const spec: ImageSpec = {
       layers: [
         {
           entries: [
-            { path: 'etc/', type: 'directory' },
-            { path: 'etc/passwd', content: 'root:x:0:0\n' },
+            { path: 'etc/', type: 'directory', mtime: t(1) },
+            { path: 'etc/passwd', content: 'root:x:0:0\n', mtime: t(2) },
             { path: 'etc/gone', content: 'bye' },
             { path: 'opaque/', type: 'directory' },
             { path: 'opaque/old', content: 'hidden later' },
             { path: 'opaque/sub/', type: 'directory' },
             { path: 'opaque/sub/deep', content: 'deep' },
+            { path: 'opaque-first/', type: 'directory' },
+            { path: 'opaque-first/old', content: 'hidden by a marker that comes first' },
             { path: 'wasdir/', type: 'directory' },
             { path: 'wasdir/child', content: 'c' },
             { path: 'wasfile', content: 'file' },
-            { path: 'recreated/', type: 'directory' },
+            { path: 'file-then-dir', content: 'replaced by a directory without a whiteout' },
+            { path: 'sym-then-dir', type: 'symlink', linkname: 'etc' },
+            { path: 'dir-then-sym/', type: 'directory' },
+            { path: 'dir-then-sym/x', content: 'gone with its directory' },
+            { path: 'recreated/', type: 'directory', mode: 0o700 },
             { path: 'recreated/old', content: 'old' },
-            { path: 'bin/', type: 'directory' },
-            { path: 'bin/tool', content: 'tool', mode: 0o755 },
+            { path: 'bin/', type: 'directory', mtime: t(3) },
+            { path: 'bin/tool', content: 'tool', mode: 0o755, mtime: t(4) },
             { path: 'bin/suid', content: 'suid', mode: 0o4755 },
+            { path: 'bin/sgid', content: 'sgid', mode: 0o2711 },
+            { path: 'shared/', type: 'directory', mode: 0o2775, gid: 1000 },
             { path: 'home/', type: 'directory' },
-            { path: 'home/user/', type: 'directory', uid: 1000, gid: 1000, mode: 0o750 },
-            { path: 'home/user/file', content: 'mine', uid: 1000, gid: 1000 },
+            { path: 'home/user/', type: 'directory', uid: 1000, gid: 1000, mode: 0o750, mtime: t(5) },
+            { path: 'home/user/file', content: 'mine', uid: 1000, gid: 1000, mode: 0o600 },
+            { path: 'home/user/link', type: 'symlink', linkname: 'file', uid: 1000, gid: 1000, mtime: t(6) },
             { path: 'empty-file', content: '' },
-            { path: 'empty-dir/', type: 'directory' },
+            { path: 'empty-dir/', type: 'directory', mtime: t(7) },
             { path: 'tmp/', type: 'directory', mode: 0o1777 },
+            { path: 'usr/', type: 'directory' },
+            { path: 'usr/lib64/', type: 'directory' },
+            { path: 'usr/lib64/ld.so', content: 'loader', mode: 0o755 },
+            { path: 'lib64', type: 'symlink', linkname: '/usr/lib64' },
+            { path: 'usr/bin/', type: 'directory' },
+            { path: 'usr/bin/ld', type: 'symlink', linkname: '../lib64/ld.so' },
+            { path: 'dangling', type: 'symlink', linkname: '/nonexistent/target' },
+            { path: 'dev/', type: 'directory' },
+            { path: 'dev/null', type: 'character-device', mode: 0o666, devmajor: 1, devminor: 3 },
+            { path: 'dev/fifo', type: 'fifo', mode: 0o600 },
+            { path: 'xattr', content: 'x', pax: { 'SCHILY.xattr.user.lading': 'hello' } },
           ],
         },
         {
@@ -483,15 +584,30 @@ describe('the same tree as umoci unpack', () => {
             { path: 'opaque/', type: 'directory' },
             { path: 'opaque/new', content: 'visible' },
             { path: 'opaque/.wh..wh..opq', content: '' },
+            { path: 'opaque-first/.wh..wh..opq', content: '' },
+            { path: 'opaque-first/new', content: 'after the marker' },
             { path: '.wh.wasdir', content: '' },
             { path: 'wasdir', content: 'now a file' },
             { path: 'wasfile', type: 'symlink', linkname: 'etc/passwd' },
+            { path: 'file-then-dir/', type: 'directory' },
+            { path: 'file-then-dir/child', content: 'child' },
+            { path: 'sym-then-dir/', type: 'directory' },
+            { path: 'sym-then-dir/child', content: 'not in etc' },
+            { path: 'dir-then-sym', type: 'symlink', linkname: '/etc' },
             { path: '.wh.recreated', content: '' },
             { path: 'recreated/', type: 'directory' },
             { path: 'recreated/new', content: 'new' },
             { path: 'bin/tool-link', type: 'link', linkname: 'bin/tool' },
+            // Directories with entries of their own: implied ones get the time of the unpack.
+            { path: 'ünïcode/', type: 'directory', mtime: t(8) },
             { path: 'ünïcode/ファイル.txt', content: 'utf8' },
-            { path: `${'long-dir-name/'.repeat(10)}${'f'.repeat(150)}`, content: 'long' },
+            ...LONG_DIR.split('/')
+              .slice(0, -1)
+              .map((_, i, parts) => ({
+                path: `${parts.slice(0, i + 1).join('/')}/`,
+                type: 'directory' as const,
+              })),
+            { path: `${LONG_DIR}${'f'.repeat(150)}`, content: 'long' },
           ],
         },
         {
@@ -502,37 +618,99 @@ describe('the same tree as umoci unpack', () => {
             { path: 'wasfile', content: 'a file again' },
           ],
         },
+        { entries: [], tar: gnu },
+        { entries: [], tar: pax, compression: 'none' },
       ],
     };
     const layout = await buildLayout(spec);
     const bundle = join(await mkdtemp(join(tmpdir(), 'lading-umoci-')), 'bundle');
     await run('umoci', ['unpack', '--image', `${layout.dir}:latest`, bundle]);
     const ours = join(await mkdtemp(join(tmpdir(), 'lading-ours-')), 'rootfs');
-    const layers: LayerBlob[] = layout.images[0]!.layers.map((l) => ({
-      digest: l.digest as Digest,
-      size: l.size,
-      open: async () =>
-        Readable.from([await readFile(join(layout.dir, 'blobs', 'sha256', l.digest.slice(7)))]),
-    }));
-    const r = await unpackRootfs(layers, ours);
-    assert.deepEqual(r.problems, []);
+    const r = await runCli(['unpack', '--json', `oci:${layout.dir}:latest`, ours]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.toString()).problems, []);
     const a = await snapshot(ours);
     const b = await snapshot(join(bundle, 'rootfs'));
     assert.deepEqual(a, b);
-    // Spot checks that the comparison covers what it should.
+    // lading export of the same image, extracted by GNU tar, is the same tree too.
+    const work = await mkdtemp(join(tmpdir(), 'lading-export-umoci-'));
+    const e = await runCli(['export', `oci:${layout.dir}:latest`, '-o', join(work, 'rootfs.tar')]);
+    assert.equal(e.code, 0, e.stderr);
+    await mkdir(join(work, 'x'));
+    // Entries come layer by layer (a directory's entry may come before entries of it from lower
+    // layers): GNU tar must set directory times at the end, not when the archive leaves them.
+    await run('tar', [
+      '--delay-directory-restore',
+      '--xattrs',
+      '--xattrs-include=*',
+      '--numeric-owner',
+      '--same-owner',
+      '-xpf',
+      join(work, 'rootfs.tar'),
+      '-C',
+      join(work, 'x'),
+    ]);
+    assert.deepEqual(await snapshot(join(work, 'x')), b, 'export, extracted by GNU tar = umoci unpack');
+    // The comparison covers what it should (not vacuously equal).
+    const has = (k: string, re: RegExp) => assert.match(a[k] ?? 'missing', re, k);
     assert.equal(a['opaque/old'], undefined);
-    assert.ok(a['opaque/new']);
+    assert.equal(a['opaque/sub'], undefined);
+    assert.equal(a['opaque-first/old'], undefined);
+    has('opaque/new', /^file /);
+    has('opaque-first/new', /^file /);
     assert.equal(a['etc/gone'], undefined);
-    assert.match(a['bin/suid']!, /^file 4755/);
-    assert.match(a['home/user/file']!, / 1000:1000 /);
-    assert.match(a.wasdir!, /^file/);
+    has('wasdir', /^file/);
+    has('wasfile', /^file .* @/);
+    has('file-then-dir', /^dir /);
+    has('file-then-dir/child', /^file /);
+    has('sym-then-dir', /^dir /);
+    assert.equal(a['etc/child'], undefined);
+    has('dir-then-sym', /^link -> \/etc /);
+    assert.equal(a['dir-then-sym/x'], undefined);
     assert.equal(a['recreated/old'], undefined);
+    has('recreated', /^dir 755 /);
+    has('bin/suid', /^file 4755 /);
+    has('bin/sgid', /^file 2711 /);
+    has('shared', /^dir 2775 0:1000 /);
+    has('tmp', /^dir 1777 /);
+    has('home/user', /^dir 750 1000:1000 @1600000005000$/);
+    has('home/user/file', /^file 600 1000:1000 /);
+    has('home/user/link', /^link -> file 1000:1000 @1600000006000$/);
+    has('empty-file', /^file 644 0:0 @0 sha256:e3b0c442/);
+    has('empty-dir', /^dir 755 0:0 @1600000007000$/);
+    has('lib64', /^link -> \/usr\/lib64 /);
+    has('usr/bin/ld', /^link -> \.\.\/lib64\/ld\.so /);
+    has('dangling', /^link -> \/nonexistent\/target /);
+    has('dev/null', /^chardev 666 0:0 @0 259$/);
+    has('dev/fifo', /^fifo 600 /);
+    has('xattr', /xattrs user\.lading=0x68656c6c6f$/);
+    has('bin/hard-to-new', /^file 755 .*/);
+    has('bin/tool', / =bin\/hard-to-new$/);
+    has('bin/tool-link', /^file 755 /);
+    has('ünïcode/ファイル.txt', /^file /);
+    has(`${LONG_DIR}${'f'.repeat(150)}`, /^file /);
+    has(`gnu/${LONG_DIR}${'g'.repeat(150)}.bin`, / =gnu\/hard-to-long$/);
+    has('gnu/hard-to-long', /^file 644 0:0 @1600000010000 /);
+    has('gnu/long-symlink', new RegExp(`^link -> ${LONG_DIR}g{150}\\.bin 1000:1000 @1600000011000$`));
+    has(`gnu/${UTF8_LONG}`, /^file /);
+    has('gnu/owned', /^file 644 1000:1000 /);
+    has(`pax/${UTF8_LONG}`, /^file 644 0:0 @1600000021000 /);
+    has(`pax/${'s'.repeat(120)}-link`, /^link -> \.\.\/gnu\/ünïcødé/);
+    has('pax/big-uid', /^file 644 3000000:3000001 @1600000022000 /);
+    // A binary value (bytes that are not UTF-8) comes out byte for byte, as security.capability must.
+    has(
+      'pax/fraction',
+      /^file 644 0:0 @1600000020250 .* xattrs user\.binary=0xff00fe80c3,user\.origin=0x676e752d746172$/,
+    );
   });
 });
 
 describe('compression is detected from the bytes', () => {
   test('gzip, zstd and plain layers unpack the same, whatever the media type says', async () => {
-    const entries: EntrySpec[] = [{ path: 'a/b', content: 'same' }];
+    const entries: EntrySpec[] = [
+      { path: 'a/', type: 'directory' },
+      { path: 'a/b', content: 'same' },
+    ];
     const trees: Record<string, string>[] = [];
     for (const c of ['gzip', 'zstd', 'none'] as const) {
       const { dest } = await sandbox();
@@ -540,8 +718,53 @@ describe('compression is detected from the bytes', () => {
       await unpackRootfs([{ ...layer, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' }], dest);
       trees.push(await snapshot(dest));
     }
+    assert.equal(trees[0]!['a/b']?.split(' ')[0], 'file');
     assert.deepEqual(trees[1], trees[0]);
     assert.deepEqual(trees[2], trees[0]);
+  });
+
+  test('unpack, export and extract read layers whose manifest media types lie', async () => {
+    const tar = 'application/vnd.oci.image.layer.v1.tar';
+    const layout = await buildLayout({
+      layers: [
+        { compression: 'zstd', mediaType: `${tar}+gzip`, entries: [{ path: 'zstd-as-gzip', content: 'z' }] },
+        { compression: 'gzip', mediaType: tar, entries: [{ path: 'gzip-as-plain', content: 'g' }] },
+        { compression: 'none', mediaType: `${tar}+zstd`, entries: [{ path: 'plain-as-zstd', content: 'p' }] },
+      ],
+    });
+    const manifest = JSON.parse(layout.images[0]!.manifest.toString()) as { layers: { mediaType: string }[] };
+    assert.deepEqual(
+      manifest.layers.map((l) => l.mediaType),
+      [`${tar}+gzip`, tar, `${tar}+zstd`],
+    );
+    const src = `oci:${layout.dir}:latest`;
+    const work = await mkdtemp(join(tmpdir(), 'lading-lying-'));
+    const u = await runCli(['unpack', src, join(work, 'rootfs')]);
+    assert.equal(u.code, 0, u.stderr);
+    const want = { 'gzip-as-plain': 'g', 'plain-as-zstd': 'p', 'zstd-as-gzip': 'z' };
+    const read = async (dir: string) =>
+      Object.fromEntries(
+        await Promise.all(
+          (await readdir(dir)).sort().map(async (n) => [n, await readFile(join(dir, n), 'utf8')] as const),
+        ),
+      );
+    assert.deepEqual(await read(join(work, 'rootfs')), want);
+    const e = await runCli(['export', src, '-o', join(work, 'rootfs.tar')]);
+    assert.equal(e.code, 0, e.stderr);
+    await mkdir(join(work, 'x'));
+    await run('tar', ['-xf', join(work, 'rootfs.tar'), '-C', join(work, 'x')]);
+    assert.deepEqual(await read(join(work, 'x')), want);
+    const x = await runCli([
+      'extract',
+      src,
+      '/zstd-as-gzip',
+      '/gzip-as-plain',
+      '/plain-as-zstd',
+      '-o',
+      join(work, 'out'),
+    ]);
+    assert.equal(x.code, 0, x.stderr);
+    assert.deepEqual(await read(join(work, 'out')), want);
   });
 });
 
