@@ -938,6 +938,90 @@ describe('layer groups', () => {
     }
   });
 
+  test('a push streams the layers from the files to the registry: no layer is written to disk', async () => {
+    const { prng } = await import('../helpers/images.ts');
+    const strace = requireBin('strace');
+    const reg = await sharedRegistry('none');
+    const dir = await mkdtemp(join(tmpdir(), 'lading-build-stream-'));
+    const store = join(dir, 'nix/store/ssss-data');
+    await mkdir(store, { recursive: true });
+    // Random bytes: gzip cannot shrink them, so the upload is as large as the layer.
+    const MiB = 1024 * 1024;
+    await writeFile(join(store, 'a.bin'), prng('stream-a', 12 * MiB));
+    await writeFile(join(store, 'b.bin'), prng('stream-b', 12 * MiB));
+    const spec = join(dir, 'spec.json');
+    await writeFile(
+      spec,
+      JSON.stringify({ layers: [{ paths: [store] }], rewrites: [{ regex: `^${dir}`, repl: '' }] }),
+    );
+    const log = join(dir, 'strace.log');
+    const lading = join(import.meta.dirname, '../../bin/lading');
+    await run(
+      strace,
+      [
+        '-f',
+        '-qq',
+        '-y',
+        '-e',
+        'trace=write,pwrite64,writev,pwritev,pwritev2',
+        '-o',
+        log,
+        process.execPath,
+        lading,
+      ].concat([
+        'build',
+        '-q',
+        spec,
+        '-o',
+        `docker://${reg.host}/build/stream:1`,
+        '--cache-dir',
+        join(dir, 'cache'),
+      ]),
+      { env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1', TMPDIR: dir } },
+    );
+    // `PID write(FD</path>, …) = N`, or split in `… <unfinished ...>` and `PID <... write resumed>…
+    // = N` when threads interleave: sum what went to files and what went to sockets.
+    let toFiles = 0;
+    let toSockets = 0;
+    const pending = new Map<string, string>();
+    for (const line of (await readFile(log, 'utf8')).split('\n')) {
+      const call = /^(\d+) \w+\(\d+<([^>]*)>/.exec(line);
+      let target: string | undefined;
+      let n: number;
+      if (call && line.endsWith('<unfinished ...>')) {
+        pending.set(call[1]!, call[2]!);
+        continue;
+      }
+      const resumed = /^(\d+) <\.\.\. \w+ resumed>.* = (\d+)$/.exec(line);
+      if (resumed) {
+        target = pending.get(resumed[1]!);
+        pending.delete(resumed[1]!);
+        n = Number(resumed[2]);
+      } else {
+        const done = /^\d+ \w+\(\d+<([^>]*)>.* = (\d+)$/.exec(line);
+        if (!done) continue;
+        target = done[1];
+        n = Number(done[2]);
+      }
+      if (target === undefined) continue;
+      if (target.startsWith('/') && !target.startsWith('/dev/')) toFiles += n;
+      else if (target.startsWith('socket:')) toSockets += n;
+    }
+    assert.ok(toSockets > 24 * MiB, `the layer went to the registry (${toSockets} bytes to sockets)`);
+    assert.ok(toFiles < 256 * 1024, `only small cache entries were written to files (${toFiles} bytes)`);
+    const config = JSON.parse(
+      (
+        await run('skopeo', [
+          'inspect',
+          '--config',
+          '--tls-verify=false',
+          `docker://${reg.host}/build/stream:1`,
+        ])
+      ).stdout.toString(),
+    );
+    assert.equal(config.rootfs.diff_ids.length, 1);
+  });
+
   test('pushes to a registry; skopeo inspects what was pushed', async () => {
     const reg = await sharedRegistry('none');
     const f = await fixture();
