@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -44,6 +44,8 @@ interface Seen {
   linkname: string;
   mode: number;
   size: number;
+  /** A directory only implied by entries below it (no entry of its own in that layer). */
+  implied?: boolean;
 }
 
 const MAX_HOPS = 40;
@@ -53,6 +55,20 @@ function ancestors(p: string): string[] {
   const out: string[] = [];
   for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
   return out;
+}
+
+/**
+ * A symlink target as the kernel resolves it under a root directory: `..` at the root stays at the
+ * root (`/../../etc/passwd` is `/etc/passwd`), so a link never leads out of the image.
+ */
+function inRoot(p: string): string {
+  const out: string[] = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  return out.join('/');
 }
 
 /** What the layers scanned so far say about a path. */
@@ -69,8 +85,11 @@ class ScanState {
   /** Directories made opaque by scanned layers (hide their contents in lower layers). */
   readonly opaque = new Set<string>();
 
-  /** Whether an entry of a lower layer at `p` is hidden by what was scanned above it. */
-  hidden(p: string): boolean {
+  /**
+   * Whether an entry of a lower layer at `p` is hidden by what was scanned above it. A directory
+   * entry is not hidden by a directory the layers above only implied: it gives that one its mode.
+   */
+  hidden(p: string, isDir = false): boolean {
     if (this.deleted.has(p)) return true;
     for (const a of ancestors(p)) {
       if (this.deleted.has(a) || this.opaque.has(a)) return true;
@@ -78,7 +97,7 @@ class ScanState {
       if (s && s.type !== 'directory') return true;
     }
     const s = this.seen.get(p);
-    return s !== undefined;
+    return s !== undefined && !(s.implied && isDir);
   }
 
   /** Follows symlinks (in any component) as far as the scanned layers allow. */
@@ -101,11 +120,10 @@ class ScanState {
         }
         const last = i === parts.length;
         if (e.type === 'symlink') {
-          const base = posix.dirname(prefix);
-          const target = e.linkname.startsWith('/')
-            ? e.linkname
-            : posix.join(base === '.' ? '' : base, e.linkname);
-          const norm = normaliseEntryName(target) ?? '';
+          // Absolute targets are root-relative; relative ones start in the link's directory.
+          const norm = inRoot(
+            e.linkname.startsWith('/') ? e.linkname : `${parts.slice(0, i - 1).join('/')}/${e.linkname}`,
+          );
           path = [norm, ...parts.slice(i)].filter(Boolean).join('/');
           restarted = true;
           break;
@@ -148,6 +166,10 @@ export async function extractPaths(
   if (!single) await mkdir(opts.dest, { recursive: true });
   const staging = holdTemp(await mkdtemp(join(single ? dirname(opts.dest) : opts.dest, '.lading-extract-')));
   const captured = new Map<string, string>();
+  /** Names of the staging files (unique: several may wait at once). */
+  let tmpCount = 0;
+  /** Content already written out: `layer:path` → the destination that holds it. */
+  const delivered = new Map<string, string>();
   const open = async (i: number) => {
     result.layersOpened++;
     const raw = await layers[i]!.open({ signal: opts.signal });
@@ -170,7 +192,7 @@ export async function extractPaths(
       try {
         for await (const e of readTar(stream, `layer ${i}`)) {
           if (e.name === path && e.type === 'file') {
-            const tmp = join(staging, String(captured.size));
+            const tmp = join(staging, `c${tmpCount++}`);
             await pipeline(e.body, createWriteStream(tmp, { mode: 0o600 }));
             return tmp;
           }
@@ -185,6 +207,14 @@ export async function extractPaths(
       const here = new Map<string, Seen>();
       const whiteouts: string[] = [];
       const opaques: string[] = [];
+      /** Parents of this layer's (visible) entries: directories, whether or not it has entries for them. */
+      const implied = new Set<string>();
+      // What the layers above leave undecided; a file of this layer at one of these paths is the answer.
+      const wanted = new Set<string>();
+      for (const w of pending) {
+        const r = state.resolve(w);
+        if (r.kind === 'unknown') wanted.add(r.path);
+      }
       try {
         for await (const e of readTar(stream, `layer ${i}`)) {
           const name = e.name;
@@ -192,17 +222,23 @@ export async function extractPaths(
           const base = posix.basename(name);
           const dir = posix.dirname(name) === '.' ? '' : posix.dirname(name);
           if (base === WHITEOUT_OPAQUE) {
-            if (dir === '' || !state.hidden(dir)) opaques.push(dir);
+            if (dir === '' || !state.hidden(dir, true)) {
+              opaques.push(dir);
+              for (const a of ancestors(name)) implied.add(a);
+            }
             continue;
           }
           if (base.startsWith(WHITEOUT_PREFIX)) {
             const victim = dir
               ? `${dir}/${base.slice(WHITEOUT_PREFIX.length)}`
               : base.slice(WHITEOUT_PREFIX.length);
-            if (!state.hidden(victim)) whiteouts.push(victim);
+            if (!state.hidden(victim)) {
+              whiteouts.push(victim);
+              for (const a of ancestors(name)) implied.add(a);
+            }
             continue;
           }
-          if (state.hidden(name)) continue;
+          if (state.hidden(name, e.type === 'directory')) continue;
           const seen: Seen = { layer: i, type: e.type, linkname: e.linkname, mode: e.mode, size: e.size };
           if (e.type === 'link') {
             // A hardlink is its target's content: record as a file; the content comes from the target.
@@ -210,23 +246,22 @@ export async function extractPaths(
             seen.linkname = normaliseEntryName(e.linkname) ?? '';
           }
           here.set(name, seen);
+          for (const a of ancestors(name)) implied.add(a);
           // Capture content now when the name is already what some request resolves to.
-          if (e.type === 'file') {
-            for (const w of pending) {
-              const r = state.resolve(w);
-              if (r.kind === 'unknown' && r.path === name && !captured.has(`${i}:${name}`)) {
-                const tmp = join(staging, String(captured.size));
-                await pipeline(e.body, createWriteStream(tmp, { mode: 0o600 }));
-                captured.set(`${i}:${name}`, tmp);
-                break;
-              }
-            }
+          if (e.type === 'file' && wanted.has(name) && !captured.has(`${i}:${name}`)) {
+            const tmp = join(staging, `c${tmpCount++}`);
+            await pipeline(e.body, createWriteStream(tmp, { mode: 0o600 }));
+            captured.set(`${i}:${name}`, tmp);
           }
         }
       } finally {
         stream.destroy();
       }
       for (const [k, v] of here) state.seen.set(k, v);
+      for (const a of implied) {
+        if (here.has(a) || state.hidden(a, true)) continue;
+        state.seen.set(a, { layer: i, type: 'directory', linkname: '', mode: 0o755, size: 0, implied: true });
+      }
       for (const w of whiteouts) state.deleted.add(w);
       for (const o of opaques) state.opaque.add(o);
       for (const w of [...pending]) {
@@ -291,16 +326,18 @@ export async function extractPaths(
         );
       }
       const key = `${entry.layer}:${resolvedPath}`;
-      const tmp = captured.get(key) ?? (await captureFrom(entry.layer, resolvedPath));
-      captured.set(key, tmp);
+      // Several requested paths may resolve to one file: it is read once and copied.
+      const earlier = delivered.get(key);
+      const tmp = earlier
+        ? join(staging, `c${tmpCount++}`)
+        : (captured.get(key) ?? (await captureFrom(entry.layer, resolvedPath)));
+      if (earlier) await copyFile(earlier, tmp);
+      captured.delete(key);
       await chmod(tmp, entry.mode & 0o7777);
       await rename(tmp, target).catch(async () => {
-        await pipeline(
-          (await import('node:fs')).createReadStream(tmp),
-          createWriteStream(target, { mode: entry.mode & 0o7777 }),
-        );
+        await pipeline(createReadStream(tmp), createWriteStream(target, { mode: entry.mode & 0o7777 }));
       });
-      captured.delete(key);
+      delivered.set(key, target);
       result.results.push({
         path: w.path,
         resolvedPath,

@@ -1,19 +1,32 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, realpathSync } from 'node:fs';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { run } from '../helpers/bins.ts';
+import { gzipSync } from 'node:zlib';
+import type { Digest } from '../../src/digest/index.ts';
+import { extractPaths, type LayerBlob } from '../../src/layers/index.ts';
+import { requireBin, run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
-import { type BuiltLayout, buildLayout, pushLayout } from '../helpers/images.ts';
+import {
+  type BuiltLayout,
+  buildLayout,
+  type EntrySpec,
+  layerTar,
+  pushLayout,
+  whiteout,
+} from '../helpers/images.ts';
 import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
 
 let reg: TestRegistry;
 let proxy: FaultProxy;
 let image: BuiltLayout;
 let work: string;
+const expr = realpathSync(requireBin('expr', 'coreutils'));
 const env = () => ({ HOME: '/nonexistent', PATH: process.env.PATH });
 
 before(async () => {
@@ -31,6 +44,12 @@ before(async () => {
           { path: 'etc/', type: 'directory' },
           { path: 'etc/conf.d/', type: 'directory' },
           { path: 'etc/conf.d/a', content: 'a' },
+          { path: 'etc/old-secret', content: 'deleted by the top layer' },
+          { path: 'usr/lib64/', type: 'directory' },
+          { path: 'usr/lib64/ld.so', content: 'the loader', mode: 0o755 },
+          { path: 'var/', type: 'directory' },
+          { path: 'var/cache/', type: 'directory' },
+          { path: 'var/cache/stale', content: 'hidden by an opaque directory' },
         ],
       },
       {
@@ -39,12 +58,18 @@ before(async () => {
           { path: 'usr/bin/', type: 'directory' },
           { path: 'usr/bin/tool', type: 'symlink', linkname: '../lib/tool/real' },
           { path: 'abs', type: 'symlink', linkname: '/usr/lib/tool/real' },
+          { path: 'lib64', type: 'symlink', linkname: '/usr/lib64' },
+          // More .. than the link is deep: at the root, .. stays at the root (as the kernel does).
+          { path: 'usr/bin/climb', type: 'symlink', linkname: '../../../../usr/lib/tool/real' },
+          { path: 'var/cache/.wh..wh..opq', content: '' },
         ],
       },
       {
         entries: [
           { path: 'app/', type: 'directory' },
-          { path: 'app/agent', content: '#!/bin/sh\necho agent says hi\n', mode: 0o755 },
+          // A real ELF executable (the host's expr).
+          { path: 'app/agent', content: readFileSync(expr), mode: 0o755 },
+          { path: 'etc/.wh.old-secret', content: '' },
           { path: 'loop1', type: 'symlink', linkname: 'loop2' },
           { path: 'loop2', type: 'symlink', linkname: 'loop1' },
         ],
@@ -64,7 +89,7 @@ const blobGets = () =>
   proxy.log.filter((e) => e.method === 'GET' && /\/blobs\//.test(e.path)).map((e) => e.path.split('/').pop());
 
 describe('extract', () => {
-  test('a binary in the top layer: only that layer is downloaded, and it runs', async () => {
+  test('a binary in the top layer: only that layer is downloaded (and the manifest), and it runs', async () => {
     proxy.clear();
     const out = join(work, 'agent');
     const r = await runCli(
@@ -73,12 +98,59 @@ describe('extract', () => {
     );
     assert.equal(r.code, 0, r.stderr);
     const top = image.images[0]!.layers[2]!.digest;
-    assert.deepEqual(blobGets(), [top]);
+    // Every request: the API check, the manifest, the top layer; never the config's or lower layers' blobs.
+    assert.deepEqual(
+      proxy.log.map((e) => `${e.method} ${e.path}`),
+      ['GET /v2/', 'GET /v2/extract/app/manifests/1', `GET /v2/extract/app/blobs/${top}`],
+    );
     const j = JSON.parse(r.stdout.toString());
     assert.equal(j.layersOpened, 1);
+    assert.equal(j.layers, 3);
+    assert.equal(j.bytesFetched, image.images[0]!.layers[2]!.size);
+    assert.equal(
+      j.imageBytes,
+      image.images[0]!.layers.reduce((n, l) => n + l.size, 0),
+    );
     assert.ok(j.bytesFetched < j.imageBytes / 10);
     assert.equal((await stat(out)).mode & 0o777, 0o755);
-    assert.equal((await run(out, [])).stdout.toString(), 'agent says hi\n');
+    assert.ok((await readFile(out)).equals(readFileSync(expr)));
+    assert.equal((await run(out, ['6', '*', '7'])).stdout.toString(), '42\n');
+  });
+
+  test('reports on stderr what it read and fetched out of the image', async () => {
+    const r = await runCli(
+      ['extract', '--no-cache', `${reg.host}/extract/app:1`, '/app/agent', '-o', join(work, 'agent2')],
+      {
+        env: env(),
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^\/app\/agent -> .*agent2$/m);
+    assert.match(r.stderr, /^read 1 of 3 layers; fetched [\d.]+ KiB of the image's [\d.]+ MiB$/m);
+  });
+
+  test('a path deleted (whiteout) or hidden (opaque directory) by an upper layer is not found, and lower layers are not fetched', async () => {
+    for (const [path, layersRead, why] of [
+      ['/etc/old-secret', 1, /etc\/old-secret was deleted/],
+      ['/var/cache/stale', 2, /var\/cache\/stale was deleted/],
+    ] as const) {
+      proxy.clear();
+      const r = await runCli(
+        ['extract', '--no-cache', `${proxy.host}/extract/app:1`, path, '-o', join(work, 'gone')],
+        {
+          env: env(),
+        },
+      );
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, new RegExp(`${path} is not in the image`));
+      assert.match(r.stderr, why);
+      assert.deepEqual(
+        blobGets(),
+        image.images[0]!.layers.slice(3 - layersRead)
+          .reverse()
+          .map((l) => l.digest),
+      );
+    }
   });
 
   test('symlinks inside the image are followed to the real file (relative and absolute), opening only the layers needed', async () => {
@@ -91,6 +163,8 @@ describe('extract', () => {
         `${proxy.host}/extract/app:1`,
         '/usr/bin/tool',
         '/abs',
+        '/lib64/ld.so',
+        '/usr/bin/climb',
         '-o',
         join(work, 'links'),
       ],
@@ -100,8 +174,13 @@ describe('extract', () => {
     const j = JSON.parse(r.stdout.toString());
     assert.deepEqual(
       j.results.map((x: { resolvedPath: string }) => x.resolvedPath),
-      ['usr/lib/tool/real', 'usr/lib/tool/real'],
+      ['usr/lib/tool/real', 'usr/lib/tool/real', 'usr/lib64/ld.so', 'usr/lib/tool/real'],
     );
+    // The targets are in the bottom layer: each layer is read once, top first.
+    assert.equal(j.layersOpened, 3);
+    assert.deepEqual(blobGets(), image.images[0]!.layers.map((l) => l.digest).reverse());
+    assert.equal(await readFile(join(work, 'links', 'ld.so'), 'utf8'), 'the loader');
+    assert.equal(await readFile(join(work, 'links', 'climb'), 'utf8'), '#!/bin/sh\necho real tool\n');
     assert.equal(await readFile(join(work, 'links', 'tool'), 'utf8'), '#!/bin/sh\necho real tool\n');
     assert.equal((await stat(join(work, 'links', 'tool'))).mode & 0o777, 0o755);
   });
@@ -128,12 +207,91 @@ describe('extract', () => {
     assert.match(loop.stderr, /symbolic links|not in the image/);
   });
 
-  test('works from a local OCI layout too', async () => {
-    const r = await runCli(
-      ['extract', `oci:${image.dir}:latest`, '/app/agent', '-o', join(work, 'local-agent')],
-      { env: env() },
+  test('works from a local OCI layout, an oci-archive and a docker-archive (skopeo wrote them)', async () => {
+    const ociArchive = join(work, 'image.oci.tar');
+    const dockerArchive = join(work, 'image.docker.tar');
+    await run('skopeo', ['copy', `oci:${image.dir}:latest`, `oci-archive:${ociArchive}:latest`]);
+    await run('skopeo', ['copy', `oci:${image.dir}:latest`, `docker-archive:${dockerArchive}:extract/app:1`]);
+    for (const [i, src] of [
+      `oci:${image.dir}:latest`,
+      `oci-archive:${ociArchive}`,
+      `docker-archive:${dockerArchive}`,
+    ].entries()) {
+      const out = join(work, `local-agent-${i}`);
+      const r = await runCli(['extract', '--json', src, '/app/agent', '/usr/bin/tool', '-o', out], {
+        env: env(),
+      });
+      assert.equal(r.code, 0, `${src}: ${r.stderr}`);
+      assert.equal((await run(join(out, 'agent'), [String(i), '+', '1'])).stdout.toString(), `${i + 1}\n`);
+      assert.equal(await readFile(join(out, 'tool'), 'utf8'), '#!/bin/sh\necho real tool\n');
+      assert.equal(JSON.parse(r.stdout.toString()).layersOpened, 3, src);
+    }
+  });
+
+  test('works from the cache: a second extract fetches no blob', async () => {
+    const cache = join(work, 'cache');
+    const args = (out: string) => [
+      'extract',
+      '--cache-dir',
+      cache,
+      `${proxy.host}/extract/app:1`,
+      '/app/agent',
+      '-o',
+      out,
+    ];
+    proxy.clear();
+    const first = await runCli(args(join(work, 'cached-1')), { env: env() });
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(blobGets(), [image.images[0]!.layers[2]!.digest]);
+    proxy.clear();
+    const second = await runCli(args(join(work, 'cached-2')), { env: env() });
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(blobGets(), [], 'the layer comes from the cache');
+    assert.deepEqual(
+      proxy.log.filter((e) => e.method === 'GET' && /\/manifests\//.test(e.path)),
+      [],
+      'the manifest too (only a HEAD for the tag)',
     );
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal((await run(join(work, 'local-agent'), [])).stdout.toString(), 'agent says hi\n');
+    assert.match(second.stderr, /fetched 0 B of the image's/);
+    assert.ok((await readFile(join(work, 'cached-2'))).equals(readFileSync(expr)));
+  });
+});
+
+describe('extract (library)', () => {
+  const layer = async (entries: EntrySpec[]): Promise<LayerBlob & { opened: () => number }> => {
+    const bytes = gzipSync(await layerTar(entries));
+    let n = 0;
+    return {
+      digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest,
+      size: bytes.length,
+      open: async () => {
+        n++;
+        return Readable.from([bytes]);
+      },
+      opened: () => n,
+    };
+  };
+
+  test('a top layer without entries for the parent directories still decides the path', async () => {
+    const bottom = await layer([
+      { path: 'opt/', type: 'directory' },
+      { path: 'opt/app/', type: 'directory' },
+      { path: 'opt/app/tool', content: 'old' },
+      { path: 'opt/app/gone', content: 'deleted above' },
+    ]);
+    const top = await layer([
+      { path: 'opt/app/tool', content: 'new', mode: 0o755 },
+      whiteout('opt/app/gone'),
+    ]);
+    const dest = join(await mkdtemp(join(tmpdir(), 'lading-extract-lib-')), 'tool');
+    const r = await extractPaths([bottom, top], ['/opt/app/tool'], { dest });
+    assert.equal(await readFile(dest, 'utf8'), 'new');
+    assert.equal(r.layersOpened, 1);
+    assert.deepEqual([top.opened(), bottom.opened()], [1, 0]);
+    await assert.rejects(
+      extractPaths([bottom, top], ['/opt/app/gone'], { dest: `${dest}-gone` }),
+      /\/opt\/app\/gone is not in the image \(opt\/app\/gone was deleted\)/,
+    );
+    assert.deepEqual([top.opened(), bottom.opened()], [2, 0]);
   });
 });
