@@ -67,6 +67,11 @@ Examples:
           if (stage !== dest) await rm(stage, { recursive: true, force: true }).catch(() => {});
           throw err;
         }
+        const owned = Object.entries(r.owners);
+        if (owned.length)
+          ctx.warn(
+            `owners not applied (not running as root): ${owned.length} entr${owned.length === 1 ? 'y belongs' : 'ies belong'} to other users than root, e.g. /${owned[0]![0]} (${owned[0]![1]}); --json lists them all`,
+          );
         if (ctx.flags.json) await writeJson(io.out, { image: sel.instance.digest, dest, ...r });
         assertComplete(r, dest);
       });
