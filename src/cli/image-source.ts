@@ -1,4 +1,7 @@
 import { openSource, type SelectedImage, selectImage } from '../copy/index.ts';
+import { Limits, readAtMost } from '../digest/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { formatPlatform, type Platform, parseConfig, selectPlatform } from '../image/index.ts';
 import { type ImageSource, parseLocation } from '../transports/index.ts';
 import { type CacheFlags, cacheFrom } from './cache-options.ts';
 import type { CommandContext } from './context.ts';
@@ -7,7 +10,9 @@ import { type PlatformFlags, platformFrom, type RegistryFlags } from './options.
 
 /**
  * Opens IMAGE (any transport), selects the asked platform's image, runs `fn` on it, and closes
- * the source: what unpack, export and extract share.
+ * the source: what unpack, export and extract share. With `--platform` (or `--override-*`), a
+ * single-platform image of another platform is an error (its config is read to know); without,
+ * the config is not fetched at all.
  */
 export async function withImage<T>(
   ctx: CommandContext<PlatformFlags & CacheFlags & RegistryFlags>,
@@ -22,8 +27,27 @@ export async function withImage<T>(
     env: io.env,
   });
   try {
-    return await fn(await selectImage(source, platformFrom(ctx.flags).platform), source);
+    const { platform, explicit } = platformFrom(ctx.flags);
+    const sel = await selectImage(source, platform);
+    if (explicit && sel.top === sel.instance) await assertPlatform(source, sel, platform);
+    return await fn(sel, source);
   } finally {
     await source.close();
   }
+}
+
+async function assertPlatform(source: ImageSource, sel: SelectedImage, platform: Platform): Promise<void> {
+  const config = parseConfig(
+    await readAtMost(await source.blob(sel.manifest.config), Limits.config, `config of ${source.name}`),
+    `config of ${source.name}`,
+  );
+  if (!config.architecture) return;
+  const has: Platform = { os: config.os ?? 'linux', architecture: config.architecture };
+  if (config.variant) has.variant = config.variant;
+  if (selectPlatform(platform, [has]) === -1)
+    throw new LadingError(
+      ErrorCode.PlatformMismatch,
+      `${source.name} is a single-platform image for ${formatPlatform(has)}, not ${formatPlatform(platform)}`,
+      { expected: formatPlatform(platform), found: formatPlatform(has) },
+    );
 }
