@@ -10,7 +10,15 @@ import type { Digest } from '../../src/digest/index.ts';
 import { type ExportResult, exportRootfs, type LayerBlob } from '../../src/layers/index.ts';
 import { run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
-import { buildLayout, type EntrySpec, type ImageSpec, layerTar, smallImage } from '../helpers/images.ts';
+import {
+  buildLayout,
+  type EntrySpec,
+  type ImageSpec,
+  layerTar,
+  pushLayout,
+  smallImage,
+} from '../helpers/images.ts';
+import { sharedRegistry, stopSharedRegistries } from '../helpers/registry.ts';
 
 test('export: a deterministic tar of the flattened tree, equal to unpack once extracted', async () => {
   const spec = smallImage('export');
@@ -324,4 +332,30 @@ test('export: several links to a target an upper layer hid are served by one ext
     ],
   );
   assert.equal(opened, 3, 'top layer once, bottom layer twice');
+});
+
+test('export: the same image gives the same bytes from a layout, a registry, skopeo’s docker-archive (layers uncompressed) and the cache', async () => {
+  const layout = await buildLayout(layered);
+  const reg = await sharedRegistry('none');
+  await pushLayout(layout, reg, 'export/same:1');
+  const work = await mkdtemp(join(tmpdir(), 'lading-export-same-'));
+  const archive = join(work, 'image.docker.tar');
+  await run('skopeo', ['copy', `oci:${layout.dir}:latest`, `docker-archive:${archive}:export/same:1`]);
+  const env = { HOME: '/nonexistent', PATH: process.env.PATH };
+  const cache = join(work, 'cache');
+  const outs: Buffer[] = [];
+  for (const args of [
+    [`oci:${layout.dir}:latest`],
+    ['--no-cache', `${reg.host}/export/same:1`],
+    ['--cache-dir', cache, `${reg.host}/export/same:1`],
+    ['--cache-dir', cache, `${reg.host}/export/same:1`],
+    [`docker-archive:${archive}`],
+  ]) {
+    const r = await runCli(['export', ...args], { env });
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    outs.push(r.stdout);
+  }
+  assert.ok(outs[0]!.length > 10_000);
+  for (const [i, o] of outs.entries()) assert.ok(o.equals(outs[0]!), `export ${i} differs from the first`);
+  await stopSharedRegistries();
 });
