@@ -8,13 +8,15 @@ import { holdTemp } from '../util/index.ts';
 import { decompress } from './compression.ts';
 import { unpackRootfs } from './rootfs.ts';
 import { type EntryType, hasDotDot, normaliseEntryName, readTar } from './tar-read.ts';
-import type { LayerBlob } from './types.ts';
+import type { EntryProblem, LayerBlob } from './types.ts';
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
 export interface ExtractOptions {
   signal?: AbortSignal;
   /** Where to write: a directory (each result under its base name), or for one path a file name. */
   dest: string;
+  /** Called for every refused or skipped entry of an extracted directory (also in the result). */
+  onProblem?: (p: EntryProblem) => void;
 }
 
 export interface ExtractedPath {
@@ -36,6 +38,8 @@ export interface ExtractResult {
   /** Compressed bytes read from layer streams. */
   bytesRead: number;
   layerCount: number;
+  /** Entries of extracted directories that were refused (unsafe) or skipped, by name. */
+  problems: EntryProblem[];
 }
 
 interface Seen {
@@ -149,7 +153,13 @@ export async function extractPaths(
   requested: string[],
   opts: ExtractOptions,
 ): Promise<ExtractResult> {
-  const result: ExtractResult = { results: [], layersOpened: 0, bytesRead: 0, layerCount: layers.length };
+  const result: ExtractResult = {
+    results: [],
+    layersOpened: 0,
+    bytesRead: 0,
+    layerCount: layers.length,
+    problems: [],
+  };
   const wants = requested.map((r) => {
     const n = normaliseEntryName(r);
     if (n === undefined || n === '' || hasDotDot(r))
@@ -296,7 +306,7 @@ export async function extractPaths(
         const sub = join(staging, `dir-${dirs.length}`);
         // Directories gather from every layer; unpack just that subtree.
         const prefix = `${resolvedPath}/`;
-        await unpackRootfs(
+        const unpacked = await unpackRootfs(
           layers.map((l) => ({
             ...l,
             open: (o) => {
@@ -305,8 +315,12 @@ export async function extractPaths(
             },
           })),
           sub,
-          { include: (p) => p === resolvedPath || p.startsWith(prefix) || resolvedPath.startsWith(`${p}/`) },
+          {
+            include: (p) => p === resolvedPath || p.startsWith(prefix) || resolvedPath.startsWith(`${p}/`),
+            onProblem: opts.onProblem,
+          },
         );
+        result.problems.push(...unpacked.problems);
         await rm(target, { recursive: true, force: true });
         await rename(join(sub, resolvedPath), target);
         result.results.push({

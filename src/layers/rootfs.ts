@@ -413,8 +413,8 @@ async function clearOpaque(absDir: string, relDir: string, createdHere: Set<stri
   }
 }
 
-/** Throws when an unpack refused entries (the result would be incomplete). */
-export function assertComplete(r: UnpackResult, dest: string): void {
+/** Throws when an unpack (export, extract) refused entries (the result would be incomplete). */
+export function assertComplete(r: Pick<UnpackResult, 'problems'>, dest: string): void {
   const refused = r.problems.filter((p) => p.code === 'E_UNSAFE_PATH');
   if (refused.length) {
     throw new LadingError(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -254,6 +254,41 @@ describe('extract', () => {
     );
     assert.match(second.stderr, /fetched 0 B of the image's/);
     assert.ok((await readFile(join(work, 'cached-2'))).equals(readFileSync(expr)));
+  });
+});
+
+describe('extract (hostile)', () => {
+  test('a directory with entries written through a symlink: the rest comes out, each refused entry is named, exit 7', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'lading-extract-hostile-'));
+    const canary = join(root, 'canary');
+    await mkdir(canary);
+    await writeFile(join(canary, 'keep'), 'keep');
+    const layout = await buildLayout({
+      layers: [
+        {
+          entries: [
+            { path: 'etc/', type: 'directory' },
+            { path: 'etc/app/', type: 'directory' },
+            { path: 'etc/app/ok.conf', content: 'ok' },
+            { path: 'etc/app/link', type: 'symlink', linkname: canary },
+          ],
+        },
+        { entries: [{ path: 'etc/app/link/keep', content: 'overwritten?' }] },
+      ],
+    });
+    const out = join(root, 'out');
+    const r = await runCli(['extract', `oci:${layout.dir}:latest`, '/etc/app', '-o', out], { env: env() });
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(
+      r.stderr,
+      /lading: warning: entry "etc\/app\/link\/keep" in layer 1 .* written through a symlink; refused/,
+    );
+    assert.match(r.stderr, /lading: error: 1 unsafe entry was refused/);
+    assert.deepEqual(await readdir(canary), ['keep']);
+    assert.equal(await readFile(join(canary, 'keep'), 'utf8'), 'keep');
+    // One path, a new destination: the directory itself is the destination.
+    assert.equal(await readFile(join(out, 'ok.conf'), 'utf8'), 'ok');
+    assert.equal(await readlink(join(out, 'link')), canary, 'the symlink itself comes out verbatim');
   });
 });
 

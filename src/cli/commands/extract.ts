@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { extractPaths } from '../../layers/index.ts';
+import { assertComplete, extractPaths } from '../../layers/index.ts';
 import { RegistrySource } from '../../transports/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
@@ -42,11 +42,13 @@ Examples:
   return cmd.action(
     action<Flags, [string, string[]]>(io, async (ctx, image, paths) => {
       await withImage(ctx, io, image, async (sel, source) => {
-        const r = await extractPaths(sel.layers, paths, { dest: resolve(io.cwd, ctx.flags.output ?? '.') });
+        const dest = resolve(io.cwd, ctx.flags.output ?? '.');
+        const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
         const fetched = source instanceof RegistrySource ? source.fetchedBytes : r.bytesRead;
         const summary = {
           image: sel.instance.digest,
           results: r.results,
+          problems: r.problems,
           layersOpened: r.layersOpened,
           layers: r.layerCount,
           bytesRead: r.bytesRead,
@@ -63,6 +65,7 @@ Examples:
             `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
           );
         }
+        assertComplete(r, dest);
       });
     }),
   );
