@@ -101,6 +101,11 @@ describe('hostile layers: nothing is written outside the destination, every refu
       dest,
     );
     assert.equal(await readFile(join(dest, 'etc', 'passwd'), 'utf8'), 'root');
+    assert.equal(
+      await readFile(join(dest, canary, 'x'), 'utf8'),
+      'x',
+      'under the root, not at the host path',
+    );
     await assertCanaryIntact(canary);
   });
 
@@ -158,7 +163,7 @@ describe('hostile layers: nothing is written outside the destination, every refu
   });
 
   test('. replaced by a symlink', async () => {
-    await hostile(
+    const { dest } = await hostile(
       [
         [
           { path: '.', type: 'symlink', linkname: '../canary' },
@@ -167,6 +172,8 @@ describe('hostile layers: nothing is written outside the destination, every refu
       ],
       /would replace the root/,
     );
+    assert.ok((await lstat(dest)).isDirectory());
+    assert.equal(await readFile(join(dest, 'x'), 'utf8'), 'x');
   });
 
   test('/ replaced by a symlink (umoci CVE-2021-29136)', async () => {
@@ -179,7 +186,7 @@ describe('hostile layers: nothing is written outside the destination, every refu
   });
 
   test('a whiteout of ..', async () => {
-    await hostile(
+    const { dest } = await hostile(
       [
         [{ path: 'd/', type: 'directory' }],
         [
@@ -189,6 +196,7 @@ describe('hostile layers: nothing is written outside the destination, every refu
       ],
       /\.wh\.\.\./,
     );
+    assert.deepEqual(await readdir(dest), ['d'], 'neither d nor the root was deleted');
   });
 
   test('entries after an opaque marker that try to escape', async () => {
