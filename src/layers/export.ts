@@ -213,7 +213,8 @@ class Exporter {
 
   /** Whether a lower-layer entry at `p` shows through what the layers above decided. */
   visible(p: string, isDir: boolean): boolean {
-    if (this.deleted.has(p)) return false;
+    // An opaque marker at the top (`.wh..wh..opq`) hides every lower entry.
+    if (this.deleted.has(p) || this.opaque.has('')) return false;
     const k = this.decided.get(p);
     if (k === 'dir' || k === 'other' || (k === 'implied' && !isDir)) return false;
     for (const a of ancestors(p)) {
@@ -418,7 +419,7 @@ class Exporter {
     const gone = new Set(whiteouts);
     const cleared = new Set(opaques);
     for (const [t, inode] of [...this.pending]) {
-      let hidden = gone.has(t);
+      let hidden = gone.has(t) || cleared.has('');
       for (const a of ancestors(t))
         if (gone.has(a) || cleared.has(a) || here.get(a) === 'other') hidden = true;
       if (hidden) {

@@ -94,7 +94,8 @@ class ScanState {
    * entry is not hidden by a directory the layers above only implied: it gives that one its mode.
    */
   hidden(p: string, isDir = false): boolean {
-    if (this.deleted.has(p)) return true;
+    // An opaque marker at the top (`.wh..wh..opq`) hides every lower entry.
+    if (this.deleted.has(p) || this.opaque.has('')) return true;
     for (const a of ancestors(p)) {
       if (this.deleted.has(a) || this.opaque.has(a)) return true;
       const s = this.seen.get(a);
@@ -116,7 +117,8 @@ class ScanState {
         if (!e) {
           if (
             this.deleted.has(prefix) ||
-            ancestors(prefix).some((a) => this.opaque.has(a) && !this.seen.has(prefix))
+            this.opaque.has('') ||
+            ancestors(prefix).some((a) => this.opaque.has(a))
           ) {
             return { kind: 'absent', why: `${prefix} was deleted` };
           }

@@ -713,6 +713,45 @@ describe('the same tree as umoci unpack', () => {
   });
 });
 
+describe('an opaque marker at the root', () => {
+  test('hides every lower entry in unpack, export and extract, as umoci unpack does', async () => {
+    const layout = await buildLayout({
+      layers: [
+        {
+          entries: [
+            { path: 'old', content: 'o' },
+            { path: 'd/', type: 'directory' },
+            { path: 'd/x', content: 'x' },
+          ],
+        },
+        {
+          entries: [
+            { path: '.wh..wh..opq', content: '' },
+            { path: 'new', content: 'n' },
+          ],
+        },
+      ],
+    });
+    assert.equal(layout.images[0]!.layers[1]!.uncompressed.includes('.wh..wh..opq'), true);
+    const work = await mkdtemp(join(tmpdir(), 'lading-root-opaque-'));
+    await run('umoci', ['unpack', '--image', `${layout.dir}:latest`, join(work, 'bundle')]);
+    const theirs = await snapshot(join(work, 'bundle', 'rootfs'));
+    assert.deepEqual(Object.keys(theirs), ['new']);
+    const u = await runCli(['unpack', `oci:${layout.dir}:latest`, join(work, 'u')]);
+    assert.equal(u.code, 0, u.stderr);
+    assert.deepEqual(await snapshot(join(work, 'u')), theirs);
+    const e = await runCli(['export', `oci:${layout.dir}:latest`]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.deepEqual(
+      (await run('tar', ['-t'], { input: e.stdout })).stdout.toString().split('\n').filter(Boolean),
+      ['new'],
+    );
+    const x = await runCli(['extract', `oci:${layout.dir}:latest`, '/old', '-o', join(work, 'old')]);
+    assert.equal(x.code, 4, x.stderr);
+    assert.match(x.stderr, /\/old is not in the image \(old was deleted\)/);
+  });
+});
+
 describe('compression is detected from the bytes', () => {
   test('gzip, zstd and plain layers unpack the same, whatever the media type says', async () => {
     const entries: EntrySpec[] = [
