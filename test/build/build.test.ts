@@ -413,6 +413,14 @@ describe('lading build', () => {
         /build spec: closureGraph: an object must be a derivation's \.attrs\.json/,
       ],
       [
+        'a closure path that is not there',
+        (f) => ({
+          ...f.spec,
+          closureGraph: [{ path: f.app, references: [join(f.dir, 'nix/store/zzzz-gone')] }],
+        }),
+        /layers\[0\] closure: cannot read .*zzzz-gone: ENOENT/,
+      ],
+      [
         'closureGraph entry without a path',
         (f) => ({ ...f.spec, closureGraph: [{ references: [] }] }),
         /closureGraph\[0\]\.path: must be a non-empty string/,
@@ -778,6 +786,14 @@ describe('layer groups', () => {
       ['/nix/store/bbbb-app'],
     ]);
     assert.deepEqual(parse([{ paths: [f.app] }]), [['/nix/store/aaaa-libc', '/nix/store/bbbb-app']]);
+    // The top-level maxLayers is every group's default.
+    const split = planLayers(
+      parseBuildSpec(
+        { ...f.spec, copyToRoot: undefined, maxLayers: 2, layers: [{ paths: [f.app] }] },
+        { baseDir: f.dir },
+      ),
+    );
+    assert.equal(split.length, 2);
     assert.deepEqual(parse([{ paths: [f.libc] }, { paths: [f.app] }]), [
       ['/nix/store/aaaa-libc'],
       ['/nix/store/bbbb-app'],
