@@ -1001,20 +1001,20 @@ describe('layer groups', () => {
     let toSockets = 0;
     const pending = new Map<string, string>();
     for (const line of (await readFile(log, 'utf8')).split('\n')) {
-      const call = /^(\d+) \w+\(\d+<([^>]*)>/.exec(line);
+      const call = /^(\d+)\s+\w+\(\d+<([^>]*)>/.exec(line);
       let target: string | undefined;
       let n: number;
       if (call && line.endsWith('<unfinished ...>')) {
         pending.set(call[1]!, call[2]!);
         continue;
       }
-      const resumed = /^(\d+) <\.\.\. \w+ resumed>.* = (\d+)$/.exec(line);
+      const resumed = /^(\d+)\s+<\.\.\. \w+ resumed>.* = (\d+)$/.exec(line);
       if (resumed) {
         target = pending.get(resumed[1]!);
         pending.delete(resumed[1]!);
         n = Number(resumed[2]);
       } else {
-        const done = /^\d+ \w+\(\d+<([^>]*)>.* = (\d+)$/.exec(line);
+        const done = /^\d+\s+\w+\(\d+<([^>]*)>.* = (\d+)$/.exec(line);
         if (!done) continue;
         target = done[1];
         n = Number(done[2]);
