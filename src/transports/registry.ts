@@ -142,6 +142,9 @@ function rawManifest(bytes: Buffer, digest: Digest): RawManifest {
   return { bytes, digest, mediaType: detectMediaType(JSON.parse(bytes.toString('utf8'))) };
 }
 
+/** Other tags looked at when the destination tag is new (see existingLayers). */
+const EXISTING_TAGS = 4;
+
 export interface RegistrySinkOptions {
   /** Extra tags to push the top manifest under. */
   tags?: string[];
@@ -179,19 +182,36 @@ export class RegistrySink implements ImageSink {
 
   async existingLayers(signal?: AbortSignal): Promise<ExistingLayer[]> {
     if (!this.ref.tag || this.ref.digest) return [];
-    const top = await this.client.getManifest(this.ref, signal).catch((err) => {
+    const absent = (err: unknown) => {
       if (hasCode(err, ErrorCode.NotFound, ErrorCode.Denied, ErrorCode.Unauthorized)) return undefined;
       throw err;
-    });
-    if (!top) return [];
+    };
+    // The tag's current image; a new tag looks at a few other tags of the repository instead
+    // (pushing :v2 after :v1), so their layers are not uploaded again on a fresh machine.
+    let tops = [await this.client.getManifest(this.ref, signal).catch(absent)];
+    if (!tops[0]) {
+      const tags = await this.client.listTags(this.ref.repository, { signal }).catch(absent);
+      const others = (tags ?? []).filter((t) => t !== this.ref.tag);
+      const picked = [...new Set([...others.filter((t) => t === 'latest'), ...others.slice(-EXISTING_TAGS)])];
+      tops = await Promise.all(
+        picked
+          .slice(0, EXISTING_TAGS)
+          .map((t) => this.client.getManifest(this.ref.withTag(t), signal).catch(() => undefined)),
+      );
+    }
     const images: { bytes: Buffer; mediaType: string }[] = [];
-    const parsed = parseManifest(top.bytes, top.contentType, `${this.name} (existing)`);
-    if (parsed.kind === 'image') images.push({ bytes: top.bytes, mediaType: top.contentType });
-    else if (parsed.kind === 'index') {
-      // A bounded look at an existing index: its first images.
-      for (const d of parsed.manifests.slice(0, 8)) {
-        const m = await this.client.getManifest(this.ref.withDigest(d.digest), signal);
-        images.push({ bytes: m.bytes, mediaType: m.contentType || d.mediaType });
+    const seen = new Set<string>();
+    for (const top of tops) {
+      if (!top || seen.has(top.digest)) continue;
+      seen.add(top.digest);
+      const parsed = parseManifest(top.bytes, top.contentType, `${this.name} (existing)`);
+      if (parsed.kind === 'image') images.push({ bytes: top.bytes, mediaType: top.contentType });
+      else if (parsed.kind === 'index') {
+        // A bounded look at an existing index: its first images.
+        for (const d of parsed.manifests.slice(0, 8)) {
+          const m = await this.client.getManifest(this.ref.withDigest(d.digest), signal);
+          images.push({ bytes: m.bytes, mediaType: m.contentType || d.mediaType });
+        }
       }
     }
     const out: ExistingLayer[] = [];

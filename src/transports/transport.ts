@@ -67,9 +67,10 @@ export interface ImageSink {
    */
   readonly desiredLayerCompression?: 'gzip' | 'zstd';
   /**
-   * Layers the destination already holds under its name (a registry tag's current image or index),
-   * with the uncompressed digests (diff_ids) their configs give, so that a layer about to be
-   * compressed can be reused instead. Empty when there is nothing there.
+   * Layers the destination already holds under its name (a registry tag's current image or index;
+   * for a tag not there yet, a few other tags' images of the repository), with the uncompressed
+   * digests (diff_ids) their configs give, so that a layer about to be compressed can be reused
+   * instead. Empty when there is nothing there.
    */
   existingLayers?(signal?: AbortSignal): Promise<ExistingLayer[]>;
   /** The registry repository written to, when the sink is a registry. */

@@ -884,6 +884,31 @@ describe('layer groups', () => {
         );
         assert.deepEqual(inspect.rootfs.diff_ids, next.layers);
       }
+      // A new tag of the same repository from a fresh machine: the layers the other tags hold are
+      // found through their configs, so nothing is uploaded (the config is there too).
+      proxy.clear();
+      const r = await runCli([
+        'build',
+        join(f.dir, 'spec.json'),
+        '-o',
+        `docker://${proxy.host}/build/repush:v2`,
+        '--json',
+        '--cache-dir',
+        join(f.dir, 'another-fresh-cache'),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(uploads(), 0, 'a new tag re-uploads nothing the repository has');
+      const v2 = JSON.parse(
+        (
+          await run('skopeo', ['inspect', '--tls-verify=false', `docker://${proxy.host}/build/repush:v2`])
+        ).stdout.toString(),
+      );
+      const v1 = JSON.parse(
+        (
+          await run('skopeo', ['inspect', '--tls-verify=false', `docker://${proxy.host}/build/repush:v1`])
+        ).stdout.toString(),
+      );
+      assert.equal(v2.Digest, v1.Digest);
     } finally {
       await proxy.stop();
     }
