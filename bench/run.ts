@@ -6,13 +6,13 @@
  * BENCH_FLAT=0 to skip the peak-memory check on an image three times as large.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBin } from '../test/helpers/bins.ts';
 import { type BuiltLayout, bigImage, buildLayout, pushLayout } from '../test/helpers/images.ts';
 import { nixEnv } from '../test/helpers/nix.ts';
-import { startRegistry } from '../test/helpers/registry.ts';
+import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
 
 const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 200);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -77,6 +77,7 @@ interface Row {
   lading: Timing;
   peer: Timing;
   peerName: string;
+  uploadsPerRebuild?: number[];
 }
 
 async function compare(
@@ -111,7 +112,23 @@ async function compare(
  * spare the unchanged layers). The peer is skopeo pushing the same rebuilt image from an OCI layout
  * into a registry that holds the previous version (its blob-info cache lets it skip what it knows).
  */
-async function rebuildRepush(work: string, registry: string, env: NodeJS.ProcessEnv): Promise<Row> {
+/** Blobs a repository links (uploaded or mounted into it), read from the registry's storage. */
+async function repositoryBlobs(reg: TestRegistry, repository: string): Promise<number> {
+  const dir = join(
+    reg.storageDir,
+    'docker',
+    'registry',
+    'v2',
+    'repositories',
+    repository,
+    '_layers',
+    'sha256',
+  );
+  return (await readdir(dir).catch(() => [])).length;
+}
+
+async function rebuildRepush(work: string, reg: TestRegistry, env: NodeJS.ProcessEnv): Promise<Row> {
+  const registry = reg.host;
   const dir = join(work, 'build');
   const paths: string[] = [];
   for (const [i, layer] of bigImage(SIZE_MIB).layers.entries()) {
@@ -144,11 +161,19 @@ async function rebuildRepush(work: string, registry: string, env: NodeJS.Process
     `skopeo copy -q --dest-tls-verify=false oci:${layout}:1 docker://${registry}/bench/built-skopeo:1`,
     env,
   );
-  return compare(
+  // Counted at the registry: what each rebuild added to the repository (the changed layer and the
+  // new config are all there is to upload).
+  const added: number[] = [];
+  let before: number | undefined;
+  const row = await compare(
     'rebuild+repush, 1 file changed',
     'skopeo copy (same image)',
-    async () =>
-      `${edit()} && ${lading} build -q ${spec} -o docker://${registry}/bench/built:1 --cache-dir ${cache} >/dev/null`,
+    async () => {
+      const now = await repositoryBlobs(reg, 'bench/built');
+      if (before !== undefined) added.push(now - before);
+      before = now;
+      return `${edit()} && ${lading} build -q ${spec} -o docker://${registry}/bench/built:1 --cache-dir ${cache} >/dev/null`;
+    },
     async () => {
       // The peer pushes the image lading just built (unchanged layers uncompressed, as built).
       await timed(`${edit()} && ${lading} build -q ${spec} -o oci:${layout}:1 --no-cache >/dev/null`, env);
@@ -156,6 +181,11 @@ async function rebuildRepush(work: string, registry: string, env: NodeJS.Process
     },
     env,
   );
+  if (before !== undefined) added.push((await repositoryBlobs(reg, 'bench/built')) - before);
+  console.log(
+    `  blobs each lading rebuild uploaded (counted in the registry's storage): ${added.join(', ')}`,
+  );
+  return { ...row, uploadsPerRebuild: added };
 }
 
 async function main(): Promise<void> {
@@ -233,20 +263,20 @@ async function main(): Promise<void> {
       );
     }
     // Each push goes to a registry of its own, so neither tool can skip or mount blobs it saw before.
-    const pushTargets: { stop: () => Promise<void> }[] = [];
-    const freshRegistry = async (): Promise<string> => {
+    const pushTargets: TestRegistry[] = [];
+    const freshRegistry = async (): Promise<TestRegistry> => {
       const r = await startRegistry({ auth: 'none' });
       pushTargets.push(r);
-      return r.host;
+      return r;
     };
     rows.push(
       await compare(
         'copy oci→registry (empty registry)',
         'skopeo copy',
         async () =>
-          `${lading} copy -q --no-cache oci:${layout.dir}:1 docker://${await freshRegistry()}/bench/push:1 >/dev/null`,
+          `${lading} copy -q --no-cache oci:${layout.dir}:1 docker://${(await freshRegistry()).host}/bench/push:1 >/dev/null`,
         async () =>
-          `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${await freshRegistry()}/bench/push:1`,
+          `skopeo copy -q --dest-tls-verify=false oci:${layout.dir}:1 docker://${(await freshRegistry()).host}/bench/push:1`,
       ),
     );
     rows.push(await rebuildRepush(work, await freshRegistry(), { ...process.env, HOME: work }));
