@@ -78,6 +78,8 @@ interface Row {
   peer: Timing;
   peerName: string;
   uploadsPerRebuild?: number[];
+  /** bench/floor.ts: the least a Node program does for this row, without lading. */
+  nodeFloor?: Timing;
 }
 
 async function compare(
@@ -86,22 +88,30 @@ async function compare(
   ladingCmd: () => Promise<string>,
   peerCmd: () => Promise<string>,
   env?: NodeJS.ProcessEnv,
+  floorCmd?: () => Promise<string>,
 ): Promise<Row> {
   const l: Timing[] = [];
   const p: Timing[] = [];
+  const f: Timing[] = [];
   for (let i = 0; i < RUNS; i++) {
     p.push(await timed(await peerCmd(), env));
     l.push(await timed(await ladingCmd(), env));
+    if (floorCmd) f.push(await timed(await floorCmd(), env));
   }
-  const row = {
-    name,
-    peerName,
-    lading: { seconds: median(l.map((x) => x.seconds)), maxRssMiB: Math.max(...l.map((x) => x.maxRssMiB)) },
-    peer: { seconds: median(p.map((x) => x.seconds)), maxRssMiB: Math.max(...p.map((x) => x.maxRssMiB)) },
-  };
+  const summary = (xs: Timing[]): Timing => ({
+    seconds: median(xs.map((x) => x.seconds)),
+    maxRssMiB: Math.max(...xs.map((x) => x.maxRssMiB)),
+  });
+  const row: Row = { name, peerName, lading: summary(l), peer: summary(p) };
+  if (floorCmd) row.nodeFloor = summary(f);
   console.log(
     `${name.padEnd(34)} lading ${row.lading.seconds.toFixed(2)}s (${row.lading.maxRssMiB.toFixed(0)} MiB)  ${peerName} ${row.peer.seconds.toFixed(2)}s (${row.peer.maxRssMiB.toFixed(0)} MiB)  ratio ${(row.lading.seconds / row.peer.seconds).toFixed(2)}`,
   );
+  if (row.nodeFloor) {
+    console.log(
+      `${''.padEnd(34)} Node floor (bench/floor.ts) ${row.nodeFloor.seconds.toFixed(2)}s: ratio to ${peerName} ${(row.nodeFloor.seconds / row.peer.seconds).toFixed(2)}, lading / floor ${(row.lading.seconds / row.nodeFloor.seconds).toFixed(2)}`,
+    );
+  }
   return row;
 }
 
@@ -206,6 +216,9 @@ async function main(): Promise<void> {
     );
     const ref = `${reg.host}/bench/big:1`;
     const digest = layout.digest;
+    const floor = join(root, 'bench', 'floor.ts');
+    const image = layout.images[0]!;
+    const blobDigests = [image.configDigest, ...image.layers.map((l) => l.digest)].join(' ');
     let n = 0;
     const fresh = async (): Promise<string> => {
       const d = join(work, `run-${n++}`);
@@ -232,6 +245,7 @@ async function main(): Promise<void> {
           ].join(' && ');
         },
         env,
+        async () => `node ${floor} prefetch ${reg.host} bench/big ${blobDigests}`,
       ),
     );
     const warm = await fresh();
@@ -259,6 +273,10 @@ async function main(): Promise<void> {
           'skopeo copy',
           async () => `${lading} copy -q --no-cache docker://${ref} ${ladingDst(await fresh())} >/dev/null`,
           async () => `skopeo copy -q --src-tls-verify=false docker://${ref} ${skopeoDst(await fresh())}`,
+          undefined,
+          name === 'copy registry→oci'
+            ? async () => `node ${floor} copy ${reg.host} bench/big ${await fresh()} ${blobDigests}`
+            : undefined,
         ),
       );
     }
