@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { decompress } from './compression.ts';
 import type { UnpackResult } from './rootfs.ts';
-import { hasDotDot, readTar, type TarEntry, XATTR_PREFIX } from './tar-read.ts';
+import { hasDotDot, pipeBody, readTar, type TarEntry, XATTR_PREFIX } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
@@ -470,7 +470,7 @@ class Exporter {
       h.size = e.size;
       this.#pax(h, e.xattrs);
       const entry = this.#pack.entry(h);
-      await pipeline(e.body, entry);
+      await pipeBody(e, entry);
       this.result.files++;
       this.result.bytes += e.size;
     } else {

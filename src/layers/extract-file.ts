@@ -7,7 +7,7 @@ import { ErrorCode, LadingError } from '../errors/index.ts';
 import { holdTemp } from '../util/index.ts';
 import { decompress } from './compression.ts';
 import { unpackRootfs } from './rootfs.ts';
-import { type EntryType, hasDotDot, normaliseEntryName, readTar } from './tar-read.ts';
+import { type EntryType, hasDotDot, normaliseEntryName, pipeBody, readTar } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
@@ -205,7 +205,7 @@ export async function extractPaths(
         for await (const e of readTar(stream, `layer ${i}`)) {
           if (e.name === path && e.type === 'file') {
             const tmp = join(staging, `c${tmpCount++}`);
-            await pipeline(e.body, createWriteStream(tmp, { mode: 0o600 }));
+            await pipeBody(e, createWriteStream(tmp, { mode: 0o600 }));
             return tmp;
           }
         }
@@ -262,7 +262,7 @@ export async function extractPaths(
           // Capture content now when the name is already what some request resolves to.
           if (e.type === 'file' && wanted.has(name) && !captured.has(`${i}:${name}`)) {
             const tmp = join(staging, `c${tmpCount++}`);
-            await pipeline(e.body, createWriteStream(tmp, { mode: 0o600 }));
+            await pipeBody(e, createWriteStream(tmp, { mode: 0o600 }));
             captured.set(`${i}:${name}`, tmp);
           }
         }

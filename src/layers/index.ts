@@ -20,6 +20,13 @@ export {
   type TarPlan,
 } from './reproducible-tar.ts';
 export { assertComplete, type UnpackOptions, type UnpackResult, unpackRootfs } from './rootfs.ts';
-export { type EntryType, hasDotDot, normaliseEntryName, readTar, type TarEntry } from './tar-read.ts';
+export {
+  type EntryType,
+  hasDotDot,
+  normaliseEntryName,
+  pipeBody,
+  readTar,
+  type TarEntry,
+} from './tar-read.ts';
 export type { EntryProblem, LayerBlob } from './types.ts';
 export { parseWhiteout, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';

@@ -2,12 +2,11 @@ import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { ioError } from '../util/index.ts';
 import { decompress } from './compression.ts';
-import { hasDotDot, readTar, type TarEntry } from './tar-read.ts';
+import { hasDotDot, pipeBody, readTar, type TarEntry } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
@@ -192,10 +191,7 @@ export async function unpackRootfs(
         }
         case 'file': {
           await removeExisting(abs, false);
-          await pipeline(
-            e.body,
-            createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }),
-          );
+          await pipeBody(e, createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }));
           await applyMeta(abs, e, asRoot, false);
           result.files++;
           result.bytes += e.size;

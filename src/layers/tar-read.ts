@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 
@@ -38,7 +39,31 @@ export interface TarEntry {
    * (`security.capability`) survive, which the UTF-8 strings of `pax` cannot hold.
    */
   xattrs: Record<string, Buffer>;
+  /** The content (files). Stream it with {@link pipeBody}, which cannot hang on a failed archive. */
   body: Readable;
+  /** The error the archive (or its source) failed with, once it has. */
+  failure: () => Error | undefined;
+}
+
+/**
+ * Streams an entry's body into `dest`. Node's `pipeline` never settles for a tar-stream body that
+ * was destroyed before it was attached (the source failed, e.g. its digest did not match, while
+ * the caller was still preparing the destination): then this rejects with that failure.
+ */
+export function pipeBody(
+  e: TarEntry,
+  dest: NodeJS.WritableStream & { destroy(err?: Error): unknown },
+): Promise<void> {
+  const body = e.body as Readable & { destroying?: boolean };
+  if (body.destroyed || body.destroying) {
+    const err =
+      e.failure() ??
+      new LadingError(ErrorCode.Archive, `the archive ended while ${JSON.stringify(e.rawName)} was read`);
+    // Closed without an error of its own: nobody listens to the destination's errors.
+    dest.destroy();
+    return Promise.reject(err);
+  }
+  return pipeline(body, dest);
 }
 
 /**
@@ -246,7 +271,15 @@ function xattrsOf(
 export async function* readTar(stream: Readable, where: string): AsyncGenerator<TarEntry> {
   const extract = tar.extract();
   const tap = new RawXattrs();
-  stream.once('error', (err) => extract.destroy(err));
+  let failed: Error | undefined;
+  const failure = () => failed;
+  stream.once('error', (err) => {
+    failed ??= err;
+    extract.destroy(err);
+  });
+  extract.once('error', (err: Error) => {
+    failed ??= err;
+  });
   // Registered before the pipe, so the tap sees each chunk before tar-stream does.
   stream.on('data', (chunk: Buffer) => {
     tap.write(chunk);
@@ -284,6 +317,7 @@ export async function* readTar(stream: Readable, where: string): AsyncGenerator<
         pax,
         xattrs,
         body: e as unknown as Readable,
+        failure,
       };
       // If the consumer did not read the body, skip it.
       e.resume();

@@ -146,3 +146,36 @@ test('a single-platform image of another platform than --platform asks for is an
   assert.equal(any.code, 0, any.stderr);
   assert.equal(await readFile(join(work, 's390x-default', 'a'), 'utf8'), 'a');
 });
+
+test('a truncated or corrupt layer fails unpack with exit 5 naming the blob, leaving nothing (no hang)', {
+  timeout: 30_000,
+}, async () => {
+  const big = await buildLayout({
+    layers: [
+      {
+        entries: [
+          { path: 'big', content: Buffer.alloc(3 << 20, 'lading') },
+          { path: 'after', content: 'a' },
+        ],
+      },
+    ],
+  });
+  const digest = big.images[0]!.layers[0]!.digest;
+  const blob = join(big.dir, 'blobs', 'sha256', digest.slice(7));
+  const good = await readFile(blob);
+  const flipped = Buffer.from(good);
+  flipped[flipped.length >> 1]! ^= 0xff;
+  for (const [what, bytes, message] of [
+    ['truncated', good.subarray(0, good.length >> 1), /size mismatch|unexpected end|damaged/],
+    ['corrupt', flipped, /digest mismatch|damaged/],
+  ] as const) {
+    await writeFile(blob, bytes);
+    const parent = join(work, `bad-${what}`);
+    await mkdir(parent);
+    const r = await runCli(['unpack', `oci:${big.dir}:latest`, join(parent, 'rootfs')]);
+    assert.equal(r.code, 5, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.ok(r.stderr.includes(digest.slice(7)), r.stderr);
+    assert.deepEqual(await readdir(parent), [], what);
+  }
+});
