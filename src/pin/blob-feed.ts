@@ -8,8 +8,8 @@ type State =
   | { kind: 'queued' }
   | { kind: 'fetching'; done: Promise<void> }
   | { kind: 'cached' }
-  /** Streamed straight to a consumer (and teed into the cache on the way). */
-  | { kind: 'streamed' };
+  /** Streamed straight to a consumer, teed into the cache: `landed` settles when that write has. */
+  | { kind: 'streamed'; landed: Promise<void> };
 
 /**
  * Feeds an image's blobs to the hashes that need them, fetching each once. The blob a consumer
@@ -57,21 +57,26 @@ export class BlobFeed {
       const d = this.#queue.shift()!;
       if (this.#states.get(d.digest)?.kind !== 'queued') continue;
       this.#running++;
-      const done = this.#source.ensureCached(d, this.#signal).then(
-        () => {
-          this.#states.set(d.digest, { kind: 'cached' });
-        },
-        () => {
-          // Left queued: whoever asks for it next fetches it (and sees the error if it persists).
-          this.#states.set(d.digest, { kind: 'queued' });
-        },
-      );
-      this.#states.set(d.digest, { kind: 'fetching', done });
-      done.finally(() => {
+      this.#fetch(d).finally(() => {
         this.#running--;
         this.#pump();
       });
     }
+  }
+
+  /** Downloads a queued blob into the cache; a failure leaves it queued for its consumer to fetch. */
+  #fetch(d: Descriptor): Promise<void> {
+    const done = this.#source.ensureCached(d, this.#signal).then(
+      () => {
+        this.#states.set(d.digest, { kind: 'cached' });
+      },
+      () => {
+        // Whoever asks for it next fetches it again (and sees the error if it persists).
+        this.#states.set(d.digest, { kind: 'queued' });
+      },
+    );
+    this.#states.set(d.digest, { kind: 'fetching', done });
+    return done;
   }
 
   /** The blob's bytes, verified: from the cache, or streamed from the registry (and cached). */
@@ -83,14 +88,20 @@ export class BlobFeed {
     }
     if (state.kind === 'streamed') {
       // Asked for again (a second pass): once its tee has landed, the cache has it.
-      await this.#cache.settled(d.digest);
+      await state.landed;
       state = (await this.#cache.has(d.digest, d.size)) ? { kind: 'cached' } : { kind: 'queued' };
     }
     if (state.kind === 'cached' && (await this.#cache.has(d.digest, d.size))) {
       return { cached: this.#cache.chunks(d.digest, d.size) };
     }
-    this.#states.set(d.digest, { kind: 'streamed' });
-    return { stream: await this.#source.blob(d, { signal: this.#signal }) };
+    // The state changes before the first await, so nobody else starts a download meanwhile.
+    const opened = this.#source.blob(d, { signal: this.#signal });
+    const landed = opened.then(
+      () => this.#cache.settled(d.digest),
+      () => {},
+    );
+    this.#states.set(d.digest, { kind: 'streamed', landed });
+    return { stream: await opened };
   }
 
   /** A layer's uncompressed bytes (gzip, zstd or plain, told by its first bytes). */
@@ -108,12 +119,16 @@ export class BlobFeed {
   /** Waits until every planned blob is in the cache (fetching what nobody streamed). */
   async all(blobs: Descriptor[]): Promise<void> {
     for (const d of blobs) {
-      const state = this.#states.get(d.digest);
-      if (state?.kind === 'fetching') await state.done;
-      else if (state?.kind === 'streamed') await this.#cache.settled(d.digest);
-    }
-    for (const d of blobs) {
-      if (!(await this.#cache.has(d.digest, d.size))) await this.#source.ensureCached(d, this.#signal);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const state = this.#states.get(d.digest) ?? { kind: 'queued' };
+        if (state.kind === 'fetching') await state.done;
+        else if (state.kind === 'streamed') await state.landed;
+        else if (state.kind === 'queued') await this.#fetch(d);
+        if (await this.#cache.has(d.digest, d.size)) break;
+        // A stream stopped early, or a download failed: once more through the feed, then its error.
+        this.#states.set(d.digest, { kind: 'queued' });
+        if (attempt === 1) await this.#source.ensureCached(d, this.#signal);
+      }
     }
   }
 }
