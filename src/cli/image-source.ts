@@ -1,7 +1,14 @@
 import { openSource, type SelectedImage, selectImage } from '../copy/index.ts';
 import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { formatPlatform, type Platform, parseConfig, selectPlatform } from '../image/index.ts';
+import {
+  type Descriptor,
+  formatPlatform,
+  type Platform,
+  parseConfig,
+  parseManifest,
+  selectPlatform,
+} from '../image/index.ts';
 import { type ImageSource, parseLocation } from '../transports/index.ts';
 import { type CacheFlags, cacheFrom } from './cache-options.ts';
 import type { CommandContext } from './context.ts';
@@ -29,16 +36,30 @@ export async function withImage<T>(
   try {
     const { platform, explicit } = platformFrom(ctx.flags);
     const sel = await selectImage(source, platform);
-    if (explicit && sel.top === sel.instance) await assertPlatform(source, sel, platform);
+    if (explicit && sel.top === sel.instance) await assertPlatform(source, sel.manifest.config, platform);
     return await fn(sel, source);
   } finally {
     await source.close();
   }
 }
 
-async function assertPlatform(source: ImageSource, sel: SelectedImage, platform: Platform): Promise<void> {
+/**
+ * With a platform asked for explicitly: a source whose top level is one image (not an index) must
+ * be of that platform (its config says); an index is left to the platform selection.
+ */
+export async function assertSourcePlatform(source: ImageSource, platform: Platform): Promise<void> {
+  const top = await source.topManifest();
+  const parsed = parseManifest(top.bytes, top.mediaType, source.name);
+  if (parsed.kind === 'image') await assertPlatform(source, parsed.config, platform);
+}
+
+async function assertPlatform(
+  source: ImageSource,
+  configDesc: Descriptor,
+  platform: Platform,
+): Promise<void> {
   const config = parseConfig(
-    await readAtMost(await source.blob(sel.manifest.config), Limits.config, `config of ${source.name}`),
+    await readAtMost(await source.blob(configDesc), Limits.config, `config of ${source.name}`),
     `config of ${source.name}`,
   );
   if (!config.architecture) return;

@@ -134,6 +134,42 @@ describe('round trips keep every digest (skopeo and umoci read the results)', ()
     assert.equal(one.stdout.toString().trim(), multi.images[2]!.manifestDigest);
   });
 
+  test('--platform of another platform than a single-platform image has: exit 4, nothing written', async () => {
+    // smallImage is linux/amd64 (its config says so).
+    const dst = join(work, 'wrong-platform');
+    const r = await cli([
+      'copy',
+      '-q',
+      '--platform',
+      'linux/arm64',
+      `${reg.host}/conf/small:1`,
+      `oci:${dst}:1`,
+    ]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /single-platform image for linux\/amd64, not linux\/arm64/);
+    assert.equal(existsSync(dst), false);
+    const ov = await cli([
+      'copy',
+      '-q',
+      '--override-arch',
+      'arm64',
+      `${reg.host}/conf/small:1`,
+      `dir:${dst}`,
+    ]);
+    assert.equal(ov.code, 4, ov.stderr);
+    assert.equal(existsSync(dst), false);
+    const ok = await cli([
+      'copy',
+      '-q',
+      '--platform',
+      'linux/amd64',
+      `${reg.host}/conf/small:1`,
+      `oci:${dst}:1`,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(await skopeoDigest(`oci:${dst}:1`), small.digest);
+  });
+
   test("docker-archive output is byte-identical to skopeo's, reads back, and loads with podman", async () => {
     const ours = join(work, 'ours.tar');
     const theirs = join(work, 'theirs.tar');

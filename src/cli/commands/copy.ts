@@ -6,6 +6,7 @@ import { MediaType, parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
+import { assertSourcePlatform } from '../image-source.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
 import { Progress } from '../render/progress.ts';
@@ -122,6 +123,13 @@ Examples:
         env: io.env,
       });
       try {
+        // Asked for one platform, a single-platform source of another is an error (as for unpack).
+        if (
+          !ctx.flags.all &&
+          platforms.length === 1 &&
+          (ctx.flags.platform || platformFrom(ctx.flags).explicit)
+        )
+          await assertSourcePlatform(source, platforms[0]!);
         const r = await copyImage(source, sink, {
           platforms,
           all: ctx.flags.all,
