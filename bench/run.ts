@@ -3,7 +3,8 @@
  * same local registry. Prints medians and ratios (lading time / peer time; below 1 is faster).
  *
  * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 3),
- * BENCH_FLAT=0 to skip the peak-memory check on an image three times as large.
+ * BENCH_FLAT=0 to skip the peak-memory check on an image three times as large, BENCH_ONLY=REGEX
+ * for the rows whose names match (nothing is recorded then).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,9 @@ import { nixEnv } from '../test/helpers/nix.ts';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
 
 const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 200);
+/** BENCH_ONLY=REGEX runs the rows whose names match (the memory check runs only without it). */
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
+const wanted = (name: string): boolean => !ONLY || ONLY.test(name);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const root = join(import.meta.dirname, '..');
 /** The CLI as it is installed (bin/lading and the bundled dist/cli.mjs, see scripts/bundle.ts). */
@@ -89,7 +93,8 @@ async function compare(
   peerCmd: () => Promise<string>,
   env?: NodeJS.ProcessEnv,
   floorCmd?: () => Promise<string>,
-): Promise<Row> {
+): Promise<Row | undefined> {
+  if (!wanted(name)) return undefined;
   const l: Timing[] = [];
   const p: Timing[] = [];
   const f: Timing[] = [];
@@ -137,7 +142,12 @@ async function repositoryBlobs(reg: TestRegistry, repository: string): Promise<n
   return (await readdir(dir).catch(() => [])).length;
 }
 
-async function rebuildRepush(work: string, reg: TestRegistry, env: NodeJS.ProcessEnv): Promise<Row> {
+async function rebuildRepush(
+  work: string,
+  reg: TestRegistry,
+  env: NodeJS.ProcessEnv,
+): Promise<Row | undefined> {
+  if (!wanted('rebuild+repush, 1 file changed')) return undefined;
   const registry = reg.host;
   const dir = join(work, 'build');
   const paths: string[] = [];
@@ -191,6 +201,7 @@ async function rebuildRepush(work: string, reg: TestRegistry, env: NodeJS.Proces
     },
     env,
   );
+  if (!row) return undefined;
   if (before !== undefined) added.push((await repositoryBlobs(reg, 'bench/built')) - before);
   console.log(
     `  blobs each lading rebuild uploaded (counted in the registry's storage): ${added.join(', ')}`,
@@ -225,7 +236,7 @@ async function main(): Promise<void> {
       await mkdir(d, { recursive: true });
       return d;
     };
-    const rows: Row[] = [];
+    const rows: (Row | undefined)[] = [];
     const env = { ...nixEnv(), HOME: work };
 
     rows.push(
@@ -318,7 +329,7 @@ async function main(): Promise<void> {
     console.log('\nratio = lading time / peer time (lower is better); RSS is the peak of any run');
     // Memory must not grow with the image: the same commands on an image three times as large.
     const flat: { command: string; sizeMiB: number; maxRssMiB: number }[] = [];
-    if (process.env.BENCH_FLAT !== '0') {
+    if (process.env.BENCH_FLAT !== '0' && !ONLY) {
       const large = await buildLayout(bigImage(SIZE_MIB * 3), '1');
       await pushLayout(large, reg, 'bench/large:1');
       for (const [command, cmd] of [
@@ -351,10 +362,11 @@ async function main(): Promise<void> {
         );
       }
     }
-    await writeFile(
-      join(root, 'bench', 'last-run.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), sizeMiB: SIZE_MIB, runs: RUNS, rows, flat }, null, 2)}\n`,
-    ).catch(() => {});
+    if (!ONLY)
+      await writeFile(
+        join(root, 'bench', 'last-run.json'),
+        `${JSON.stringify({ date: new Date().toISOString(), sizeMiB: SIZE_MIB, runs: RUNS, rows: rows.filter((r) => r), flat }, null, 2)}\n`,
+      ).catch(() => {});
   } finally {
     await reg.stop();
     await rm(work, { recursive: true, force: true });
