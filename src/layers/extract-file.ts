@@ -33,7 +33,7 @@ export interface ExtractedPath {
 
 export interface ExtractResult {
   results: ExtractedPath[];
-  /** Layers opened (a layer opened twice counts twice). */
+  /** Layers read (each once, however often it was read). */
   layersOpened: number;
   /** Compressed bytes read from layer streams. */
   bytesRead: number;
@@ -182,8 +182,11 @@ export async function extractPaths(
   let tmpCount = 0;
   /** Content already written out: `layer:path` → the destination that holds it. */
   const delivered = new Map<string, string>();
+  /** Layers read, each counted once however often it is read. */
+  const opened = new Set<number>();
   const open = async (i: number) => {
-    result.layersOpened++;
+    opened.add(i);
+    result.layersOpened = opened.size;
     const raw = await layers[i]!.open({ signal: opts.signal });
     const count = new Transform({
       transform(chunk: Buffer, _e, cb) {
@@ -309,10 +312,11 @@ export async function extractPaths(
         // Directories gather from every layer; unpack just that subtree.
         const prefix = `${resolvedPath}/`;
         const unpacked = await unpackRootfs(
-          layers.map((l) => ({
+          layers.map((l, i) => ({
             ...l,
             open: (o) => {
-              result.layersOpened++;
+              opened.add(i);
+              result.layersOpened = opened.size;
               return l.open(o);
             },
           })),

@@ -193,6 +193,10 @@ describe('extract', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await readFile(join(work, 'conf', 'a'), 'utf8'), 'a');
     assert.equal(await readFile(join(work, 'conf', 'b'), 'utf8'), 'b');
+    // Each layer counts once, though a directory reads the layers again to gather it.
+    const m = /^read (\d+) of (\d+) layers/m.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.ok(Number(m[1]) <= Number(m[2]), m[0]);
     const missing = await runCli(
       ['extract', '--no-cache', `${reg.host}/extract/app:1`, '/nope', '-o', join(work, 'n')],
       { env: env() },
