@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { parseReference, type Reference } from '../reference/index.ts';
 import type { RegistryPool } from '../registry/index.ts';
 import type { CliIo } from './io.ts';
-import { type RegistryFlags, registryPool } from './options.ts';
+import { type RegistryFlags, registryPool, type Side, type SideRegistryFlags, sideFlags } from './options.ts';
 
 /** What a command's action gets: its I/O, parsed flags, a registry pool, and a warning sink. */
 export interface CommandContext<F> {
@@ -10,10 +10,10 @@ export interface CommandContext<F> {
   flags: F;
   warn: (msg: string) => void;
   /**
-   * Created on first use, closed after the command; one per certificate directory (`copy` has
-   * `--src-cert-dir` and `--dest-cert-dir`), default `--cert-dir`.
+   * Created on first use, closed after the command. `copy` asks for one per side: its `--src-*`
+   * and `--dest-*` options (credentials, TLS, certificates) override the general ones there.
    */
-  pool: (certDir?: string) => RegistryPool;
+  pool: (side?: Side) => RegistryPool;
   ref: (input: string) => Reference;
 }
 
@@ -36,16 +36,16 @@ export function action<F extends object, A extends unknown[]>(
       warned.add(msg);
       io.err.write(`lading: warning: ${msg}\n`);
     };
-    const pools = new Map<string | undefined, RegistryPool>();
+    const pools = new Map<Side | undefined, RegistryPool>();
     const ctx: CommandContext<F & RegistryFlags> = {
       io,
       flags,
       warn,
-      pool: (certDir = flags.certDir) => {
-        let pool = pools.get(certDir);
+      pool: (side) => {
+        let pool = pools.get(side);
         if (!pool) {
-          pool = registryPool(flags, io, warn, certDir);
-          pools.set(certDir, pool);
+          pool = registryPool(sideFlags(flags as F & RegistryFlags & SideRegistryFlags, side), io, warn);
+          pools.set(side, pool);
         }
         return pool;
       },

@@ -101,6 +101,73 @@ export function withRegistryOptions(cmd: Command): Command {
     .option('--debug', 'print each request and response on stderr (secrets redacted)');
 }
 
+/** Which end of a copy a registry option applies to. */
+export type Side = 'src' | 'dest';
+
+/** skopeo's per-side registry options (`copy`): each overrides the general option for its side. */
+export interface SideRegistryFlags {
+  srcCreds?: string;
+  destCreds?: string;
+  srcRegistryToken?: string;
+  destRegistryToken?: string;
+  srcNoCreds?: boolean;
+  destNoCreds?: boolean;
+  srcAuthfile?: string;
+  destAuthfile?: string;
+  srcTlsVerify?: boolean;
+  destTlsVerify?: boolean;
+  srcCertDir?: string;
+  destCertDir?: string;
+}
+
+/** Adds skopeo's `--src-*` and `--dest-*` registry options to a command (see {@link sideFlags}). */
+export function withSideRegistryOptions(cmd: Command): Command {
+  for (const [side, what] of [
+    ['src', 'source'],
+    ['dest', 'destination'],
+  ] as const) {
+    cmd
+      .option(`--${side}-creds <user:password>`, `credentials for the ${what} registry (instead of --creds)`)
+      .option(`--${side}-registry-token <token>`, `a bearer token for the ${what} registry`)
+      .option(`--${side}-no-creds`, `access the ${what} registry anonymously`)
+      .option(`--${side}-authfile <path>`, `auth file for the ${what} registry (instead of --authfile)`)
+      .addOption(
+        new Option(`--${side}-tls-verify [bool]`, `--tls-verify for the ${what} registry`)
+          .argParser(parseBool(`--${side}-tls-verify`))
+          .default(undefined),
+      )
+      .option(`--${side}-cert-dir <dir>`, `certificates for the ${what} registry (instead of --cert-dir)`);
+  }
+  return cmd;
+}
+
+/**
+ * The registry flags for one side of a copy: its `--src-*`/`--dest-*` options where given, the
+ * general ones otherwise. Credentials given for a side replace every other way to find them there.
+ */
+export function sideFlags<F extends RegistryFlags>(flags: F & SideRegistryFlags, side: Side | undefined): F {
+  if (!side) return flags;
+  const pick = <K extends keyof SideRegistryFlags>(src: K, dest: K) =>
+    side === 'src' ? flags[src] : flags[dest];
+  const out: F = { ...flags };
+  const creds = pick('srcCreds', 'destCreds');
+  const token = pick('srcRegistryToken', 'destRegistryToken');
+  const noCreds = pick('srcNoCreds', 'destNoCreds');
+  if (creds !== undefined || token !== undefined || noCreds) {
+    out.creds = creds;
+    out.registryToken = token;
+    out.noCreds = noCreds === true;
+    out.credentialFile = undefined;
+  }
+  const authfile = pick('srcAuthfile', 'destAuthfile');
+  if (authfile !== undefined) out.authfile = authfile;
+  const tls = pick('srcTlsVerify', 'destTlsVerify');
+  if (tls !== undefined) out.tlsVerify = tls;
+  const certDir = pick('srcCertDir', 'destCertDir');
+  if (certDir !== undefined) out.certDir = certDir;
+  return out;
+}
+
 /** Adds the platform options to a command. */
 export function withPlatformOptions(cmd: Command): Command {
   return cmd

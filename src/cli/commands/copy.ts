@@ -8,17 +8,22 @@ import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.t
 import { action } from '../context.ts';
 import { assertSourcePlatform } from '../image-source.ts';
 import { type CliIo, writeResult } from '../io.ts';
-import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import {
+  type PlatformFlags,
+  platformFrom,
+  type SideRegistryFlags,
+  withPlatformOptions,
+  withRegistryOptions,
+  withSideRegistryOptions,
+} from '../options.ts';
 import { Progress } from '../render/progress.ts';
 
-interface Flags extends PlatformFlags, CacheFlags {
+interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
   all?: boolean;
   format?: 'oci' | 'v2s2';
   additionalTag?: string[];
   json?: boolean;
   quiet?: boolean;
-  srcCertDir?: string;
-  destCertDir?: string;
   destCompressFormat?: 'gzip' | 'zstd' | 'none';
   destCompressLevel?: string;
 }
@@ -56,12 +61,11 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
     )
     .option('--dest-compress-level <n>', 'compression level for --dest-compress-format (gzip 1-9, zstd 1-22)')
     .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
-    .option('--json', 'print the result as JSON')
-    .option('--src-cert-dir <dir>', 'certificates for the source registry (instead of --cert-dir)')
-    .option('--dest-cert-dir <dir>', 'certificates for the destination registry (instead of --cert-dir)');
+    .option('--json', 'print the result as JSON');
   withPlatformOptions(cmd);
   withCacheOptions(cmd);
   withRegistryOptions(cmd);
+  withSideRegistryOptions(cmd);
   cmd.addHelpText(
     'after',
     `
@@ -109,13 +113,13 @@ Examples:
         label: `${formatLocation(src)} → ${formatLocation(dst)}`,
       });
       const source = openSource(src, {
-        pool: ctx.pool(ctx.flags.srcCertDir ?? ctx.flags.certDir),
+        pool: ctx.pool('src'),
         cache,
         stdin: io.stdin,
         env: io.env,
       });
       const sink = openSink(dst, {
-        pool: ctx.pool(ctx.flags.destCertDir ?? ctx.flags.certDir),
+        pool: ctx.pool('dest'),
         cache,
         tags: ctx.flags.additionalTag,
         source: src,
