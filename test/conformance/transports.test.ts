@@ -134,6 +134,14 @@ describe('round trips keep every digest (skopeo and umoci read the results)', ()
     assert.equal(one.stdout.toString().trim(), multi.images[2]!.manifestDigest);
   });
 
+  test('--digestfile holds the digest skopeo reads from the destination, as skopeo writes it', async () => {
+    const file = join(work, 'digest.txt');
+    const dst = `oci:${join(work, 'digestfile')}:1`;
+    const r = await cli(['copy', '-q', '--digestfile', file, `${reg.host}/conf/small:1`, dst]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await readFile(file, 'utf8'), await skopeoDigest(dst));
+  });
+
   test('--platform of another platform than a single-platform image has: exit 4, nothing written', async () => {
     // smallImage is linux/amd64 (its config says so).
     const dst = join(work, 'wrong-platform');

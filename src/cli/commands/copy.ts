@@ -1,9 +1,11 @@
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { MediaType, parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
+import { writeFileAtomic } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { assertSourcePlatform } from '../image-source.ts';
@@ -24,6 +26,7 @@ interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
   additionalTag?: string[];
   json?: boolean;
   quiet?: boolean;
+  digestfile?: string;
   destCompressFormat?: 'gzip' | 'zstd' | 'none';
   destCompressLevel?: string;
 }
@@ -61,7 +64,8 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
     )
     .option('--dest-compress-level <n>', 'compression level for --dest-compress-format (gzip 1-9, zstd 1-22)')
     .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
-    .option('--json', 'print the result as JSON');
+    .option('--json', 'print the result as JSON')
+    .option('--digestfile <file>', "write the top manifest's digest to FILE (as skopeo does)");
   withPlatformOptions(cmd);
   withCacheOptions(cmd);
   withRegistryOptions(cmd);
@@ -145,6 +149,7 @@ Examples:
           onEvent: progress.onEvent,
         });
         progress.finish();
+        if (ctx.flags.digestfile) await writeFileAtomic(resolve(io.cwd, ctx.flags.digestfile), r.digest);
         if (
           (dst.transport === 'oci' || dst.transport === 'oci-archive') &&
           (r.mediaType === MediaType.DockerManifest || r.mediaType === MediaType.DockerManifestList)
