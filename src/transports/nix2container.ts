@@ -243,7 +243,7 @@ export class Nix2containerSource implements ImageSource {
     if (!layer)
       throw new LadingError(ErrorCode.NotFound, `${this.name}: no blob ${desc.digest}`, { ref: this.name });
     const raw = layer.file
-      ? createReadStream(layer.file, { signal: opts.signal })
+      ? createReadStream(layer.file, { signal: opts.signal, highWaterMark: 1 << 20 })
       : reproducibleTar(layer.paths ?? []);
     const verify = new VerifyStream({
       digest: layer.descriptor.digest,

@@ -180,7 +180,7 @@ export class OciArchiveSink implements ImageSink {
         const p = join(root, f);
         const size = (await stat(p)).size;
         const entry = pack.entry({ name: f, size, mode: 0o644, mtime: new Date(0) });
-        await pipeline(createReadStream(p), entry);
+        await pipeline(createReadStream(p, { highWaterMark: 1 << 20 }), entry);
       }
       pack.finalize();
     })();
