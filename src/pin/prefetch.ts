@@ -1,6 +1,6 @@
 import { type BlobCache, type IndexStore, isCorruptCacheEntry } from '../cache/index.ts';
 import { copyImage } from '../copy/index.ts';
-import { type Digest, digestHex, Limits } from '../digest/index.ts';
+import { type Digest, digestHex, Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import {
   type Descriptor,
@@ -221,7 +221,11 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
       ahead: Math.min(input.jobs ?? 6, 3),
       signal: input.signal,
     });
-    const configBytes = await readAtMostFrom(await feed.openBlob(image.config), image.config, what);
+    const configBytes = await readAtMost(
+      copied(await feed.openBlob(image.config)),
+      Limits.config,
+      `config of ${what}`,
+    );
     const work: Promise<void>[] = [];
     if (needFlat) {
       const config = parseConfig(configBytes, `config of ${what}`);
@@ -367,18 +371,9 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
   };
 }
 
-/** A small blob (the config) in memory, with the manifest's cap. */
-async function readAtMostFrom(chunks: AsyncIterable<Buffer>, d: Descriptor, what: string): Promise<Buffer> {
-  if (d.size > Limits.config) {
-    throw new LadingError(
-      ErrorCode.TooLarge,
-      `the config of ${what} is ${d.size} bytes, more than ${Limits.config}`,
-    );
-  }
-  const parts: Buffer[] = [];
-  // Copied: cached chunks live in reused buffers.
-  for await (const c of chunks) parts.push(Buffer.from(c));
-  return Buffer.concat(parts);
+/** Each chunk copied: cached chunks live in two reused buffers, which a kept list must not alias. */
+async function* copied(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const c of chunks) yield Buffer.from(c);
 }
 
 function dedupe(ds: Descriptor[]): Descriptor[] {

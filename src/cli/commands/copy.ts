@@ -107,9 +107,11 @@ Examples:
         }
       }
       const cache = await cacheFrom(ctx.flags, io);
+      const asked = ctx.flags.platform ? undefined : platformFrom(ctx.flags);
       const platforms = ctx.flags.platform
         ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
-        : [platformFrom(ctx.flags).platform];
+        : [asked!.platform];
+      const explicit = asked ? asked.explicit : true;
       const progress = new Progress({
         out: io.err,
         tty: io.errIsTty,
@@ -132,11 +134,7 @@ Examples:
       });
       try {
         // Asked for one platform, a single-platform source of another is an error (as for unpack).
-        if (
-          !ctx.flags.all &&
-          platforms.length === 1 &&
-          (ctx.flags.platform || platformFrom(ctx.flags).explicit)
-        )
+        if (!ctx.flags.all && explicit && platforms.length === 1)
           await assertSourcePlatform(source, platforms[0]!);
         const r = await copyImage(source, sink, {
           platforms,
