@@ -713,7 +713,8 @@ in derivation {
   builder = "/bin/bash";
   __structuredAttrs = true;
   exportReferencesGraph.closure = [ app ];
-  args = [ "-c" "source .attrs.sh && /bin/cp .attrs.json \\"\\\${outputs[out]}\\"" ];
+  # "; exit $?" keeps bash alive until cp has exited: see NIX_CONFIG in test/helpers/nix.ts.
+  args = [ "-c" "source .attrs.sh && /bin/cp .attrs.json \\"\\\${outputs[out]}\\"; exit $?" ];
 }
 `,
     );

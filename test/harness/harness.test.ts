@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -584,4 +584,44 @@ test('requireBin names the Debian package', () => {
     /install Debian package docker-registry/,
   );
   assert.match(requireBin('docker-registry'), /^\//);
+});
+
+describe('nix-build builders (Nix 2.8)', () => {
+  test('a builder that closes its stdout and stderr before it exits is killed; one ending in `; exit $?` is not', async () => {
+    const { nixEnv } = await import('../helpers/nix.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'lading-nix-kill-'));
+    const expr = join(dir, 'k.nix');
+    // The sleep widens the window between the close and the exit that cp, chmod, ... leave when
+    // bash runs them in place as the last command: Nix reads EOF on the log and SIGKILLs the group.
+    await writeFile(
+      expr,
+      `{ nonce, script }: derivation {
+  name = "lading-harness-\${nonce}";
+  system = builtins.currentSystem;
+  builder = "/bin/bash";
+  args = [ "-c" script ];
+}
+`,
+    );
+    const nonce = `${process.pid}-${Date.now()}`;
+    const build = (name: string, script: string) =>
+      run(
+        'nix-build',
+        ['--no-out-link', expr, '--argstr', 'nonce', `${nonce}-${name}`, '--argstr', 'script', script],
+        {
+          env: nixEnv(),
+          allowFail: true,
+        },
+      );
+    const closes = await build('closes', 'echo x > $out; exec 1>&- 2>&-; /bin/sleep 0.3; exit 0');
+    assert.notEqual(closes.code, 0);
+    assert.match(closes.stderr, /signal 9/);
+    // The same program run by a shell that exits after it: the shell still holds the pipe.
+    const keeps = await build(
+      'keeps',
+      'echo x > $out && /bin/bash -c "exec 1>&- 2>&-; /bin/sleep 0.3"; exit $?',
+    );
+    assert.equal(keeps.code, 0, keeps.stderr);
+    await rm(dir, { recursive: true, force: true });
+  });
 });

@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBin as requireAnyBin, run } from './bins.ts';
 
-/** NIX_CONFIG for every Nix command in the tests: no binary cache (no network), no sandbox. */
+/**
+ * NIX_CONFIG for every Nix command in the tests: no binary cache (no network), no sandbox.
+ *
+ * Builders: Nix 2.8 (Debian's) takes the end of the builder's log pipe for the end of the build and
+ * then SIGKILLs the builder's process group to collect its status. A builder whose last program
+ * closes stdout/stderr itself before it exits (coreutils' cp, chmod, ... do) is killed in that
+ * window, more often under load: "builder failed due to signal 9". bash runs the last command of
+ * `-c` in place (exec), so a bash builder must not end with such a program: end it with `; exit $?`
+ * (the shell, which never closes them, exits last). The harness test shows the mechanism.
+ */
 export const NIX_CONFIG = [
   'substituters =',
   'sandbox = false',
