@@ -1,4 +1,5 @@
 export { fromNix32, NIX32_ALPHABET, nix32Length, toNix32 } from './base32.ts';
+export { sanitizeDerivationName } from './derivation-name.ts';
 export {
   NixExpr,
   type NixValue,
