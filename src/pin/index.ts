@@ -19,7 +19,11 @@ export {
   pullImageName,
 } from './prefetch.ts';
 export {
+  type DockerToolsRenderOptions,
+  docker2nixLocation,
   dockerToolsAttrs,
+  nix2containerAttrs,
+  platformNeedsShowing,
   renderDocker2Nix,
   renderDockerTools,
   renderInfoLines,

@@ -18,6 +18,7 @@ import {
   type NixHash,
   narHashOfTree,
   parseNixHash,
+  sanitizeDerivationName,
   toSri,
 } from '../nix/index.ts';
 import { parseReference, type Reference } from '../reference/index.ts';
@@ -40,7 +41,10 @@ export interface PrefetchInput {
   platform: Platform;
   /** Pin the platform's manifest digest instead of the index digest (NixOS/nixpkgs#283098). */
   pinInstance?: boolean;
-  /** Name and tag written into the archive (`finalImageName`/`finalImageTag`). */
+  /**
+   * Name and tag written into the archive (`finalImageName`/`finalImageTag`). The tag defaults to
+   * `tag` even when a digest is pinned (as nix-prefetch-docker does), else `latest`.
+   */
   finalImageName?: string;
   finalImageTag?: string;
   /** Verified blobs are staged here (required: hashing reads each blob more than once). */
@@ -73,6 +77,19 @@ export interface PrefetchResult {
   indexDigest?: Digest;
   /** The chosen platform's image manifest digest. */
   instanceDigest: Digest;
+  /**
+   * Whether another image of the index has the same os/arch with another variant (arm/v6 beside
+   * arm/v7): skopeo's `--override-arch` alone would then pick by its own variant order, so the
+   * instance digest is pinned in `imageDigest` whatever `pinInstance` says.
+   */
+  variantAmbiguous: boolean;
+  /**
+   * Whether the registry was reached with TLS verification (false: plain HTTP, or
+   * `--tls-verify=false`). The Nix pull functions then need `tlsVerify = false`.
+   */
+  tlsVerify: boolean;
+  /** Whether the registry spoke plain HTTP. */
+  plainHttp: boolean;
   platform: string;
   os: string;
   arch: string;
@@ -119,12 +136,12 @@ export function nix2containerOf(r: PrefetchResult): NonNullable<PrefetchResult['
 
 /** The store name `dockerTools.pullImage` gives its output. */
 export function pullImageName(finalImageName: string, finalImageTag: string): string {
-  return fixName(`docker-image-${finalImageName}-${finalImageTag}.tar`);
+  return sanitizeDerivationName(fixName(`docker-image-${finalImageName}-${finalImageTag}.tar`));
 }
 
 /** The store name `nix2container.pullImage` gives its output. */
 export function nix2containerName(imageName: string): string {
-  return fixName(`docker-image-${imageName}`);
+  return sanitizeDerivationName(fixName(`docker-image-${imageName}`));
 }
 
 /** Selects the platform's image from an index, or checks nothing for a single image. */
@@ -191,6 +208,7 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     );
   }
   ref = input.digest ? ref.withDigest(input.digest) : ref.withTag(input.tag ?? 'latest');
+  // The tag given beside a digest only names the result (finalImageTag); the digest is fetched.
   const what = String(ref);
   const client = input.pool.forRef(ref);
   let fetchedBytes = 0;
@@ -203,7 +221,8 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
   });
   const { top, instance, image, index } = await selectInstance(source, input.platform, what, input.signal);
   const finalImageName = input.finalImageName ?? input.imageName;
-  const finalImageTag = input.finalImageTag ?? (input.digest ? 'latest' : (input.tag ?? 'latest'));
+  // nix-prefetch-docker: --final-image-tag, else --image-tag, else latest, whatever the digest.
+  const finalImageTag = input.finalImageTag ?? input.tag ?? 'latest';
   const finalRef = parseReference(`${finalImageName}:${finalImageTag}`);
   const repoTag = `${finalRef.name}:${finalRef.tag}`;
   const blobs = dedupe([image.config, ...image.layers]);
@@ -335,14 +354,27 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
   const os = chosenPlatform?.os ?? input.platform.os;
   const arch = chosenPlatform?.architecture ?? input.platform.architecture;
   const variant = chosenPlatform?.variant ?? input.platform.variant;
+  const variantAmbiguous =
+    index?.manifests.some(
+      (d) =>
+        d.digest !== instance.digest &&
+        d.platform?.os === os &&
+        d.platform?.architecture === arch &&
+        (d.platform?.variant ?? '') !== (variant ?? ''),
+    ) === true;
+  const base = await client.base(input.signal);
+  const tlsVerify = base.protocol === 'https:' && client.http.tlsVerify;
   const dtName = pullImageName(finalImageName, finalImageTag);
   const n2cName = nix2containerName(input.imageName);
   return {
     imageName: input.imageName,
-    imageDigest: input.pinInstance ? instance.digest : top.digest,
+    imageDigest: input.pinInstance || variantAmbiguous ? instance.digest : top.digest,
     topDigest: top.digest,
     indexDigest: index ? top.digest : undefined,
     instanceDigest: instance.digest,
+    variantAmbiguous,
+    tlsVerify,
+    plainHttp: base.protocol === 'http:',
     platform: formatPlatform({ os, architecture: arch, ...(variant ? { variant } : {}) }),
     os,
     arch,

@@ -225,12 +225,14 @@ describe('nix-prefetch-docker drop-in', () => {
       'hash',
       'imageDigest',
       'imageName',
+      'tlsVerify',
     ]);
     assert.equal(attrs.imageName, `${anon.host}/pin/small`);
     assert.equal(attrs.finalImageTag, 'oci');
     assert.match(
       r.stdout.toString(),
-      /^\{\n {2}imageName = "[^"]+";\n {2}imageDigest = "sha256:[0-9a-f]{64}";\n {2}hash = "sha256-[A-Za-z0-9+/]{43}=";\n {2}finalImageName = "[^"]+";\n {2}finalImageTag = "oci";\n\}\n$/,
+      // nix-prefetch-docker's five keys, and tlsVerify for this plain-HTTP registry.
+      /^\{\n {2}imageName = "[^"]+";\n {2}imageDigest = "sha256:[0-9a-f]{64}";\n {2}hash = "sha256-[A-Za-z0-9+/]{43}=";\n {2}finalImageName = "[^"]+";\n {2}finalImageTag = "oci";\n {2}tlsVerify = false;\n\}\n$/,
     );
     const lines = r.stderr.trim().split('\n');
     assert.deepEqual(
@@ -260,7 +262,14 @@ describe('nix-prefetch-docker drop-in', () => {
         })
       ).stdout.toString(),
     );
-    assert.deepEqual(Object.keys(j), ['imageName', 'imageDigest', 'hash', 'finalImageName', 'finalImageTag']);
+    assert.deepEqual(Object.keys(j), [
+      'imageName',
+      'imageDigest',
+      'hash',
+      'finalImageName',
+      'finalImageTag',
+      'tlsVerify',
+    ]);
     const legacy = await runCli(['prefetch', '--legacy-sha256', '--quiet', `${anon.host}/pin/small`, 'oci'], {
       env: cacheEnv(cache),
     });
@@ -290,7 +299,8 @@ describe('nix-prefetch-docker drop-in', () => {
       await nix('nix-instantiate', ['--eval', '--strict', '--json', '--expr', n2c.stdout.toString()]),
     );
     assert.equal(v.sha256, byTag.nix2container.sha256);
-    const d2n = await runCli(['prefetch', '--format', 'docker2nix', `${anon.host}/pin/small`, 'oci'], {
+    // hocker reads Docker schema2 manifests only.
+    const d2n = await runCli(['prefetch', '--format', 'docker2nix', `${anon.host}/pin/small`, 'v2s2'], {
       env: cacheEnv(cache),
     });
     await nix('nix-instantiate', ['--parse', '--expr', d2n.stdout.toString()]);

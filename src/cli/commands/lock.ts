@@ -70,6 +70,7 @@ export function lockCommand(io: CliIo): Command {
           .description('pin an image (by tag) and add it to the lock file')
           .argument('<image>', 'image with tag, e.g. alpine:3.20 or ghcr.io/org/app:1.4')
           .option('--name <name>', 'entry name (default: the last path component)')
+          .option('--force', 'replace an entry of the same name')
           .option('--platform <os/arch[/variant]>', 'platform to pin (default linux/amd64)')
           .option('--pin-instance', "pin the platform's manifest digest instead of the index digest")
           .option('--final-image-name <name>', 'name written into the archive')
@@ -80,6 +81,7 @@ export function lockCommand(io: CliIo): Command {
     action<
       LockFlags & {
         name?: string;
+        force?: boolean;
         platform?: string;
         pinInstance?: boolean;
         finalImageName?: string;
@@ -95,6 +97,14 @@ export function lockCommand(io: CliIo): Command {
       const at = image.lastIndexOf(':');
       const imageName = ref.tag && at > image.lastIndexOf('/') ? image.slice(0, at) : image;
       const file = await readLock(lockPath(ctx, io));
+      // Checked before any download: another image under the same name is never replaced silently.
+      const existing = file.images[name];
+      if (existing && !ctx.flags.force)
+        throw new LadingError(
+          ErrorCode.Exists,
+          `${lockPath(ctx, io)} already has an entry ${JSON.stringify(name)} (${existing.source}); choose another with --name, or replace it with --force`,
+          { path: lockPath(ctx, io) },
+        );
       const entry = await prefetchEntry(ctx, io, {
         imageName,
         tag: ref.tag ?? 'latest',
@@ -170,10 +180,16 @@ export function lockCommand(io: CliIo): Command {
       .description(
         'write a Nix file exposing every locked image through dockerTools.pullImage and nix2container',
       )
-      .option('-o, --output <file>', 'write to FILE instead of stdout'),
+      .option('-o, --output <file>', 'write to FILE instead of stdout')
+      .option(
+        '--legacy-sha256',
+        'write sha256 = "<nix32>" instead of hash: pullImage of nixpkgs 24.11 and older takes no hash',
+      ),
   ).action(
-    action<LockFlags & { output?: string }, []>(io, async (ctx) => {
-      const text = renderLockNix(await readLock(lockPath(ctx, io)));
+    action<LockFlags & { output?: string; legacySha256?: boolean }, []>(io, async (ctx) => {
+      const text = renderLockNix(await readLock(lockPath(ctx, io)), {
+        legacySha256: ctx.flags.legacySha256,
+      });
       if (ctx.flags.output) await writeFileAtomic(resolve(io.cwd, ctx.flags.output), text);
       else io.out.write(text);
     }),

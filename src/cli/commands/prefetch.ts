@@ -7,6 +7,7 @@ import { parseDigest } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { normaliseArch, type Platform, parsePlatform } from '../../image/index.ts';
 import {
+  platformNeedsShowing,
   prefetch,
   renderDocker2Nix,
   renderDockerTools,
@@ -49,7 +50,7 @@ export function prefetchCommand(io: CliIo): Command {
     .option('--image-name <name>', 'image name')
     .option('--image-tag <tag>', 'tag (default latest)')
     .option('--image-digest <digest>', 'manifest digest to pin')
-    .option('--os <os>', 'OS to select from a multi-arch image', 'linux')
+    .option('--os <os>', 'OS to select from a multi-arch image (default linux)')
     .option(
       '--arch <arch>',
       'architecture to select (default amd64, as nix-prefetch-docker; x86_64/aarch64 understood)',
@@ -57,7 +58,10 @@ export function prefetchCommand(io: CliIo): Command {
     .option('--platform <os/arch[/variant]>', 'platform to select (instead of --os/--arch)')
     .option('--final-image-name <name>', 'name written into the archive (default: the image name)')
     .option('--final-image-tag <tag>', 'tag written into the archive (default: the tag, or latest)')
-    .option('--json', 'print the attrset as JSON (as nix-prefetch-docker --json)')
+    .option(
+      '--json',
+      'print the attrset as JSON (as nix-prefetch-docker --json); with --format nix2container too',
+    )
     .option('--quiet', 'no "->" lines on stderr')
     .option('--legacy-sha256', 'print sha256 = "<nix32>" instead of hash (older nixpkgs)')
     .addOption(
@@ -85,6 +89,19 @@ Examples:
   return cmd.action(
     action<Flags, [string | undefined, string | undefined]>(io, async (ctx, imageArg, second) => {
       const f = ctx.flags;
+      if (f.json && (f.format === 'docker2nix' || f.format === 'manifest' || f.format === 'json'))
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          `--json does not apply to --format ${f.format} (${f.format === 'docker2nix' ? 'a Nix function' : 'already JSON'})`,
+        );
+      // nix-prefetch-docker hashes with NIX_HASH_ALGO (default sha256); pullImage's fetchers take
+      // sha256 here, so another algorithm is refused rather than silently ignored.
+      const algo = io.env.NIX_HASH_ALGO;
+      if (algo !== undefined && algo !== '' && algo !== 'sha256')
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          `NIX_HASH_ALGO=${algo} is not supported: lading computes sha256 hashes only (unset it or set sha256)`,
+        );
       let imageName = f.imageName ?? imageArg;
       if (!imageName)
         throw new LadingError(ErrorCode.BadArgument, 'prefetch needs an image name (see --help)');
@@ -107,6 +124,7 @@ Examples:
       let platform: Platform;
       if (f.platform) platform = parsePlatform(f.platform);
       else platform = parsePlatform(`${f.os ?? 'linux'}/${normaliseArch(f.arch ?? 'amd64')}`);
+      const platformGiven = f.platform !== undefined || f.os !== undefined || f.arch !== undefined;
       const root = cacheRoot(f, io);
       // Hashing reads blobs more than once, so --no-cache still stages them, in a temp dir.
       const scratch =
@@ -135,7 +153,8 @@ Examples:
             nix2container: f.format === 'nix2container' || f.format === 'json',
           },
         });
-        if (!f.quiet && f.format === 'dockertools') io.err.write(`${renderInfoLines(r).join('\n')}\n`);
+        if (!f.quiet && f.format === 'dockertools')
+          io.err.write(`${renderInfoLines(r, { legacySha256: f.legacySha256 }).join('\n')}\n`);
         if (!f.quiet && r.indexDigest && f.format === 'dockertools') {
           io.err.write(
             `-> IndexDigest: ${r.indexDigest}\n-> InstanceDigest: ${r.instanceDigest} (${r.platform})\n`,
@@ -143,7 +162,7 @@ Examples:
         }
         switch (f.format) {
           case 'nix2container':
-            await writeLine(io.out, renderNix2Container(r));
+            await writeLine(io.out, renderNix2Container(r, { json: f.json }));
             break;
           case 'manifest':
             await new Promise<void>((resolve, reject) =>
@@ -157,7 +176,14 @@ Examples:
             await writeLine(io.out, renderJson(r, { legacySha256: f.legacySha256 }));
             break;
           default:
-            await writeLine(io.out, renderDockerTools(r, { json: f.json, legacySha256: f.legacySha256 }));
+            await writeLine(
+              io.out,
+              renderDockerTools(r, {
+                json: f.json,
+                legacySha256: f.legacySha256,
+                showPlatform: platformNeedsShowing(r, platformGiven),
+              }),
+            );
         }
       } finally {
         if (scratch) await rm(scratch, { recursive: true, force: true });
