@@ -58,6 +58,31 @@ export interface BuildOptions {
   /** Digests of layers whose files have not changed since they were last hashed. */
   digestCache?: LayerDigestCache;
   signal?: AbortSignal;
+  /**
+   * The architecture when neither the spec nor the base image gives one: the building host's, as
+   * nix2container's `arch ? go.GOARCH` (the CLI passes {@link hostArchitecture}). Default amd64.
+   */
+  hostArchitecture?: string;
+}
+
+/** Go's GOARCH for a Node `process.arch`, the name OCI configs use. */
+export function hostArchitecture(nodeArch: string): string {
+  const goArch: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm' };
+  return goArch[nodeArch] ?? nodeArch;
+}
+
+/**
+ * The runtime config of a built image: the base image's, with each key the spec gives replacing
+ * it; as Docker does for ENTRYPOINT, a new `Entrypoint` drops the base's `Cmd` unless the spec
+ * gives one too (the base's Cmd was meant for the base's Entrypoint).
+ */
+export function mergeConfig(
+  base: Record<string, unknown> | undefined,
+  spec: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(base ?? {}) };
+  if (spec.Entrypoint !== undefined && spec.Cmd === undefined) delete out.Cmd;
+  return { ...out, ...spec };
 }
 
 const OCI_OF: Record<string, string> = {
@@ -131,16 +156,37 @@ export function planLayers(spec: BuildSpec): { paths: TarPath[]; history: Histor
     }
   }
   if (spec.copyToRoot.paths.length > 0) {
+    // nix2container puts the closure of copyToRoot into the same layer (at its store paths), less
+    // what an earlier layer holds; the copyToRoot paths themselves go to `/`.
+    const roots = new Set(spec.copyToRoot.paths);
+    const deps = graph
+      ? [...closureOf(graph, spec.copyToRoot.paths)]
+          .filter((p) => !roots.has(p) && !held.has(p))
+          .sort(byCodePoint)
+      : [];
+    const depGroup: LayerGroup = {
+      paths: [],
+      where: [],
+      maxLayers: 1,
+      perms: [],
+      rewrites: [],
+      history: {},
+      at: 'copyToRoot',
+    };
     out.push({
-      paths: spec.copyToRoot.paths.map((p, j) => ({
-        path: p,
-        where: spec.copyToRoot.where[j],
-        options: {
-          // A directory's contents go to `/`; a file goes to `/NAME`.
-          rewrite: { regex: `^${escapeRegex(isDirSync(p) ? p : dirname(p))}`, repl: '' },
-          perms: spec.perms,
-        },
-      })),
+      paths: [
+        ...spec.copyToRoot.paths.map((p, j) => ({
+          path: p,
+          where: spec.copyToRoot.where[j],
+          options: {
+            // A directory's contents go to `/`; a file goes to `/NAME`.
+            rewrite: { regex: `^${escapeRegex(isDirSync(p) ? p : dirname(p))}`, repl: '' },
+            perms: spec.perms,
+            permsStyle: 'nix2container' as const,
+          },
+        })),
+        ...deps.map((p) => tarPath(p, depGroup, spec, 'copyToRoot closure')),
+      ],
       history: spec.history,
       at: 'copyToRoot',
     });
@@ -167,7 +213,11 @@ function isDirSync(p: string): boolean {
 function tarPath(p: string, g: LayerGroup, spec: BuildSpec, where: string): TarPath {
   const rewrite = rewriteFor(p, [...g.rewrites, ...spec.rewrites]);
   const perms = [...spec.perms, ...g.perms];
-  const options = rewrite || perms.length > 0 ? { ...(rewrite ? { rewrite } : {}), perms } : undefined;
+  // nix2container's rule: every matching rule applies in order (last wins), each resetting uid/gid.
+  const options =
+    rewrite || perms.length > 0
+      ? { ...(rewrite ? { rewrite } : {}), perms, permsStyle: 'nix2container' as const }
+      : undefined;
   return options ? { path: p, where, options } : { path: p, where };
 }
 
@@ -217,11 +267,14 @@ export class BuiltImage {
     if (spec.fromImage) {
       if (!opts.base)
         throw new LadingError(ErrorCode.Internal, 'build: fromImage given but no base source opened');
-      ({ config: baseConfig, layers: baseLayers } = await readBase(opts.base, spec, opts.signal).catch(
-        (err: unknown) => {
-          throw fromImageError(err);
-        },
-      ));
+      ({ config: baseConfig, layers: baseLayers } = await readBase(
+        opts.base,
+        spec,
+        opts.signal,
+        opts.hostArchitecture,
+      ).catch((err: unknown) => {
+        throw fromImageError(err);
+      }));
     }
     const planned = planLayers(spec);
     const layers = await mapLimit(planned, opts.jobs ?? 4, async (l) => {
@@ -248,10 +301,10 @@ export class BuiltImage {
     }
     const configObj: Record<string, unknown> = {
       created,
-      architecture: spec.architecture ?? baseConfig?.architecture ?? 'amd64',
+      architecture: spec.architecture ?? baseConfig?.architecture ?? opts.hostArchitecture ?? 'amd64',
       ...((spec.variant ?? baseConfig?.variant) ? { variant: spec.variant ?? baseConfig?.variant } : {}),
       os: spec.os,
-      config: { ...(baseConfig?.config ?? {}), ...spec.config },
+      config: mergeConfig(baseConfig?.config as Record<string, unknown> | undefined, spec.config),
       rootfs: {
         type: 'layers',
         diff_ids: [...(baseConfig?.rootfs?.diff_ids ?? []), ...layers.map((l) => l.descriptor.digest)],
@@ -335,13 +388,14 @@ async function readBase(
   base: BaseSource,
   spec: BuildSpec,
   signal?: AbortSignal,
+  hostArch = 'amd64',
 ): Promise<{ config: ImageConfig; layers: Descriptor[] }> {
   let m = await base.topManifest(signal);
   let parsed = parseManifest(m.bytes, m.mediaType, base.name);
   if (parsed.kind === 'index') {
     const wanted = {
       os: spec.os,
-      architecture: spec.architecture ?? 'amd64',
+      architecture: spec.architecture ?? hostArch,
       ...(spec.variant ? { variant: spec.variant } : {}),
     };
     const i = selectPlatform(

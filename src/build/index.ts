@@ -4,6 +4,8 @@ export {
   BuiltImage,
   type BuiltLayer,
   type BuiltManifest,
+  hostArchitecture,
+  mergeConfig,
   planLayers,
 } from './built-image.ts';
 export { FileLayerDigestCache, type LayerDigestCache } from './layer-digest-cache.ts';

@@ -163,21 +163,6 @@ function perms(v: unknown, field: string): PermRule[] {
   });
 }
 
-/** Two rules with the same regex that set one field differently can never both hold. */
-function checkPermConflicts(rules: PermRule[]): void {
-  for (let i = 0; i < rules.length; i++) {
-    for (let j = i + 1; j < rules.length; j++) {
-      const a = rules[i]!;
-      const b = rules[j]!;
-      if (a.regex !== b.regex) continue;
-      for (const f of ['mode', 'uid', 'gid', 'uname', 'gname'] as const) {
-        if (a[f] !== undefined && b[f] !== undefined && a[f] !== b[f])
-          throw specError(`${b.where}.${f}`, `conflicts with ${a.where}.${f} for the same regex`);
-      }
-    }
-  }
-}
-
 function rewrites(v: unknown, field: string, baseDir: string): RewriteRule[] {
   return arr(v, field).map((item, i) => {
     const at = `${field}[${i}]`;
@@ -349,7 +334,6 @@ export function parseBuildSpec(json: unknown, opts: ParseSpecOptions): BuildSpec
     if (paths.length === 0) throw specError(`${at}.paths`, 'must list at least one path');
     const where = paths.map((_, j) => `${at}.paths[${j}]`);
     const groupPerms = go.perms === undefined ? [] : perms(go.perms, `${at}.perms`);
-    checkPermConflicts([...topPerms, ...groupPerms]);
     return {
       paths: paths.map((p, j) => existingPath(p, where[j]!, baseDir)),
       where,
@@ -360,7 +344,6 @@ export function parseBuildSpec(json: unknown, opts: ParseSpecOptions): BuildSpec
       at,
     };
   });
-  checkPermConflicts(topPerms);
   const rootPaths = o.copyToRoot === undefined ? [] : arr(o.copyToRoot, 'copyToRoot');
   const rootWhere = rootPaths.map((_, j) => `copyToRoot[${j}]`);
   const spec: BuildSpec = {

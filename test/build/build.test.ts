@@ -327,28 +327,6 @@ describe('lading build', () => {
         (f) => ({ ...f.spec, layers: [{ paths: [f.app] }, { paths: [f.libc, join(f.dir, 'nope')] }] }),
         /layers\[1\]\.paths\[1\]: .*nope does not exist/,
       ],
-      [
-        'conflicting perms',
-        (f) => ({
-          ...f.spec,
-          perms: [
-            { regex: 'x', mode: '0755' },
-            { regex: 'x', mode: '0700' },
-          ],
-        }),
-        /perms\[1\]\.mode: conflicts with perms\[0\]\.mode/,
-      ],
-      [
-        'perms conflicting on one file',
-        (f) => ({
-          ...f.spec,
-          perms: [
-            { regex: 'app$', uid: 1 },
-            { regex: 'bin/app', uid: 2 },
-          ],
-        }),
-        /perms\[1\]: conflicting perms for .*bin\/app: uid/,
-      ],
       ['bad mode', (f) => ({ ...f.spec, perms: [{ regex: 'x', mode: 'rwx' }] }), /perms\[0\]\.mode/],
       [
         'bad maxLayers',
@@ -544,27 +522,6 @@ test('bad specs to a registry: the error names the field and the registry receiv
       [
         { ...f.spec, layers: [{ paths: [join(f.dir, 'nope')] }] },
         /layers\[0\]\.paths\[0\]: .*does not exist/,
-      ],
-      [
-        {
-          ...f.spec,
-          perms: [
-            { regex: 'bin', gid: 1 },
-            { regex: 'bin', gid: 2 },
-          ],
-        },
-        /perms\[1\]\.gid: conflicts with perms\[0\]\.gid/,
-      ],
-      // Found only while the layer is planned (two regexes, one file): still before any request.
-      [
-        {
-          ...f.spec,
-          perms: [
-            { regex: 'bin/app$', mode: '0700' },
-            { regex: '^.*/bbbb-app/', mode: '0755' },
-          ],
-        },
-        /perms\[1\]: conflicting perms for .*bin\/app: mode/,
       ],
       [{ ...f.spec, config: { Entrypoint: '/bin/app' } }, /config\.Entrypoint: must be an array/],
     ];

@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { BuiltImage, FileLayerDigestCache, parseBuildSpec, specError } from '../../build/index.ts';
+import {
+  BuiltImage,
+  FileLayerDigestCache,
+  hostArchitecture,
+  parseBuildSpec,
+  specError,
+} from '../../build/index.ts';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
@@ -116,12 +122,14 @@ Examples:
       const digestCache = cache
         ? new FileLayerDigestCache(join(cacheRoot(ctx.flags, io), 'build-layers'))
         : undefined;
-      const image = await BuiltImage.build(spec, `build ${specArg}`, { base, digestCache }).catch(
-        async (err: unknown) => {
-          await base?.close();
-          throw err;
-        },
-      );
+      const image = await BuiltImage.build(spec, `build ${specArg}`, {
+        base,
+        digestCache,
+        hostArchitecture: hostArchitecture(process.arch),
+      }).catch(async (err: unknown) => {
+        await base?.close();
+        throw err;
+      });
       const progress = new Progress({
         out: io.err,
         tty: io.errIsTty,
