@@ -21,6 +21,7 @@ import {
 } from '../layers/index.ts';
 import { mapLimit } from '../util/index.ts';
 import type { LayerDigestCache } from './layer-digest-cache.ts';
+import { addNixDatabase } from './nix-database.ts';
 import { closureOf, type GraphEntry, popularityOrder, splitLayers } from './popularity.ts';
 import type { BuildSpec, HistorySpec, LayerGroup, RewriteRule } from './spec.ts';
 
@@ -277,6 +278,7 @@ export class BuiltImage {
       }));
     }
     const planned = planLayers(spec);
+    if (spec.nixDatabase) await addNixDatabase(planned, spec.closureGraph, spec.nixDatabase, spec.history);
     const layers = await mapLimit(planned, opts.jobs ?? 4, async (l) => {
       const plan = await planReproducibleTar(l.paths);
       const key = opts.digestCache ? planFingerprint(plan) : '';

@@ -45,6 +45,8 @@ export interface BuildSpec {
   perms: PermRule[];
   rewrites: RewriteRule[];
   history: HistorySpec;
+  /** nix2container's `initializeNixDatabase` with `nixUid`/`nixGid` (default 0). */
+  nixDatabase?: { uid: number; gid: number };
 }
 
 export interface ParseSpecOptions {
@@ -70,6 +72,9 @@ const TOP_KEYS = [
   'perms',
   'rewrites',
   'history',
+  'initializeNixDatabase',
+  'nixUid',
+  'nixGid',
 ];
 const GROUP_KEYS = ['paths', 'maxLayers', 'perms', 'rewrites', 'history'];
 const PERM_KEYS = ['regex', 'mode', 'uid', 'gid', 'uname', 'gname'];
@@ -357,6 +362,16 @@ export function parseBuildSpec(json: unknown, opts: ParseSpecOptions): BuildSpec
     history: topHistory,
   };
   if (o.fromImage !== undefined) spec.fromImage = str(o.fromImage, 'fromImage');
+  if (o.initializeNixDatabase !== undefined && typeof o.initializeNixDatabase !== 'boolean')
+    throw specError('initializeNixDatabase', 'must be true or false');
+  const nixUid = o.nixUid === undefined ? 0 : int(o.nixUid, 'nixUid', 0);
+  const nixGid = o.nixGid === undefined ? 0 : int(o.nixGid, 'nixGid', 0);
+  if (o.initializeNixDatabase === true) spec.nixDatabase = { uid: nixUid, gid: nixGid };
+  else if (o.nixUid !== undefined || o.nixGid !== undefined)
+    throw specError(
+      o.nixUid !== undefined ? 'nixUid' : 'nixGid',
+      'applies only with initializeNixDatabase: true',
+    );
   if (o.architecture !== undefined) spec.architecture = str(o.architecture, 'architecture');
   if (o.variant !== undefined) spec.variant = str(o.variant, 'variant');
   if (o.closureGraph !== undefined) spec.closureGraph = closureGraph(o.closureGraph, 'closureGraph', opts);

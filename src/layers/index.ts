@@ -18,6 +18,7 @@ export {
   type TarPath,
   type TarPathOptions,
   type TarPlan,
+  tarDestination,
 } from './reproducible-tar.ts';
 export { assertComplete, type UnpackOptions, type UnpackResult, unpackRootfs } from './rootfs.ts';
 export {

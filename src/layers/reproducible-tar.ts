@@ -110,6 +110,14 @@ interface Compiled {
   lastWins: boolean;
 }
 
+/** Where a layer input's own path lands in the tar (after its rewrite); `''` when it is dropped. */
+export function tarDestination(p: TarPath): string {
+  const c = compileOptions(p);
+  if (!c.rewrite) return p.path;
+  c.rewrite.re.lastIndex = 0;
+  return p.path.replace(c.rewrite.re, c.rewrite.repl);
+}
+
 function compileOptions(p: TarPath): Compiled {
   const o = p.options ?? {};
   return {

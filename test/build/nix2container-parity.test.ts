@@ -7,6 +7,7 @@ import { BuiltImage, hostArchitecture, mergeConfig, parseBuildSpec } from '../..
 import { run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 import { buildLayout } from '../helpers/images.ts';
+import { nixEnv } from '../helpers/nix.ts';
 
 // `lading build` against nix2container's buildImage semantics (issue 14, docs/nix-parity.md).
 
@@ -46,7 +47,9 @@ async function buildTo(
 
 /** `tar -tv` of a layer blob, as GNU tar lists it. */
 async function listing(out: string, digest: string): Promise<string> {
-  return (await run('tar', ['--numeric-owner', '-tvf', join(out, 'blobs/sha256', digest.slice(7))])).stdout.toString();
+  return (
+    await run('tar', ['--numeric-owner', '-tvf', join(out, 'blobs/sha256', digest.slice(7))])
+  ).stdout.toString();
 }
 
 test('copyToRoot brings its closure, as nix2container does: the referenced store path is in the layer', async () => {
@@ -130,4 +133,57 @@ test("architecture defaults to the building host's (nix2container's arch ? go.GO
   assert.equal(b.config.architecture, hostArchitecture(process.arch));
   // created stays the Unix epoch (documented in docs/nix-parity.md), not Go's zero time.
   assert.equal(b.config.created, '1970-01-01T00:00:00Z');
+});
+
+test('initializeNixDatabase: nix-store --verify --check-contents inside the unpacked image accepts it; nixUid/nixGid own /nix', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lading-nixdb-'));
+  const salt = Math.random().toString(36).slice(2);
+  await writeFile(
+    join(dir, 'paths.nix'),
+    `let
+      dep = derivation { name = "lading-db-dep"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo dep-${salt} > $out" ]; };
+    in derivation {
+      name = "lading-db-top"; system = builtins.currentSystem; builder = "/bin/sh";
+      args = [ "-c" "/bin/mkdir $out && echo \${dep} > $out/ref && echo hi > $out/x" ];
+    }`,
+  );
+  const top = (await run('nix-build', ['--no-out-link', join(dir, 'paths.nix')], { env: nixEnv() })).stdout
+    .toString()
+    .trim();
+  const q = async (...args: string[]) =>
+    (await run('nix-store', args, { env: nixEnv() })).stdout.toString().trim().split('\n').filter(Boolean);
+  const closure = await q('-qR', top);
+  const graph = await Promise.all(
+    closure.map(async (p) => ({ path: p, references: await q('-q', '--references', p) })),
+  );
+  const dep = closure.find((p) => p !== top)!;
+  const b = await buildTo(dir, {
+    closureGraph: graph,
+    layers: [{ paths: [top] }],
+    initializeNixDatabase: true,
+    nixUid: 1000,
+    nixGid: 100,
+  });
+  const bundle = join(dir, 'bundle');
+  await run('umoci', ['unpack', '--image', `${b.out}:t`, bundle]);
+  const rootfs = join(bundle, 'rootfs');
+  const verify = await run('nix-store', ['--store', rootfs, '--verify', '--check-contents'], {
+    env: nixEnv(),
+    allowFail: true,
+  });
+  assert.equal(verify.code, 0, verify.stderr);
+  assert.doesNotMatch(verify.stderr, /modified|disappeared|not valid|error/i);
+  assert.deepEqual(await q('--store', rootfs, '-q', '--references', top), [dep]);
+  assert.deepEqual((await q('--store', rootfs, '-qR', top)).sort(), closure.sort());
+  const owner = async (p: string) =>
+    (await run('stat', ['-c', '%u:%g', join(rootfs, p)])).stdout.toString().trim();
+  assert.equal(await owner('nix/store'), '1000:100');
+  assert.equal(await owner('nix/var/nix/db/db.sqlite'), '1000:100');
+  // A changed file is caught by the same check: the registered hashes are the real ones.
+  await writeFile(join(rootfs, top.slice(1), 'x'), 'changed\n');
+  const tampered = await run('nix-store', ['--store', rootfs, '--verify', '--check-contents'], {
+    env: nixEnv(),
+    allowFail: true,
+  });
+  assert.match(tampered.stderr, /was modified/);
 });
