@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,7 +7,12 @@ import { run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 import { type BuiltLayout, buildLayout, type ImageSpec, pushLayout, smallImage } from '../helpers/images.ts';
 import { NIX_CONFIG, nix, nixEnv } from '../helpers/nix.ts';
-import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
+import {
+  sharedRegistry,
+  startRegistry,
+  stopSharedRegistries,
+  type TestRegistry,
+} from '../helpers/registry.ts';
 
 // Every expression lading prints is fed to strict stand-ins of the upstream functions
 // (test/pin/upstream/: same formals, same skopeo command lines) and built by real nix-build, which
@@ -69,9 +74,12 @@ let n = 0;
  * already in the store (an earlier run) are deleted first, so every fixed-output derivation is
  * really built and its hash checked (Nix keeps paths that another process is using).
  */
-async function build(body: string): Promise<{ code: number; paths: string[]; stderr: string }> {
+async function build(
+  body: string,
+  upArgs = '{ }',
+): Promise<{ code: number; paths: string[]; stderr: string }> {
   const file = join(work, `expr-${n++}.nix`);
-  await writeFile(file, `let up = import ${UPSTREAM} { }; in ${body}`);
+  await writeFile(file, `let up = import ${UPSTREAM} ${upArgs}; in ${body}`);
   const drvs = await run('nix-instantiate', [file], { env: nixEnv(), allowFail: true });
   if (drvs.code === 0) {
     const reqs = await run('nix-store', ['-qR', ...drvs.stdout.toString().trim().split('\n')], {
@@ -90,8 +98,8 @@ async function build(body: string): Promise<{ code: number; paths: string[]; std
   return { code: r.code, paths: r.stdout.toString().trim().split('\n').filter(Boolean), stderr: r.stderr };
 }
 
-async function built(body: string): Promise<string[]> {
-  const r = await build(body);
+async function built(body: string, upArgs?: string): Promise<string[]> {
+  const r = await build(body, upArgs);
   assert.equal(r.code, 0, r.stderr);
   return r.paths;
 }
@@ -151,6 +159,34 @@ describe('prefetch output pasted into the real functions', () => {
       without.stderr,
       /http: server gave HTTP response to HTTPS client|pinging container registry/,
     );
+  });
+
+  test('14.4 HTTPS: no tlsVerify when the certificate was verified; false with --tls-verify=false', async () => {
+    const tls = await startRegistry({ auth: 'none', tls: true });
+    try {
+      await pushLayout(layouts.small!, tls, 'parity/tls:1');
+      const certs = await mkdtemp(join(work, 'certs-'));
+      await copyFile(tls.certPath!, join(certs, 'ca.crt'));
+      const r = await cli(['prefetch', '--cert-dir', certs, `${tls.host}/parity/tls`, '1']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout.toString(), /tlsVerify/);
+      // The builder's skopeo trusts the registry's certificate (SSL_CERT_FILE) and verifies it.
+      const trusted = `{ certFile = ${tls.certPath}; }`;
+      assert.equal((await built(`up.dockerTools.pullImage (${r.stdout})`, trusted))[0], imagePath(r.stderr));
+      const insecure = await cli(['prefetch', '--tls-verify=false', `${tls.host}/parity/tls`, '1']);
+      assert.equal(insecure.code, 0, insecure.stderr);
+      assert.match(insecure.stdout.toString(), /tlsVerify = false;/);
+      // Without the certificate only tlsVerify = false builds.
+      assert.equal(
+        (await built(`up.dockerTools.pullImage (${insecure.stdout})`))[0],
+        imagePath(insecure.stderr),
+      );
+      const strict = await build(`up.dockerTools.pullImage (${r.stdout})`);
+      assert.notEqual(strict.code, 0);
+      assert.match(strict.stderr, /certificate/);
+    } finally {
+      await tls.stop();
+    }
   });
 
   test('14.2 --image-tag T --image-digest D: finalImageTag = T, as nix-prefetch-docker; ImagePath is the build', async () => {
