@@ -16,9 +16,17 @@ export interface DockerToolsRenderOptions {
 
 const DOCKER_S2 = 'application/vnd.docker.distribution.manifest.v2+json';
 
-/** Whether a prefetch result needs `os`/`arch` printed (see {@link DockerToolsRenderOptions}). */
-export function platformNeedsShowing(r: PrefetchResult, given: boolean): boolean {
-  return given || r.os !== 'linux' || r.arch !== 'amd64';
+/**
+ * Whether a prefetch result needs `os`/`arch` printed (see {@link DockerToolsRenderOptions}): when
+ * the platform was given, when it is not linux/amd64, or when the host running lading (likely the
+ * one that builds) is not amd64, whose pullImage would default to its own arch.
+ */
+export function platformNeedsShowing(
+  r: Pick<PrefetchResult, 'os' | 'arch'>,
+  given: boolean,
+  hostArch = 'amd64',
+): boolean {
+  return given || r.os !== 'linux' || r.arch !== 'amd64' || hostArch !== 'amd64';
 }
 
 /**

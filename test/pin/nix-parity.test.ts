@@ -3,6 +3,7 @@ import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { platformNeedsShowing } from '../../src/pin/index.ts';
 import { run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 import { type BuiltLayout, buildLayout, type ImageSpec, pushLayout, smallImage } from '../helpers/images.ts';
@@ -143,7 +144,10 @@ describe('prefetch output pasted into the real functions', () => {
     assert.equal((await built(`up.dockerTools.pullImage (${r.stdout})`))[0], imagePath(r.stderr));
     // Without a platform and on linux/amd64, the five keys of nix-prefetch-docker (+ tlsVerify).
     const plain = await cli(['prefetch', `${reg.host}/parity/small`, '1']);
-    assert.doesNotMatch(plain.stdout.toString(), /arch =/);
+    assert.equal(plain.stdout.toString().includes('arch ='), process.arch !== 'x64');
+    // On an arm64 host, pullImage's default arch is arm64: an amd64 pin must say so.
+    assert.equal(platformNeedsShowing({ os: 'linux', arch: 'amd64' }, false, 'arm64'), true);
+    assert.equal(platformNeedsShowing({ os: 'linux', arch: 'amd64' }, false, 'amd64'), false);
   });
 
   test('14.4 plain HTTP: tlsVerify = false is printed, and the stand-ins fail without it', async () => {

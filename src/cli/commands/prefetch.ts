@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { hostArchitecture } from '../../build/index.ts';
 import { BlobCache, IndexStore } from '../../cache/index.ts';
 import { parseDigest } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
@@ -181,7 +182,7 @@ Examples:
               renderDockerTools(r, {
                 json: f.json,
                 legacySha256: f.legacySha256,
-                showPlatform: platformNeedsShowing(r, platformGiven),
+                showPlatform: platformNeedsShowing(r, platformGiven, hostArchitecture(process.arch)),
               }),
             );
         }
