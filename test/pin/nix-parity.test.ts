@@ -63,11 +63,8 @@ async function cli(args: string[], extra: NodeJS.ProcessEnv = {}) {
   return runCli(args, { env: { ...env(), ...extra }, cwd: work });
 }
 
-/**
- * Nix 2.8's syscall filter SIGKILLs a builder that runs `chmod` on this kernel (coreutils' newer
- * syscall), which `skopeo layers` (pullImageFromManifest) does: off for these builds.
- */
-const buildEnv = () => nixEnv({ NIX_CONFIG: `${NIX_CONFIG}\nfilter-syscalls = false` });
+/** The stand-ins' builders end in "exit $?" (test/pin/upstream/lib.nix), so Nix's defaults hold. */
+const buildEnv = () => nixEnv();
 
 let n = 0;
 /**

@@ -75,7 +75,9 @@ rec {
         name = sanitizeDerivationName name;
         system = builtins.currentSystem;
         builder = "/bin/bash";
-        args = [ "-e" "-o" "pipefail" "-c" buildCommand ];
+        # stdenv's bash outlives the last command; without "exit $?" bash would exec it in place,
+        # and Nix 2.8 SIGKILLs a builder that closes its output early (test/helpers/nix.ts).
+        args = [ "-e" "-o" "pipefail" "-c" (buildCommand + "\nexit $?") ];
         PATH = hostPath;
         __ignoreNulls = true;
       }
