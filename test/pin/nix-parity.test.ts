@@ -7,7 +7,7 @@ import { platformNeedsShowing } from '../../src/pin/index.ts';
 import { run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 import { type BuiltLayout, buildLayout, type ImageSpec, pushLayout, smallImage } from '../helpers/images.ts';
-import { NIX_CONFIG, nix, nixEnv } from '../helpers/nix.ts';
+import { nix, nixEnv } from '../helpers/nix.ts';
 import {
   sharedRegistry,
   startRegistry,
