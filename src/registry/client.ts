@@ -10,6 +10,7 @@ import { openBlobStream } from './blob-stream.ts';
 import { type CertDirOptions, certsForHost } from './cert-dir.ts';
 import { responseError } from './errors.ts';
 import { Http, type HttpOptions, type HttpResponse, isLoopbackHost, type SendOptions } from './http.ts';
+import { foreignChallengeError, mayAnswerChallenge } from './origin-policy.ts';
 import { clientCertAlert } from './tls-alert.ts';
 
 export interface RegistryClientOptions extends HttpOptions, CertDirOptions {
@@ -137,8 +138,10 @@ export class RegistryClient {
         continue;
       }
       await res.body.dump().catch(() => {});
-      if (res.status === 401) this.auth.learn(res);
-      else if (res.status !== 200 && res.status !== 404) {
+      if (res.status === 401) {
+        // A challenge only counts from the registry itself, not from where /v2/ redirected to.
+        if (mayAnswerChallenge(res.url, base.origin)) this.auth.learn(res);
+      } else if (res.status !== 200 && res.status !== 404) {
         // 404: some registries do not implement /v2/ but serve the API.
         throw await responseError(res, {
           method: 'GET',
@@ -197,6 +200,10 @@ export class RegistryClient {
         retry: opts.retry,
       });
       if (res.status !== 401 || attempt >= 2) return res;
+      if (!mayAnswerChallenge(res.url, base.origin)) {
+        await res.body.dump().catch(() => {});
+        throw foreignChallengeError(res.url, this.registry, opts.method);
+      }
       const before = this.auth.scheme;
       const wider = this.auth.insufficientScope(res);
       this.auth.learn(res);

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { redactHeaders, redactUrl } from '../util/index.ts';
 import type { TlsSettings } from './cert-dir.ts';
+import { headersForHop, REDIRECT_STATUSES, redirectTarget } from './origin-policy.ts';
 import { tlsAlertAfterHandshake } from './tls-alert.ts';
 
 /** How lading retries: bounded attempts, jittered exponential backoff, `Retry-After` honoured. */
@@ -95,7 +96,6 @@ const RETRY_CODES = new Set([
   'ECONNABORTED',
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
-const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
 
 /** True when a thrown error is a network failure worth retrying. */
 export function isRetryableError(err: unknown): boolean {
@@ -230,26 +230,17 @@ export class Http {
     let headers: Record<string, string> = { 'user-agent': this.userAgent, ...opts.headers };
     let method = opts.method;
     let body = opts.body;
-    for (let hop = 0; hop <= 10; hop++) {
+    for (let hop = 0; ; hop++) {
       this.debug(`> ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(headers))}`);
       const res = await this.#request(url, method, headers, body, opts.signal);
       this.debug(`< ${res.statusCode} ${method} ${redactUrl(url)}`);
       const location = res.headers.location;
-      if (opts.followRedirects !== false && [301, 302, 303, 307, 308].includes(res.statusCode) && location) {
+      if (opts.followRedirects !== false && REDIRECT_STATUSES.has(res.statusCode) && location) {
         await res.body.dump().catch(() => {});
-        const next = new URL(Array.isArray(location) ? location[0]! : location, url);
-        if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-          throw new LadingError(
-            ErrorCode.Network,
-            `refusing redirect to ${next.protocol} URL from ${redactUrl(url)}`,
-          );
-        }
-        if (next.origin !== url.origin) {
-          // Never forward credentials to another origin (S3/CDN signed URLs reject them, and they leak).
-          headers = Object.fromEntries(
-            Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.includes(k.toLowerCase())),
-          );
-        }
+        const next = redirectTarget(url, Array.isArray(location) ? location[0]! : location, hop, start);
+        // Credentials are for the origin the caller addressed, never for a redirect target
+        // (S3/CDN signed URLs reject them, and they leak).
+        headers = headersForHop(headers, next, start.origin);
         if (res.statusCode === 303 && method !== 'HEAD') {
           method = 'GET';
           body = undefined;
@@ -259,9 +250,6 @@ export class Http {
       }
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     }
-    throw new LadingError(ErrorCode.Network, `too many redirects from ${redactUrl(start)}`, {
-      url: redactUrl(start),
-    });
   }
 
   #agent(url: URL): HttpAgent | HttpsAgent {
