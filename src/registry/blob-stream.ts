@@ -54,7 +54,10 @@ export async function openBlobStream(
 
   async function* chunks(): AsyncGenerator<Buffer> {
     let offset = 0;
-    let body = first.body;
+    // The response being read (destroyed on failure) and what is iterated (the same body, or the
+    // body after skipping what a server that ignored `Range` sends again).
+    let response = first.body;
+    let body: AsyncIterable<Buffer> = first.body;
     let failures = 0;
     // Socket reads arrive in 64 KiB pieces; handing them on in bigger blocks makes every stage
     // downstream (hashing, file writes) cost a tenth of the calls.
@@ -68,7 +71,7 @@ export async function openBlobStream(
     };
     for (;;) {
       try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
+        for await (const chunk of body) {
           offset += chunk.length;
           opts.onProgress?.(chunk.length);
           held.push(chunk);
@@ -78,7 +81,7 @@ export async function openBlobStream(
         if (heldBytes) yield release();
         return;
       } catch (err) {
-        body.destroy();
+        response.destroy();
         // What arrived before the failure is good: pass it on before resuming after it.
         if (heldBytes) yield release();
         if (opts.signal?.aborted) throw err;
@@ -108,10 +111,12 @@ export async function openBlobStream(
               },
             );
           }
+          response = res.body;
           body = res.body;
         } else if (res.status === 200) {
-          // Range ignored: skip what we already have.
-          body = skipBytes(res.body as AsyncIterable<Buffer>, offset) as unknown as typeof body;
+          // Range ignored (or a retry at byte 0): skip what we already have.
+          response = res.body;
+          body = skipBytes(res.body, offset);
         } else {
           throw await responseError(res, {
             method: 'GET',
