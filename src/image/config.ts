@@ -1,6 +1,8 @@
 import type { Digest } from '../digest/index.ts';
 import { parseDigest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { parseBoundedJson } from '../util/index.ts';
+import { CONFIG_FIELDS, CONTAINER_CONFIG_FIELDS, ROOTFS_FIELDS, refuseGoCaseVariants } from './go-fields.ts';
 
 /** The parts of an OCI/Docker image config lading reads. Unknown keys are kept in `raw`. */
 export interface ImageConfig {
@@ -34,7 +36,7 @@ export interface ImageConfig {
 export function parseConfig(bytes: Uint8Array, where = 'image config'): ImageConfig {
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    json = parseBoundedJson(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
     throw new LadingError(
       ErrorCode.ManifestInvalid,
@@ -45,6 +47,15 @@ export function parseConfig(bytes: Uint8Array, where = 'image config'): ImageCon
     throw new LadingError(ErrorCode.ManifestInvalid, `malformed ${where}: not a JSON object`);
   }
   const cfg = json as ImageConfig;
+  refuseGoCaseVariants(json as Record<string, unknown>, CONFIG_FIELDS, where);
+  for (const [key, fields] of [
+    ['config', CONTAINER_CONFIG_FIELDS],
+    ['rootfs', ROOTFS_FIELDS],
+  ] as const) {
+    const inner = (json as Record<string, unknown>)[key];
+    if (typeof inner === 'object' && inner !== null && !Array.isArray(inner))
+      refuseGoCaseVariants(inner as Record<string, unknown>, fields, `${where} (${key})`);
+  }
   if (cfg.rootfs !== undefined) {
     if (!Array.isArray(cfg.rootfs.diff_ids)) {
       throw new LadingError(ErrorCode.ManifestInvalid, `malformed ${where}: rootfs.diff_ids is not an array`);

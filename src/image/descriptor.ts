@@ -1,5 +1,6 @@
 import { type Digest, parseDigest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { DESCRIPTOR_FIELDS, PLATFORM_FIELDS, refuseGoCaseVariants } from './go-fields.ts';
 import type { Platform } from './platform.ts';
 
 /** An OCI content descriptor. */
@@ -22,6 +23,7 @@ export function parseDescriptor(value: unknown, where: string): Descriptor {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalid(where, 'not an object');
   const v = value as Record<string, unknown>;
+  refuseGoCaseVariants(v, DESCRIPTOR_FIELDS, `descriptor ${where}`);
   if (typeof v.mediaType !== 'string' || v.mediaType === '') throw invalid(where, 'missing mediaType');
   if (typeof v.digest !== 'string') throw invalid(where, 'missing digest');
   let digest: Digest;
@@ -44,6 +46,7 @@ export function parseDescriptor(value: unknown, where: string): Descriptor {
     ) {
       throw invalid(where, 'platform needs os and architecture');
     }
+    refuseGoCaseVariants(p, PLATFORM_FIELDS, `platform of ${where}`);
     d.platform = { os: p.os, architecture: p.architecture };
     if (typeof p.variant === 'string' && p.variant !== '') d.platform.variant = p.variant;
     if (typeof p['os.version'] === 'string') d.platform['os.version'] = p['os.version'];

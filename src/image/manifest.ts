@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Digest } from '../digest/index.ts';
 import { parseDigest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { parseBoundedJson } from '../util/index.ts';
 import { type Descriptor, parseDescriptor } from './descriptor.ts';
+import { MANIFEST_FIELDS, refuseGoCaseVariants } from './go-fields.ts';
 import { isImageManifestMediaType, isIndexMediaType, isSchema1MediaType, MediaType } from './media-types.ts';
 
 /** An OCI image index or Docker manifest list. */
@@ -47,29 +49,60 @@ function invalid(why: string, ref?: string): LadingError {
   });
 }
 
-/** Strips parameters from a Content-Type (`application/json; charset=utf-8`). */
-function bareType(ct: string | undefined): string | undefined {
-  return ct?.split(';')[0]?.trim().toLowerCase() || undefined;
+/** The manifest fields that decide a document's kind, by kind (containers/image's AllowedManifestFields). */
+const KIND_FIELDS = { image: ['config', 'layers'], index: ['manifests'], schema1: ['fsLayers'] } as const;
+
+/** A key Go would decode as a field: present and not `null` (a Go `any` stays nil for null). */
+function present(json: Record<string, unknown>, field: string): boolean {
+  return json[field] !== undefined && json[field] !== null;
 }
 
 /**
- * Works out a manifest's media type: its own `mediaType` field, else the served Content-Type,
- * else from its shape (as containers/image `GuessMIMEType`).
+ * Refuses a document whose fields belong to another kind than `mediaType` says (CVE-2021-41190):
+ * `manifests` next to `config`/`layers`, an index media type with layers, and so on, as
+ * containers/image, containerd and go-containerregistry do.
  */
-export function detectMediaType(json: Record<string, unknown>, contentType?: string): string {
-  if (typeof json.mediaType === 'string' && json.mediaType !== '') return json.mediaType;
-  const ct = bareType(contentType);
-  if (json.schemaVersion === 1) {
-    return ct && isSchema1MediaType(ct)
-      ? ct
-      : 'signatures' in json
-        ? MediaType.DockerSchema1Signed
-        : MediaType.DockerSchema1;
+function refuseAmbiguous(json: Record<string, unknown>, mediaType: string, ref?: string): void {
+  const kind = isIndexMediaType(mediaType)
+    ? 'index'
+    : isImageManifestMediaType(mediaType)
+      ? 'image'
+      : isSchema1MediaType(mediaType)
+        ? 'schema1'
+        : undefined;
+  if (!kind) return;
+  const allowed: readonly string[] = KIND_FIELDS[kind];
+  const unexpected = Object.values(KIND_FIELDS)
+    .flat()
+    .filter((f) => !allowed.includes(f) && present(json, f));
+  if (unexpected.length) {
+    throw new LadingError(
+      ErrorCode.ManifestInvalid,
+      `ambiguous manifest${ref ? ` of ${ref}` : ''}: fields ${unexpected.join(', ')} do not belong in a ${mediaType}; refusing it (its kind must not depend on who reads it)`,
+      { ref, found: unexpected.join(','), expected: mediaType },
+    );
   }
-  if (ct && (isIndexMediaType(ct) || isImageManifestMediaType(ct))) return ct;
-  if (Array.isArray(json.manifests)) return MediaType.OciIndex;
-  if (json.config !== undefined) return MediaType.OciManifest;
-  return ct ?? 'application/octet-stream';
+}
+
+/**
+ * Works out a manifest's media type: its own `mediaType` field, else from its shape (as
+ * containers/image `GuessMIMEType`). Never from the served Content-Type (`_contentType` is ignored):
+ * the same bytes, so the same digest, must mean the same thing to every reader. Throws
+ * E_MANIFEST_INVALID for a document whose fields contradict its kind or fit two kinds.
+ */
+export function detectMediaType(json: Record<string, unknown>, _contentType?: string, ref?: string): string {
+  let mediaType: string;
+  if (typeof json.mediaType === 'string' && json.mediaType !== '') mediaType = json.mediaType;
+  else if (json.schemaVersion === 1)
+    mediaType = 'signatures' in json ? MediaType.DockerSchema1Signed : MediaType.DockerSchema1;
+  else if (present(json, 'manifests')) mediaType = MediaType.OciIndex;
+  else if (present(json, 'config') || present(json, 'layers')) {
+    const config = json.config as { mediaType?: unknown } | null | undefined;
+    mediaType =
+      config?.mediaType === MediaType.DockerConfig ? MediaType.DockerManifest : MediaType.OciManifest;
+  } else mediaType = 'application/octet-stream';
+  refuseAmbiguous(json, mediaType, ref);
+  return mediaType;
 }
 
 /**
@@ -79,14 +112,15 @@ export function detectMediaType(json: Record<string, unknown>, contentType?: str
 export function parseManifest(bytes: Uint8Array, contentType?: string, ref?: string): Manifest {
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    json = parseBoundedJson(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
     throw invalid(`not JSON (${(err as Error).message})`, ref);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw invalid('not a JSON object', ref);
   const obj = json as Record<string, unknown>;
-  const mediaType = detectMediaType(obj, contentType);
+  refuseGoCaseVariants(obj, MANIFEST_FIELDS, `manifest${ref ? ` of ${ref}` : ''}`);
+  const mediaType = detectMediaType(obj, contentType, ref);
   if (isIndexMediaType(mediaType)) {
     if (obj.schemaVersion !== 2)
       throw invalid(`schemaVersion must be 2, got ${JSON.stringify(obj.schemaVersion)}`, ref);
