@@ -1,7 +1,7 @@
 import type { Digest } from '../digest/index.ts';
 import { parseDigest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { parseBoundedJson } from '../util/index.ts';
+import { jsonWhy, parseBoundedJson } from '../util/index.ts';
 import { CONFIG_FIELDS, CONTAINER_CONFIG_FIELDS, ROOTFS_FIELDS, refuseGoCaseVariants } from './go-fields.ts';
 
 /** The parts of an OCI/Docker image config lading reads. Unknown keys are kept in `raw`. */
@@ -38,10 +38,7 @@ export function parseConfig(bytes: Uint8Array, where = 'image config'): ImageCon
   try {
     json = parseBoundedJson(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new LadingError(
-      ErrorCode.ManifestInvalid,
-      `malformed ${where}: not JSON (${(err as Error).message})`,
-    );
+    throw new LadingError(ErrorCode.ManifestInvalid, `malformed ${where}: ${jsonWhy(err)}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new LadingError(ErrorCode.ManifestInvalid, `malformed ${where}: not a JSON object`);

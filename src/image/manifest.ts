@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Digest } from '../digest/index.ts';
 import { parseDigest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { parseBoundedJson } from '../util/index.ts';
+import { jsonWhy, parseBoundedJson } from '../util/index.ts';
 import { type Descriptor, parseDescriptor } from './descriptor.ts';
 import { MANIFEST_FIELDS, refuseGoCaseVariants } from './go-fields.ts';
 import { isImageManifestMediaType, isIndexMediaType, isSchema1MediaType, MediaType } from './media-types.ts';
@@ -114,7 +114,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, ref?: str
   try {
     json = parseBoundedJson(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw invalid(`not JSON (${(err as Error).message})`, ref);
+    throw invalid(`${jsonWhy(err)}`, ref);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw invalid('not a JSON object', ref);

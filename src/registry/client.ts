@@ -11,6 +11,7 @@ import { type CertDirOptions, certsForHost } from './cert-dir.ts';
 import { responseError } from './errors.ts';
 import { Http, type HttpOptions, type HttpResponse, isLoopbackHost, type SendOptions } from './http.ts';
 import { foreignChallengeError, mayAnswerChallenge } from './origin-policy.ts';
+import { PageWalk } from './pagination.ts';
 import { clientCertAlert } from './tls-alert.ts';
 
 export interface RegistryClientOptions extends HttpOptions, CertDirOptions {
@@ -420,14 +421,17 @@ export class RegistryClient {
     const { signal } = opts;
     const tags: string[] = [];
     let path: string | undefined = `/v2/${repository}/tags/list${opts.pageSize ? `?n=${opts.pageSize}` : ''}`;
-    for (let page = 0; path && page < 10_000; page++) {
+    const walk = new PageWalk(`tags of ${this.registry}/${repository}`);
+    while (path) {
       const current: string = path;
+      walk.visit(current);
       const res = await this.limiter.run(() =>
         this.request({ method: 'GET', path: current, repository, signal }),
       );
       if (res.status !== 200)
         throw await this.#errorFor(res, 'GET', `tags of ${this.registry}/${repository}`, repository);
       const raw = await readAtMost(res.body, Limits.manifest, `tag list of ${repository}`);
+      walk.read(raw.length);
       let json: { tags?: unknown };
       try {
         json = JSON.parse(raw.toString('utf8'));

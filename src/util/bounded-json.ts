@@ -30,3 +30,9 @@ export function parseBoundedJson(text: string, max = MAX_JSON_DEPTH): unknown {
   if (jsonTooDeep(text, max) !== undefined) throw new SyntaxError(`nested deeper than ${max} levels`);
   return JSON.parse(text);
 }
+
+/** Why a document failed parseBoundedJson, for a message: `not JSON (…)` or `nested deeper than N levels`. */
+export function jsonWhy(err: unknown): string {
+  const m = (err as Error)?.message ?? String(err);
+  return /^nested deeper than \d+ levels$/.test(m) ? m : `not JSON (${m})`;
+}

@@ -1,5 +1,5 @@
 export { type AtomicWriteOptions, ioError, tempPathFor, writeFileAtomic } from './atomic-file.ts';
-export { jsonTooDeep, MAX_JSON_DEPTH, parseBoundedJson } from './bounded-json.ts';
+export { jsonTooDeep, jsonWhy, MAX_JSON_DEPTH, parseBoundedJson } from './bounded-json.ts';
 export { Limiter, mapLimit } from './limiter.ts';
 export { keepBufferMemoryLow } from './memory.ts';
 export { redactHeaders, redactUrl, scrubSecrets } from './redact.ts';
