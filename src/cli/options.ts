@@ -17,6 +17,8 @@ export interface RegistryFlags {
   certDir?: string;
   retryTimes?: number;
   retryDelay?: number;
+  /** `--timeout`: bound for connecting, for a response, and per window of a body read (ms). */
+  timeout?: number;
   jobs?: number;
   debug?: boolean;
 }
@@ -62,6 +64,15 @@ export function parseDuration(v: string): number {
   return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
 }
 
+function parsePositiveDuration(name: string) {
+  return (v: string): number => {
+    const ms = parseDuration(v);
+    if (ms <= 0)
+      throw new LadingError(ErrorCode.BadArgument, `${name} must be more than 0, got ${JSON.stringify(v)}`);
+    return ms;
+  };
+}
+
 /** Adds the registry options to a command. */
 export function withRegistryOptions(cmd: Command): Command {
   return cmd
@@ -92,6 +103,12 @@ export function withRegistryOptions(cmd: Command): Command {
       new Option('--retry-delay <duration>', 'base delay between retries (doubles each time)').argParser(
         parseDuration,
       ),
+    )
+    .addOption(
+      new Option(
+        '--timeout <duration>',
+        'give up on a server that does not connect, answer, or send at least 1 KiB within this long (default 30s)',
+      ).argParser(parsePositiveDuration('--timeout')),
     )
     .addOption(
       new Option('--jobs <n>', 'parallel requests per registry (default 6)').argParser(
@@ -220,6 +237,7 @@ export function registryPool(
     certDir,
     perHostCertDirs: defaultPerHostCertDirs(io.env.HOME || undefined),
     retry,
+    timeoutMs: flags.timeout,
     jobs: flags.jobs,
     onDebug: flags.debug ? (line) => io.err.write(`debug: ${line}\n`) : undefined,
     onRetry: (r) => warn(`retrying (${r.attempt}) in ${r.delayMs} ms: ${r.reason}`),

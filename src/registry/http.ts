@@ -8,6 +8,7 @@ import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { redactHeaders, redactUrl } from '../util/index.ts';
 import type { TlsSettings } from './cert-dir.ts';
 import { headersForHop, REDIRECT_STATUSES, redirectTarget } from './origin-policy.ts';
+import { DEFAULT_TIMEOUT_MS, StallWatch, type TimeoutPhase, timeoutError } from './timeouts.ts';
 import { tlsAlertAfterHandshake } from './tls-alert.ts';
 
 /** How lading retries: bounded attempts, jittered exponential backoff, `Retry-After` honoured. */
@@ -37,6 +38,11 @@ export interface HttpOptions {
    * asked once per origin before the first request to it (see `cert-dir.ts`).
    */
   tlsFor?: (host: string) => Promise<TlsSettings | undefined>;
+  /**
+   * Bound in milliseconds for connecting, for the response headers after a request is sent, and
+   * per window of a body read (see `timeouts.ts`; default 30 s).
+   */
+  timeoutMs?: number;
 }
 
 /** What a request may send. */
@@ -79,8 +85,9 @@ export interface HttpResponse {
 const nodeHttp = (): typeof import('node:http') => process.getBuiltinModule('node:http');
 const nodeHttps = (): typeof import('node:https') => process.getBuiltinModule('node:https');
 
-/** Idle time after which a connection that sends nothing is given up (headers or body). */
-const IDLE_TIMEOUT_MS = 120_000;
+/** Sockets past their (TCP and TLS) handshake: a reused one has no connect phase to bound. */
+const connected = new WeakSet<object>();
+
 /** Connections per origin. */
 const MAX_SOCKETS = 16;
 
@@ -139,6 +146,7 @@ export class Http {
   readonly retry: RetryOptions;
   readonly tlsVerify: boolean;
   readonly userAgent: string;
+  readonly timeoutMs: number;
   #agents: { http?: HttpAgent; https?: HttpsAgent } = {};
   readonly #debug: ((line: string) => void) | undefined;
   readonly #onRetry: HttpOptions['onRetry'];
@@ -151,6 +159,7 @@ export class Http {
     this.tlsVerify = opts.tlsVerify !== false;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.userAgent = opts.userAgent ?? 'lading/0.1';
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#debug = opts.onDebug;
     this.#onRetry = opts.onRetry;
     this.#tlsFor = opts.tlsFor;
@@ -292,18 +301,52 @@ export class Http {
     signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
       const req = request(url, { method, headers, agent, signal, ...tlsOptions });
-      req.setTimeout(IDLE_TIMEOUT_MS, () => {
-        const err = Object.assign(new Error(`no data for ${IDLE_TIMEOUT_MS / 1000} s`), {
-          code: 'ETIMEDOUT',
-        });
-        req.destroy(err);
+      const t = this.timeoutMs;
+      let res: IncomingMessage | undefined;
+      const fail = (phase: TimeoutPhase, got?: number) =>
+        req.destroy(timeoutError(phase, method, url, t, got));
+      // Our own reader being behind (unread data buffered), or a body already complete, is not
+      // the server's fault.
+      const excused = () => (res?.readableLength ?? 0) > 0 || res?.complete === true;
+      req.setTimeout(t, () => {
+        if (!excused()) fail(res ? 'idle' : 'response');
       });
+      let connectTimer: NodeJS.Timeout | undefined;
+      let responseTimer: NodeJS.Timeout | undefined;
+      req.once('socket', (socket) => {
+        if (connected.has(socket)) return;
+        connectTimer = setTimeout(() => fail('connect'), t);
+        socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+          connected.add(socket);
+          clearTimeout(connectTimer);
+        });
+      });
+      // The whole request is out: the headers must follow within the bound (a trickle too).
+      req.once('finish', () => {
+        responseTimer = setTimeout(() => fail('response'), t);
+      });
+      const clearTimers = () => {
+        clearTimeout(connectTimer);
+        clearTimeout(responseTimer);
+      };
+      req.once('close', clearTimers);
       req.once('error', reject);
-      req.once('response', (res: IncomingMessage) => {
+      req.once('response', (r: IncomingMessage) => {
+        res = r;
+        clearTimers();
         req.off('error', reject);
         // An error after the headers belongs to the body stream (which has its own listeners).
-        req.on('error', (err) => res.destroy(err));
-        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: responseBody(res) });
+        req.on('error', (err) => r.destroy(err));
+        const socket = r.socket;
+        const watch = new StallWatch(
+          t,
+          () => socket?.bytesRead ?? 0,
+          excused,
+          (got) => fail('body', got),
+        );
+        r.once('close', () => watch.stop());
+        r.once('end', () => watch.stop());
+        resolve({ statusCode: r.statusCode ?? 0, headers: r.headers, body: responseBody(r) });
       });
       if (body === undefined || body === null) req.end();
       else if (typeof body === 'string' || body instanceof Uint8Array) req.end(body);

@@ -179,28 +179,57 @@ export async function startSilentServer(): Promise<HostileServer> {
 }
 
 /**
- * An HTTP server that answers every request by trickling `body` one byte per `intervalMs`
- * (headers at once, with the full Content-Length) — a connection that never goes idle.
+ * An HTTP server that answers every request with `200` and `body`, one byte per `intervalMs`:
+ * the whole response (status line and headers too), or with `headersAtOnce` only the body —
+ * a connection that never goes idle.
  */
-export function startTrickleServer(body: Buffer, intervalMs: number): Promise<HostileServer> {
-  const timers = new Set<NodeJS.Timeout>();
-  return startHostile((_req, res) => {
-    res.writeHead(200, { 'content-length': String(body.length), 'content-type': 'application/json' });
-    let i = 0;
-    const t = setInterval(() => {
-      if (res.destroyed || i >= body.length) {
+export async function startTrickleServer(
+  body: Buffer,
+  intervalMs: number,
+  opts: { headersAtOnce?: boolean } = {},
+): Promise<HostileServer> {
+  const sockets = new Set<Socket>();
+  const requests: HostileRequest[] = [];
+  const server: TcpServer = createTcpServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    let started = false;
+    s.on('data', (chunk: Buffer) => {
+      if (started) return;
+      started = true;
+      const line = /^(\S+) (\S+)/.exec(chunk.toString('latin1'));
+      const url = new URL(line?.[2] ?? '/', 'http://x');
+      requests.push({ method: line?.[1] ?? '', path: url.pathname, query: {}, headers: {} });
+      const head = Buffer.from(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`,
+      );
+      let out = opts.headersAtOnce ? body : Buffer.concat([head, body]);
+      if (opts.headersAtOnce) s.write(head);
+      const t = setInterval(() => {
+        if (s.destroyed || out.length === 0) {
+          clearInterval(t);
+          s.end();
+          return;
+        }
+        s.write(out.subarray(0, 1));
+        out = out.subarray(1);
+      }, intervalMs);
+      s.on('close', () => {
         clearInterval(t);
-        timers.delete(t);
-        if (!res.destroyed) res.end();
-        return;
-      }
-      res.write(body.subarray(i, i + 1));
-      i++;
-    }, intervalMs);
-    timers.add(t);
-    res.on('close', () => {
-      clearInterval(t);
-      timers.delete(t);
+        sockets.delete(s);
+      });
     });
   });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    stop: () =>
+      new Promise((resolve) => {
+        for (const x of sockets) x.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
