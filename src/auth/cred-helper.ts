@@ -51,9 +51,15 @@ export async function runCredentialHelper(
     let stderr = '';
     let timedOut = false;
     let error: NodeJS.ErrnoException | undefined;
-    const child = spawn(bin, ['get'], { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Its own process group, so a timeout kills what it started too (gpg, a pinentry, a shell).
+    const child = spawn(bin, ['get'], { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    // Outside lading's process group it no longer gets the terminal's Ctrl-C: end it with lading.
+    const onExit = () => killGroup(child.pid);
+    process.once('exit', onExit);
     const timer = setTimeout(() => {
       timedOut = true;
+      process.off('exit', onExit);
+      killGroup(child.pid);
       child.kill('SIGKILL');
       // A grandchild may still hold the pipes open: stop listening instead of waiting for 'close'.
       child.stdout.destroy();
@@ -72,11 +78,13 @@ export async function runCredentialHelper(
       // A child that never started emits no 'close' on every Node version.
       if (child.pid === undefined) {
         clearTimeout(timer);
+        process.off('exit', onExit);
         resolve({ code: null, stdout: Buffer.alloc(0), stderr: '', timedOut, error });
       }
     });
     child.on('close', (code) => {
       clearTimeout(timer);
+      process.off('exit', onExit);
       resolve({ code, stdout: Buffer.concat(out), stderr, timedOut, error });
     });
     child.stdin.on('error', () => {});
@@ -113,4 +121,14 @@ export async function runCredentialHelper(
   if (username === '<token>')
     return { credential: sealCredential({ kind: 'identity-token', token: secret, source }) };
   return { credential: sealCredential({ kind: 'basic', username, password: secret, source }) };
+}
+
+/** SIGKILLs the process group led by `pid` (the helper and every descendant still in it). */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
 }

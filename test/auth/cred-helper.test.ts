@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,11 @@ describe('runCredentialHelper', () => {
     await helper('garbage', `cat >/dev/null\necho "not json ${SECRET}"`);
     await helper('empty', 'cat >/dev/null\necho \'{"ServerURL":"x","Username":"","Secret":""}\'');
     await helper('slow', 'sleep 5');
+    // Starts a grandchild that ignores SIGTERM and outlives it unless its process group is killed.
+    await helper(
+      'forks',
+      `cat >/dev/null\n(trap '' TERM HUP; exec sleep 600) &\necho $! > "${dir}/grandchild"\nwait`,
+    );
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
@@ -82,4 +88,29 @@ describe('runCredentialHelper', () => {
     const r = await runCredentialHelper('../../bin/sh', 'ghcr.io', { env });
     assert.match(r.warning ?? '', /invalid name/);
   });
+
+  it("kills the helper's whole process group at its timeout", async () => {
+    const r = await runCredentialHelper('forks', 'ghcr.io', { env, timeoutMs: 300 });
+    assert.match(r.warning ?? '', /did not answer within 300 ms/);
+    const pid = Number((await readFile(join(dir, 'grandchild'), 'utf8')).trim());
+    assert.ok(pid > 0);
+    // SIGKILL is delivered asynchronously: wait until the grandchild is gone (or a zombie).
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      alive = isRunning(pid);
+      if (alive) await new Promise((res) => setTimeout(res, 50));
+    }
+    if (alive) process.kill(pid, 'SIGKILL');
+    assert.equal(alive, false, `grandchild ${pid} survived the helper's timeout`);
+  });
 });
+
+/** Whether `pid` exists and is not a zombie. */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
