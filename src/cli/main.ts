@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { isLadingError } from '../errors/index.ts';
+import { redactAuthValues } from '../util/index.ts';
 
 export { keepBufferMemoryLow, removeHeldTemps } from '../util/index.ts';
 
@@ -33,7 +34,9 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     if (isLadingError(err)) {
       io.err.write(`lading: error: ${err.message}\n`);
       if (debug && err.cause)
-        io.err.write(`lading: cause: ${String((err.cause as Error)?.message ?? err.cause)}\n`);
+        io.err.write(
+          `lading: cause: ${redactAuthValues(String((err.cause as Error)?.message ?? err.cause))}\n`,
+        );
     } else {
       io.err.write(`lading: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     }

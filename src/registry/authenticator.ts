@@ -53,7 +53,11 @@ export class Authenticator {
     let p = this.#credentials.get(repository);
     if (!p) {
       p = this.#lookup(repository).then((c) => {
-        if (c.kind === 'basic') this.secrets.add(c.password);
+        if (c.kind === 'basic') {
+          this.secrets.add(c.password);
+          // What a server echoing the header would show.
+          this.secrets.add(basicHeader(c.username, c.password).slice('Basic '.length));
+        }
         if (c.kind === 'bearer' || c.kind === 'identity-token') this.secrets.add(c.token);
         return c;
       });

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
-import { redactHeaders, redactUrl } from '../util/index.ts';
+import { redactAuthValues, redactHeaders, redactUrl } from '../util/index.ts';
 import type { TlsSettings } from './cert-dir.ts';
 import { headersForHop, REDIRECT_STATUSES, redirectTarget } from './origin-policy.ts';
 import { DEFAULT_TIMEOUT_MS, StallWatch, type TimeoutPhase, timeoutError } from './timeouts.ts';
@@ -197,7 +197,8 @@ export class Http {
   }
 
   debug(line: string): void {
-    this.#debug?.(line);
+    // Request headers are redacted by name; a server may still echo a credential into a URL.
+    this.#debug?.(redactAuthValues(line));
   }
 
   /** Sends one request, with retries and redirects. Non-2xx responses are returned, not thrown. */

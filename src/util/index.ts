@@ -2,5 +2,5 @@ export { type AtomicWriteOptions, ioError, tempPathFor, writeFileAtomic } from '
 export { jsonTooDeep, jsonWhy, MAX_JSON_DEPTH, parseBoundedJson } from './bounded-json.ts';
 export { Limiter, mapLimit } from './limiter.ts';
 export { keepBufferMemoryLow } from './memory.ts';
-export { redactHeaders, redactUrl, scrubSecrets } from './redact.ts';
+export { redactAuthValues, redactHeaders, redactUrl, scrubSecrets } from './redact.ts';
 export { holdTemp, releaseTemp, removeHeldTemps } from './temp-paths.ts';

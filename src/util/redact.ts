@@ -46,9 +46,20 @@ export function redactHeaders(
  * messages that embed server-provided text).
  */
 export function scrubSecrets(text: string, secrets: Iterable<string | undefined>): string {
-  let out = text;
+  let out = redactAuthValues(text);
   for (const s of secrets) {
     if (s && s.length >= 4) out = out.split(s).join('<redacted>');
   }
   return out;
+}
+
+/**
+ * Replaces anything that looks like an `Authorization` value (`Basic <base64>`, `Bearer <token>`)
+ * in text a server sent (an error message echoing the request's header), whoever it belongs to.
+ */
+export function redactAuthValues(text: string): string {
+  return text.replace(
+    /\b(Basic|Bearer)(\s+|%20|\+)[A-Za-z0-9+/=._~-]{4,}(?![A-Za-z0-9+/=._~"-])/gi,
+    '$1 <redacted>',
+  );
 }
