@@ -309,8 +309,9 @@ export class Http {
       // Our own reader being behind (unread data buffered), or a body already complete, is not
       // the server's fault.
       const excused = () => (res?.readableLength ?? 0) > 0 || res?.complete === true;
+      let sent = false;
       req.setTimeout(t, () => {
-        if (!excused()) fail(res ? 'idle' : 'response');
+        if (!excused()) fail(res || !sent ? 'idle' : 'response');
       });
       let connectTimer: NodeJS.Timeout | undefined;
       let responseTimer: NodeJS.Timeout | undefined;
@@ -324,6 +325,9 @@ export class Http {
       });
       // The whole request is out: the headers must follow within the bound (a trickle too).
       req.once('finish', () => {
+        sent = true;
+        // (A fast server may have answered before our last write was acknowledged.)
+        if (res) return;
         responseTimer = setTimeout(() => fail('response'), t);
       });
       const clearTimers = () => {
