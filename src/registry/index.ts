@@ -27,6 +27,18 @@ export {
   parseRetryAfter,
   type RetryOptions,
 } from './http.ts';
+export {
+  CREDENTIAL_HEADERS,
+  credentialsFor,
+  foreignChallengeError,
+  headersForHop,
+  MAX_REDIRECTS,
+  mayAnswerChallenge,
+  REDIRECT_STATUSES,
+  redirectTarget,
+  withoutCredentials,
+} from './origin-policy.ts';
+export { MAX_LIST_BYTES, MAX_PAGES, PageWalk } from './pagination.ts';
 export { RegistryPool, type RegistryPoolOptions } from './pool.ts';
 export {
   fetchManifest,
@@ -37,3 +49,10 @@ export {
   resolveImage,
   selectFromIndex,
 } from './resolve.ts';
+export {
+  DEFAULT_TIMEOUT_MS,
+  MIN_PROGRESS_BYTES,
+  StallWatch,
+  type TimeoutPhase,
+  timeoutError,
+} from './timeouts.ts';
