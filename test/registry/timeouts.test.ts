@@ -70,6 +70,18 @@ describe('every wait on a server is bounded by --timeout', () => {
     assert.ok(!r.stderr.includes('pw\n') && !r.stderr.includes('alice:pw'));
   });
 
+  test('a TLS handshake that never completes is a connect timeout', BOUND, async () => {
+    const http = new Http({ timeoutMs: 1000, retry: { times: 0 } });
+    try {
+      await assert.rejects(
+        http.send(new URL(`https://${silent.host}/v2/`), { method: 'GET', retry: false }),
+        new RegExp(`could not connect to ${silent.host} within 1 s`),
+      );
+    } finally {
+      await http.close();
+    }
+  });
+
   test('--timeout must be a positive duration', async () => {
     const r = await runCli(['inspect', '--timeout', '0', `${silent.host}/r/app:1`]);
     assert.equal(r.code, 2);
