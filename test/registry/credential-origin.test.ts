@@ -4,12 +4,14 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Http } from '../../src/registry/http.ts';
 import { credentialsFor, headersForHop, mayAnswerChallenge } from '../../src/registry/origin-policy.ts';
 import { runCli } from '../helpers/cli.ts';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
 import {
   type HostileServer,
   startChallengingOrigin,
+  startHostile,
   startRecordingRealm,
 } from '../helpers/hostile-servers.ts';
 import { type BuiltLayout, buildLayout, pushLayout } from '../helpers/images.ts';
@@ -120,6 +122,40 @@ describe('credentials stay with the registry the user named', () => {
     assertNoCredentials(cdn, 'the redirect target');
     // The registry's own 401 then teaches Basic, and the manifest is read with the credentials.
     assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+describe('redirect chains', () => {
+  test('credentials dropped at a foreign hop never come back when the chain returns', async () => {
+    let other: HostileServer | undefined;
+    const home = await startHostile((req, res) => {
+      if (req.url === '/start')
+        res.writeHead(307, { location: `${other!.url}/x`, 'content-length': '0' }).end();
+      else res.writeHead(200, { 'content-length': '2' }).end('ok');
+    });
+    other = await startHostile((_req, res) => {
+      res.writeHead(307, { location: `${home.url}/end`, 'content-length': '0' }).end();
+    });
+    const http = new Http({ retry: { times: 0 } });
+    try {
+      const res = await http.send(new URL(`${home.url}/start`), {
+        method: 'GET',
+        headers: { authorization: `Basic ${B64}` },
+      });
+      assert.equal(await res.body.text(), 'ok');
+      assert.deepEqual(
+        home.requests.map((q) => [q.path, q.headers.authorization !== undefined]),
+        [
+          ['/start', true],
+          ['/end', false],
+        ],
+      );
+      assert.equal(other.requests[0]!.headers.authorization, undefined);
+    } finally {
+      await http.close();
+      await home.stop();
+      await other.stop();
+    }
   });
 });
 
