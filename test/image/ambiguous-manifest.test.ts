@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { isLadingError } from '../../src/errors/index.ts';
 import { goFoldKey } from '../../src/image/go-fields.ts';
-import { MediaType, parseManifest } from '../../src/image/index.ts';
+import { MediaType, parseConfig, parseManifest } from '../../src/image/index.ts';
 import { requireBin, run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 import { type HostileServer, type LyingManifest, startLyingRegistry } from '../helpers/hostile-servers.ts';
@@ -154,6 +154,24 @@ describe('parseManifest never decides by Content-Type', () => {
     // Descriptor and platform fields too.
     const d = { ...base, layers: [{ ...base.layers[0], Digest: base.config.digest }] };
     assert.throws(() => parseManifest(Buffer.from(JSON.stringify(d))), /ambiguous/);
+  });
+
+  test('configs: case variants of the fields lading reads are refused, other keys kept', () => {
+    const ok = {
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Env: ['A=1'] },
+      rootfs: { type: 'layers', diff_ids: [] },
+    };
+    assert.deepEqual(parseConfig(Buffer.from(JSON.stringify({ ...ok, custom: 1 }))).config, ok.config);
+    for (const bad of [
+      { ...ok, config: { Env: ['A=1'], env: ['A=2'] } },
+      { ...ok, Rootfs: { type: 'layers', diff_ids: [] } },
+      { ...ok, rootfs: { type: 'layers', diff_ids: [], DIFF_IDS: [] } },
+      { ...ok, OS: 'windows' },
+    ]) {
+      assert.throws(() => parseConfig(Buffer.from(JSON.stringify(bad))), /ambiguous/, JSON.stringify(bad));
+    }
   });
 
   test('property: goFoldKey equals ASCII-lowercasing for ASCII keys, and maps K/ſ', () => {
