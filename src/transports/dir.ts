@@ -1,10 +1,10 @@
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestHex } from '../digest/index.ts';
-import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
 import { holdTemp, writeFileAtomic } from '../util/index.ts';
+import { checkDirDestination } from './destination.ts';
 import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
@@ -65,7 +65,6 @@ export class DirSink implements ImageSink {
   readonly acceptsIndex = true;
   readonly #stage: string;
   #ready: Promise<void> | undefined;
-  #replace = false;
 
   constructor(root: string) {
     this.root = root;
@@ -77,22 +76,7 @@ export class DirSink implements ImageSink {
 
   #prepare(): Promise<void> {
     this.#ready ??= (async () => {
-      let entries: string[] | undefined;
-      try {
-        entries = await readdir(this.root);
-      } catch {
-        entries = undefined;
-      }
-      if (entries && entries.length > 0) {
-        if (!entries.includes('version')) {
-          throw new LadingError(
-            ErrorCode.Exists,
-            `${this.root} exists, is not empty and is not a dir: layout; refusing to overwrite it`,
-            { path: this.root },
-          );
-        }
-        this.#replace = true;
-      }
+      await checkDirDestination(this.name, this.root);
       await rm(this.#stage, { recursive: true, force: true });
       await mkdir(this.#stage, { recursive: true });
     })();
@@ -117,8 +101,9 @@ export class DirSink implements ImageSink {
   async commit(): Promise<void> {
     await this.#prepare();
     await writeFileAtomic(join(this.#stage, 'version'), DIR_VERSION);
-    if (this.#replace) await rm(this.root, { recursive: true, force: true });
-    else await rm(this.root, { recursive: true, force: true }).catch(() => {});
+    // Checked again: the destination may have changed since the copy began.
+    if (await checkDirDestination(this.name, this.root))
+      await rm(this.root, { recursive: true, force: true });
     await rename(this.#stage, this.root);
   }
 

@@ -1,10 +1,10 @@
-import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { parseConfig } from '../image/index.ts';
 import { decompress } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
+import { checkNewFile } from './destination.ts';
 import {
   type DockerArchiveInput,
   dockerArchiveStream,
@@ -67,14 +67,7 @@ export class DockerArchiveSink implements ImageSink {
       await pipeline(dockerArchiveStream(input), this.#out, { end: false });
       return;
     }
-    const exists = await stat(this.#path).then(
-      () => true,
-      () => false,
-    );
-    if (exists)
-      throw new LadingError(ErrorCode.Exists, `${this.#path} already exists; refusing to overwrite it`, {
-        path: this.#path,
-      });
+    await checkNewFile(this.name, this.#path);
     if (!image.sizeHint) {
       await writeDockerArchive(input, this.#path, { hash: false });
       return;

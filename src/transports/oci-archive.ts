@@ -9,6 +9,7 @@ import { type Digest, digestAlgorithm, digestHex, Limits, readAtMost, verifyByte
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
 import { holdTemp, tempPathFor } from '../util/index.ts';
+import { checkNewFile } from './destination.ts';
 import { verified } from './files.ts';
 import { OciLayoutSink } from './oci-layout.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
@@ -122,7 +123,7 @@ export class OciArchiveSink implements ImageSink {
   readonly #path: string;
   readonly #out: NodeJS.WritableStream | undefined;
   #stage: string | undefined;
-  #layout: OciLayoutSink | undefined;
+  #layout: Promise<OciLayoutSink> | undefined;
   readonly #tag: string | undefined;
 
   constructor(path: string, tag?: string, out?: NodeJS.WritableStream) {
@@ -132,21 +133,13 @@ export class OciArchiveSink implements ImageSink {
     this.name = `oci-archive:${path}${tag ? `:${tag}` : ''}`;
   }
 
-  async #sink(): Promise<OciLayoutSink> {
-    if (!this.#layout) {
-      if (this.#path !== '-') {
-        const exists = await stat(this.#path).then(
-          () => true,
-          () => false,
-        );
-        if (exists)
-          throw new LadingError(ErrorCode.Exists, `${this.#path} already exists; refusing to overwrite it`, {
-            path: this.#path,
-          });
-      }
+  #sink(): Promise<OciLayoutSink> {
+    // One promise: blobs are put in parallel, and each must find the same staged layout.
+    this.#layout ??= (async () => {
+      if (this.#path !== '-') await checkNewFile(this.name, this.#path);
       this.#stage = holdTemp(await mkdtemp(join(tmpdir(), 'lading-oci-archive-')));
-      this.#layout = new OciLayoutSink(join(this.#stage, 'layout'), this.#tag);
-    }
+      return new OciLayoutSink(join(this.#stage, 'layout'), this.#tag);
+    })();
     return this.#layout;
   }
 
@@ -193,7 +186,11 @@ export class OciArchiveSink implements ImageSink {
         const { link } = await import('node:fs/promises');
         await link(tmp, this.#path).catch((err: NodeJS.ErrnoException) => {
           if (err.code === 'EEXIST')
-            throw new LadingError(ErrorCode.Exists, `${this.#path} already exists`, { path: this.#path });
+            throw new LadingError(
+              ErrorCode.Exists,
+              `${this.name}: ${this.#path} appeared while the archive was written; refusing to overwrite it`,
+              { path: this.#path },
+            );
           throw err;
         });
       } finally {
@@ -204,6 +201,7 @@ export class OciArchiveSink implements ImageSink {
   }
 
   async abort(): Promise<void> {
+    await this.#layout?.catch(() => {});
     if (this.#stage) await rm(this.#stage, { recursive: true, force: true });
   }
 }

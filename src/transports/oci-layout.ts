@@ -1,10 +1,11 @@
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestAlgorithm, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
 import { holdTemp, releaseTemp, writeFileAtomic } from '../util/index.ts';
+import { checkOciDestination } from './destination.ts';
 import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
@@ -119,19 +120,7 @@ export class OciLayoutSink implements ImageSink {
 
   #prepare(): Promise<void> {
     this.#ready ??= (async () => {
-      let entries: string[] | undefined;
-      try {
-        entries = await readdir(this.root);
-      } catch {
-        entries = undefined;
-      }
-      if (entries && entries.length > 0 && !entries.includes('oci-layout')) {
-        throw new LadingError(
-          ErrorCode.Exists,
-          `${this.root} exists, is not empty and is not an OCI layout; refusing to write into it`,
-          { path: this.root },
-        );
-      }
+      const entries = await checkOciDestination(this.name, this.root);
       if (!entries) {
         this.#created = true;
         // Made by this copy: an interrupted command removes it (a killed one leaves a layout
