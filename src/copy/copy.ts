@@ -2,7 +2,6 @@ import { type BlobInfoCache, isCorruptCacheEntry } from '../cache/index.ts';
 import { type Digest, sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
-  convertImageManifest,
   convertIndex,
   type Descriptor,
   formatPlatform,
@@ -18,6 +17,7 @@ import {
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
 import type { ExistingLayer, ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
+import { convertImage, optionsFor, refuseIfPreserving } from './convert-image.ts';
 import { layerCompression, layerMediaType, recompressStream, Staging } from './recompress.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
@@ -36,8 +36,13 @@ export interface CopyOptions {
   all?: boolean;
   /** Parallel blob transfers (default 6). */
   jobs?: number;
-  /** Convert manifests to this format (digests change); default: keep them as they are. */
+  /**
+   * Convert manifests to this format (digests change); default: keep them as they are, except
+   * Docker ones written to an OCI layout (converted to OCI, as skopeo does).
+   */
   format?: ManifestFormat;
+  /** Refuse any change of digest (a conversion, a recompression), as skopeo's --preserve-digests. */
+  preserveDigests?: boolean;
   /**
    * Recompress layers to this (`none` keeps or makes them uncompressed); layer digests and the
    * manifest change. Default: layers keep their bytes, except uncompressed layers sent to a sink
@@ -86,8 +91,9 @@ function asImage(m: RawManifest, where: string): ImageManifest {
 export async function copyImage(
   src: ImageSource,
   dst: ImageSink,
-  opts: CopyOptions = {},
+  options: CopyOptions = {},
 ): Promise<CopyResult> {
+  const opts = optionsFor(options, dst);
   const result: CopyResult = {
     digest: '' as Digest,
     mediaType: '',
@@ -125,6 +131,7 @@ export async function copyImage(
           written.push({ ...d, digest: out.digest, size: out.bytes.length, mediaType: out.mediaType });
         }
         const converting = opts.format !== undefined && !isFormat(top.mediaType, opts.format);
+        if (converting) refuseIfPreserving(opts, top.mediaType, opts.format!, src.name);
         const changed = written.some((w, i) => w.digest !== dedupe(chosen)[i]!.digest);
         const index = converting
           ? convertIndex(written, opts.format!, parsed.annotations)
@@ -263,12 +270,11 @@ export async function copyOne(
   result: CopyResult,
   staging: Staging,
 ): Promise<RawManifest> {
-  const image = asImage(source, `${src.name}@${source.digest}`);
-  // Converting changes only the manifest: the blobs are the same bytes.
-  let m: RawManifest =
-    opts.format && !isFormat(source.mediaType, opts.format) && !dst.writeImage
-      ? convertImageManifest(image, opts.format)
-      : source;
+  let image = asImage(source, `${src.name}@${source.digest}`);
+  let m: RawManifest = source;
+  // Converting changes the manifest (and, to OCI, the config): the layers are the same bytes.
+  if (opts.format && !isFormat(source.mediaType, opts.format) && !dst.writeImage)
+    ({ manifest: m, image, source: src } = await convertImage(src, source, image, opts.format, opts));
   if (dst.writeImage && opts.compress !== undefined) {
     throw new LadingError(
       ErrorCode.BadArgument,

@@ -1,5 +1,6 @@
 export { DaemonSink, DaemonSource, dockerSocket, type Engine } from './daemon.ts';
 export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
+export { GoStruct, type GoValue, goMarshal } from './docker-archive/index.ts';
 export { archiveInputFor, DockerArchiveSink } from './docker-archive-sink.ts';
 export { DockerArchiveSource } from './docker-archive-source.ts';
 export { Nix2containerSource } from './nix2container.ts';

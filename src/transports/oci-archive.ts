@@ -120,6 +120,7 @@ export class OciArchiveSource implements ImageSource {
 export class OciArchiveSink implements ImageSink {
   readonly name: string;
   readonly acceptsIndex = true;
+  readonly ociOnly = true;
   readonly #path: string;
   readonly #out: NodeJS.WritableStream | undefined;
   #stage: string | undefined;

@@ -107,6 +107,7 @@ export class OciLayoutSink implements ImageSink {
   readonly root: string;
   readonly tag: string | undefined;
   readonly acceptsIndex = true;
+  readonly ociOnly = true;
   #created = false;
   #written: string[] = [];
   #top: RawManifest | undefined;

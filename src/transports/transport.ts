@@ -62,6 +62,11 @@ export interface ImageSink {
   /** Whether the sink can store an index (else only one platform's image). */
   readonly acceptsIndex: boolean;
   /**
+   * The sink stores only OCI manifests (an OCI layout: what skopeo, podman, buildah and umoci
+   * read there); Docker ones are converted on the way, as skopeo does.
+   */
+  readonly ociOnly?: boolean;
+  /**
    * Compression for layers that arrive uncompressed (a registry: gzip, as containers/image does);
    * undefined keeps them as they are.
    */

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
-import { MediaType, parsePlatform } from '../../image/index.ts';
+import { parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { writeFileAtomic } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
@@ -22,6 +22,7 @@ import { Progress } from '../render/progress.ts';
 
 interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
   all?: boolean;
+  preserveDigests?: boolean;
   format?: 'oci' | 'v2s2';
   additionalTag?: string[];
   json?: boolean;
@@ -63,6 +64,10 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
       ).choices(['gzip', 'zstd', 'none']),
     )
     .option('--dest-compress-level <n>', 'compression level for --dest-compress-format (gzip 1-9, zstd 1-22)')
+    .option(
+      '--preserve-digests',
+      'refuse any change of digest (Docker manifests into an OCI layout are otherwise converted)',
+    )
     .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
     .option('--json', 'print the result as JSON')
     .option('--digestfile <file>', "write the top manifest's digest to FILE (as skopeo does)");
@@ -74,8 +79,9 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
     'after',
     `
 --platform may be given several times (or comma-separated); with an index destination only those
-platforms are kept. Digests never change unless platforms are filtered out, --format converts or
---dest-compress-format recompresses. Uncompressed layers sent to a registry are gzip-compressed
+platforms are kept. Digests never change unless platforms are filtered out, --format converts,
+--dest-compress-format recompresses, or Docker manifests go to oci:/oci-archive: (converted to OCI,
+as skopeo does; --preserve-digests refuses instead). Uncompressed layers sent to a registry are gzip-compressed
 (as skopeo does) unless --dest-compress-format none.
 
 Examples:
@@ -140,6 +146,7 @@ Examples:
           platforms,
           all: ctx.flags.all,
           format: ctx.flags.format,
+          preserveDigests: ctx.flags.preserveDigests,
           compress: ctx.flags.destCompressFormat,
           compressLevel: level === undefined ? undefined : Number(level),
           jobs: ctx.flags.jobs,
@@ -148,15 +155,6 @@ Examples:
         });
         progress.finish();
         if (ctx.flags.digestfile) await writeFileAtomic(resolve(io.cwd, ctx.flags.digestfile), r.digest);
-        if (
-          (dst.transport === 'oci' || dst.transport === 'oci-archive') &&
-          (r.mediaType === MediaType.DockerManifest || r.mediaType === MediaType.DockerManifestList)
-        ) {
-          // Kept as they are (digests unchanged), but not every tool reads them from a layout.
-          ctx.warn(
-            `${formatLocation(dst)} holds a Docker ${r.mediaType === MediaType.DockerManifest ? 'schema 2 manifest' : 'manifest list'} (kept, so its digest is unchanged); skopeo 1.9 and umoci read only OCI manifests from a layout: add --format oci to convert`,
-          );
-        }
         if (ctx.flags.json)
           await writeResult(
             dst,
