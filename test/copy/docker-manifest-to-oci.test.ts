@@ -36,7 +36,7 @@ after(() => stopSharedRegistries());
 
 interface Layout {
   top: string;
-  manifest: Record<string, any>;
+  manifest: { mediaType: string; config?: { digest: string }; manifests: { digest: string }[] };
   config: Buffer;
 }
 
