@@ -54,11 +54,21 @@ export function refuseIfPreserving(
   );
 }
 
+/** Refuses new layer bytes (compressed for the destination, or to match their label) under --preserve-digests. */
+export function refuseRecompressIfPreserving(opts: ConvertOptions, where: string, dst: string): void {
+  if (!opts.preserveDigests) return;
+  throw new LadingError(
+    ErrorCode.BadArgument,
+    `${where}: some layers must be (re)compressed for ${dst} (their bytes do not match their media type, or the destination stores only compressed layers), which changes digests and --preserve-digests forbids`,
+  );
+}
+
 /** `src` with one more blob, served from memory (a converted config). */
 class WithBlob implements ImageSource {
   readonly name: string;
   readonly location?: ImageSource['location'];
   readonly layerSizeHint?: ImageSource['layerSizeHint'];
+  readonly untrustedLayerTypes?: boolean;
   readonly #src: ImageSource;
   readonly #digest: Digest;
   readonly #bytes: Buffer;
@@ -69,6 +79,7 @@ class WithBlob implements ImageSource {
     this.#bytes = bytes;
     this.name = src.name;
     if (src.location) this.location = src.location;
+    if (src.untrustedLayerTypes) this.untrustedLayerTypes = true;
     if (src.layerSizeHint) this.layerSizeHint = (d, s) => src.layerSizeHint!(d, s);
   }
   topManifest(signal?: AbortSignal): Promise<RawManifest> {

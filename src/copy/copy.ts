@@ -17,7 +17,13 @@ import {
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
 import type { ExistingLayer, ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
-import { convertImage, optionsFor, refuseIfPreserving } from './convert-image.ts';
+import {
+  convertImage,
+  optionsFor,
+  refuseIfPreserving,
+  refuseRecompressIfPreserving,
+} from './convert-image.ts';
+import { layerBytesCompression, layerTarget } from './layer-bytes.ts';
 import { layerCompression, layerMediaType, recompressStream, Staging } from './recompress.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
@@ -222,15 +228,14 @@ function recompressPlan(
   dst: ImageSink,
   opts: CopyOptions,
   where: string,
+  actual: Map<number, Compression>,
 ): Map<number, { to: Compression; mediaType: string }> {
   const plan = new Map<number, { to: Compression; mediaType: string }>();
   image.layers.forEach((l, i) => {
-    const from = layerCompression(l.mediaType);
-    if (from === undefined) return; // foreign or unknown layer types keep their bytes
-    const to =
-      opts.compress ??
-      (from === 'none' && dst.desiredLayerCompression ? dst.desiredLayerCompression : undefined);
-    if (to === undefined || to === from) return;
+    const label = layerCompression(l.mediaType);
+    if (label === undefined) return; // foreign or unknown layer types keep their bytes
+    const to = layerTarget(label, actual.get(i), opts.compress, dst.desiredLayerCompression);
+    if (to === undefined) return;
     plan.set(i, { to, mediaType: layerMediaType(manifestMediaType, to, where) });
   });
   return plan;
@@ -281,7 +286,17 @@ export async function copyOne(
       `${dst.name} stores layers as they come; --dest-compress-format needs an oci:, dir: or registry destination`,
     );
   }
-  const plan = dst.writeImage ? new Map() : recompressPlan(image, m.mediaType, dst, opts, dst.name);
+  const plan = dst.writeImage
+    ? new Map()
+    : recompressPlan(
+        image,
+        m.mediaType,
+        dst,
+        opts,
+        dst.name,
+        await layerBytesCompression(src, image, opts.signal),
+      );
+  if (plan.size) refuseRecompressIfPreserving(opts, `${src.name}@${source.digest}`, dst.name);
   if (dst.writeImage) {
     const configBytes = await readAtMostFrom(
       await src.blob(image.config, { signal: opts.signal }),

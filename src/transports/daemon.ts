@@ -195,6 +195,8 @@ export class DaemonSink implements ImageSink {
  */
 export class DaemonSource implements ImageSource {
   readonly name: string;
+  /** A docker-archive inside: layers are served uncompressed under a gzip label. */
+  readonly untrustedLayerTypes = true;
   readonly #ref: Reference;
   readonly #engine: Engine;
   #inner: Promise<DockerArchiveSource> | undefined;

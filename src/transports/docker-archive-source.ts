@@ -38,6 +38,8 @@ interface Prepared {
  */
 export class DockerArchiveSource implements ImageSource {
   readonly name: string;
+  /** Layers are served uncompressed under containers/image's gzip label. */
+  readonly untrustedLayerTypes = true;
   readonly #path: string;
   readonly #ref: Reference | undefined;
   readonly #index: number | undefined;

@@ -34,6 +34,11 @@ export interface ImageSource {
   layerSizeHint?(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined>;
   /** The registry repository the blobs come from, when the source is a registry. */
   readonly location?: { registry: string; repository: string };
+  /**
+   * The layer media types do not say how the bytes served are compressed (a docker-archive or an
+   * engine labels every layer gzip, as containers/image does): copy reads their first bytes.
+   */
+  readonly untrustedLayerTypes?: boolean;
 }
 
 /** One image with everything needed to write it as a whole (what docker-archive sinks take). */
