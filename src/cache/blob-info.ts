@@ -12,6 +12,8 @@ export interface CompressedForm {
   digest: Digest;
   size: number;
   compression: 'gzip' | 'zstd';
+  /** The level it was made at (absent in records of older versions: not reused then). */
+  level?: number;
 }
 
 const MAX = 16;
@@ -60,15 +62,18 @@ export class BlobInfoCache {
     size: number,
     diffId: Digest,
     compression: 'gzip' | 'zstd',
+    level?: number,
   ): Promise<void> {
     if (compressed === diffId) return;
     if ((await this.uncompressedOf(compressed)) !== diffId)
       await this.#store.set(`blob-uncompressed:${compressed}`, diffId);
     const have = await this.compressedOf(diffId);
-    if (have.some((c) => c.digest === compressed)) return;
+    if (have.some((c) => c.digest === compressed && c.level === level)) return;
+    const form: CompressedForm = { digest: compressed, size, compression };
+    if (level !== undefined) form.level = level;
     await this.#store.set(
       `blob-compressed:${diffId}`,
-      [{ digest: compressed, size, compression }, ...have].slice(0, MAX),
+      [form, ...have.filter((c) => c.digest !== compressed)].slice(0, MAX),
     );
   }
 }

@@ -23,7 +23,7 @@ import {
   refuseIfPreserving,
   refuseRecompressIfPreserving,
 } from './convert-image.ts';
-import { layerBytesCompression, layerTarget } from './layer-bytes.ts';
+import { effectiveLevel, layerBytesCompression, layerTarget, sameForm } from './layer-bytes.ts';
 import { layerCompression, layerMediaType, recompressStream, Staging } from './recompress.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
@@ -358,8 +358,21 @@ export async function copyOne(
       const l = image.layers[i]!;
       const { to, mediaType } = plan.get(i)!;
       const diffId = diffIds[i];
+      // Asked for a compression (and level), a layer at the destination is reused only when it is
+      // known to be that form: the result must not depend on what is there.
+      const known =
+        opts.compress !== undefined && info && diffId && to !== 'none'
+          ? (await info.compressedOf(diffId).catch(() => []))
+              .filter((c) => sameForm(c, to, opts.compressLevel))
+              .map((c) => c.digest)
+          : undefined;
       const have = diffId
-        ? existing.find((e) => e.diffId === diffId && layerCompression(e.descriptor.mediaType) === to)
+        ? existing.find(
+            (e) =>
+              e.diffId === diffId &&
+              layerCompression(e.descriptor.mediaType) === to &&
+              (opts.compress === undefined || known?.includes(e.descriptor.digest)),
+          )
         : undefined;
       if (have) {
         result.blobsSkipped++;
@@ -376,7 +389,7 @@ export async function copyOne(
       // registry (this repository, or one to mount from).
       if (diffId && info && to !== 'none') {
         for (const c of await info.compressedOf(diffId).catch(() => [])) {
-          if (c.compression !== to) continue;
+          if (!sameForm(c, to, opts.compressLevel)) continue;
           const cand: Descriptor = { mediaType, digest: c.digest, size: c.size };
           const reason = (await dst.hasBlob(cand, opts.signal))
             ? 'exists'
@@ -411,7 +424,9 @@ export async function copyOne(
             result.blobsCopied++;
             result.bytesCopied += r.size;
             if (info && diffId && to !== 'none')
-              await info.addPair(r.digest, r.size, diffId, to).catch(() => {});
+              await info
+                .addPair(r.digest, r.size, diffId, to, effectiveLevel(to, opts.compressLevel))
+                .catch(() => {});
             await remember(r.digest);
             opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
             return descriptor;
@@ -435,7 +450,15 @@ export async function copyOne(
             result.bytesCopied += s.descriptor.size;
           }
           if (info && diffId && to !== 'none')
-            await info.addPair(s.descriptor.digest, s.descriptor.size, diffId, to).catch(() => {});
+            await info
+              .addPair(
+                s.descriptor.digest,
+                s.descriptor.size,
+                diffId,
+                to,
+                effectiveLevel(to, opts.compressLevel),
+              )
+              .catch(() => {});
           await remember(s.descriptor.digest);
           opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
           return s.descriptor;

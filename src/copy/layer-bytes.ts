@@ -49,3 +49,21 @@ export function layerTarget(
   if (to === undefined || (to === from && from === label)) return undefined;
   return to;
 }
+
+/** The level a compression runs at: the given one, else the compressors' defaults (gzip 6, zstd 3). */
+export function effectiveLevel(to: 'gzip' | 'zstd', level: number | undefined): number {
+  return level ?? (to === 'gzip' ? 6 : 3);
+}
+
+/**
+ * Whether a compressed form recorded in an earlier run is the one compressing now would make: the
+ * same compression at the same level. Reusing another (a level-3 zstd blob for level 12) would make
+ * the result depend on what the cache holds.
+ */
+export function sameForm(
+  c: { compression: 'gzip' | 'zstd'; level?: number },
+  to: 'gzip' | 'zstd',
+  level: number | undefined,
+): boolean {
+  return c.compression === to && c.level === effectiveLevel(to, level);
+}
