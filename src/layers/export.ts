@@ -61,7 +61,7 @@ function paxSeconds(d: Date): string {
   const frac = String(t % 1000)
     .padStart(3, '0')
     .replace(/0+$/, '');
-  return `${d.getTime() < 0 ? '-' : ''}${Math.floor(t / 1000)}.${frac}`;
+  return `${d.getTime() < 0 ? '-' : ''}${Math.floor(t / 1000)}${frac ? `.${frac}` : ''}`;
 }
 
 /** The ustar header block of a PAX extended header (`x`) of `size` bytes. */
@@ -125,8 +125,9 @@ function needsBody(h: TarEntry): boolean {
  * whiteout hides the path and everything below it, an opaque marker everything below its directory,
  * and an upper non-directory everything below its name. Whiteouts are never emitted.
  *
- * Order: layers top to bottom, each in its own order (as `crane export`), so a directory's entry may
- * follow its children (tar creates missing parents, then sets the directory's metadata); duplicate
+ * Order: layers top to bottom, each in its own order (as `crane export`), except directories,
+ * whose entries come last (tar creates missing parents, then sets each directory's metadata, so
+ * no later child changes a directory's mtime; one header per directory is held); duplicate
  * names within one layer are all emitted, last one winning on extraction, as in the layer itself.
  * Same image, same bytes: headers are the layers' (name normalised, mode with setuid/setgid/sticky,
  * owners and owner names, mtime, link targets verbatim, device numbers, `SCHILY.xattr.*` records).
@@ -197,6 +198,8 @@ class Exporter {
 
   readonly #layers: LayerBlob[];
   readonly #pack: tar.Pack;
+  /** Directory entries, written after every other entry (headers only: one per directory). */
+  readonly #dirs: { h: tar.Header; xattrs: Record<string, Buffer> }[] = [];
   readonly #opts: ExportOptions;
 
   constructor(layers: LayerBlob[], pack: tar.Pack, opts: ExportOptions) {
@@ -227,6 +230,7 @@ class Exporter {
     for (let li = this.#layers.length - 1; li >= 0; li--) await this.#layer(li);
     for (const inode of this.pending.values()) this.#broken(inode);
     this.pending.clear();
+    for (const d of this.#dirs) await this.#put(d.h, d.xattrs);
     return this.result;
   }
 
@@ -322,7 +326,8 @@ class Exporter {
             names.delete(rel);
             if (!vis) break;
             if (isDir) {
-              await this.#put(this.#header(e, `${rel}/`, 'directory'), e.xattrs);
+              // Written last: children extracted after their directory would change its mtime.
+              this.#dirs.push({ h: this.#header(e, `${rel}/`, 'directory'), xattrs: e.xattrs });
               this.result.dirs++;
             } else {
               await this.#put(this.#header(e, rel, 'symlink'), e.xattrs);
@@ -539,13 +544,17 @@ class Exporter {
   #pax(h: tar.Header, xattrs: Record<string, Buffer>): void {
     const big = (n: number | undefined) => (n ?? 0) > MAX_OCTAL;
     const ms = h.mtime ? h.mtime.getTime() % 1000 : 0;
+    // tar-stream writes seconds as a 32-bit integer: times before 1970 or after 2038-01-19 go in
+    // a PAX record (as Go's archive/tar writes what its octal field cannot hold), the header gets 0.
+    const secs = h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0;
+    const wide = secs < 0 || secs > 0x7fffffff;
     const names = Object.keys(xattrs);
-    if (!names.length && !big(h.uid) && !big(h.gid) && ms === 0) return;
+    if (!names.length && !big(h.uid) && !big(h.gid) && ms === 0 && !wide) return;
     const records: Buffer[] = [paxRecord('path', h.name)];
     if (h.linkname) records.push(paxRecord('linkpath', h.linkname));
     if (big(h.uid)) records.push(paxRecord('uid', String(h.uid)));
     if (big(h.gid)) records.push(paxRecord('gid', String(h.gid)));
-    if (ms !== 0) records.push(paxRecord('mtime', paxSeconds(h.mtime!)));
+    if (ms !== 0 || wide) records.push(paxRecord('mtime', paxSeconds(h.mtime!)));
     for (const n of names) records.push(paxRecord(`${XATTR_PREFIX}${n}`, xattrs[n]!));
     const body = Buffer.concat(records);
     // tar-stream takes no body for a PAX header entry: the bytes go straight into its output,
@@ -557,5 +566,6 @@ class Exporter {
     if (h.linkname) h.linkname = ustarName(h.linkname);
     if (big(h.uid)) h.uid = 0;
     if (big(h.gid)) h.gid = 0;
+    if (wide) h.mtime = new Date(0);
   }
 }
