@@ -240,6 +240,9 @@ export class DockerArchiveSource implements ImageSource {
     if (!kind) return verified(raw, desc, `${this.name} (${m.name})`);
     const inflate = decompressor(kind);
     raw.once('error', (err) => inflate.destroy(err));
+    inflate.once('close', () => {
+      if (!raw.readableEnded) raw.destroy();
+    });
     return verified(raw.pipe(inflate), desc, `${this.name} (${m.name})`);
   }
 

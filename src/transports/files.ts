@@ -19,6 +19,10 @@ export function verified(source: Readable, desc: { digest: Digest; size?: number
   }
   const v = new VerifyStream({ digest: desc.digest, size: desc.size, source: where });
   source.once('error', (err) => v.destroy(err));
+  // A reader that stops early (one that only sniffs the first bytes) closes the source, too.
+  v.once('close', () => {
+    if (!source.readableEnded) source.destroy();
+  });
   return source.pipe(v);
 }
 

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { existsSync, readlinkSync } from 'node:fs';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
-import { buildLayout, registryFetch, smallImage } from '../helpers/images.ts';
+import { buildLayout, prng, registryFetch, smallImage } from '../helpers/images.ts';
 import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
 
 // Issue 13.5: a docker-archive (and an engine, which gives one) labels every layer gzip while its
@@ -28,7 +28,7 @@ before(async () => {
     ...smallImage('layer-bytes'),
     layers: [
       { entries: [{ path: 'a/one', content: 'one\n' }] },
-      { entries: [{ path: 'b/two', content: 'two\n'.repeat(1000) }], compression: 'none' },
+      { entries: [{ path: 'b/two', content: prng('layer-bytes', 4 << 20) }], compression: 'none' },
     ],
   });
   archive = join(work, 'skopeo.tar');
@@ -99,6 +99,16 @@ describe('layers from a docker-archive are written as their media types say', ()
   test('to a registry: gzip-compressed, and skopeo and umoci read the image back', async () => {
     const r = await runCli(['copy', '-q', `docker-archive:${archive}`, `docker://${reg.host}/la/pushed:1`]);
     assert.equal(r.code, 0, r.stderr);
+    // Reading each layer's first bytes leaves no file of the archive open.
+    await new Promise((res) => setTimeout(res, 50));
+    const open = (await readdir('/proc/self/fd')).map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`, { encoding: 'utf8' });
+      } catch {
+        return ''; // the directory listing's own descriptor, closed by now
+      }
+    });
+    assert.ok(!open.includes(archive), 'the archive is closed');
     await assertLayersMatch(await fromRegistry('la/pushed', '1'));
     const back = join(work, 'back');
     await run('skopeo', [
