@@ -91,7 +91,7 @@ class WithBlob implements ImageSource {
   async blob(desc: Descriptor, opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void }) {
     if (desc.digest !== this.#digest) return this.#src.blob(desc, opts);
     opts?.onProgress?.(this.#bytes.length);
-    return Readable.from([this.#bytes]);
+    return Readable.from([this.#bytes], { objectMode: false });
   }
   close(): Promise<void> {
     return this.#src.close();

@@ -13,6 +13,8 @@ export type GoJson =
   | { t: 'arr'; v: GoJson[] }
   | { t: 'obj'; v: [string, GoJson][] };
 
+/** A JSON number at `lastIndex` (sticky). */
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /** Parses JSON text strictly (RFC 8259, as Go does), keeping object key order and repeats. */
@@ -99,7 +101,8 @@ export function parseGoJson(text: string, what: string): GoJson {
         return val;
       }
     }
-    const m = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
     if (!m) return fail('unexpected character');
     i += m[0].length;
     return { t: 'num', v: m[0] };

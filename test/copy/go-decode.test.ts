@@ -69,3 +69,8 @@ test('goTime: Go re-encoding of RFC 3339 times, refusing what time.Parse refuses
   assert.equal(goTime('2023-01-01 00:00:00Z'), undefined);
   assert.equal(goTime('2023-01-01T24:00:00Z'), undefined);
 });
+
+test("numbers of any length parse (Go keeps an unknown field's number as it skips it)", () => {
+  const n = `1${'0'.repeat(1000)}.5e-3`;
+  assert.deepEqual(parseGoJson(`{"x":${n}}`, 'x'), { t: 'obj', v: [['x', { t: 'num', v: n }]] });
+});
