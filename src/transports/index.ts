@@ -1,4 +1,5 @@
 export { DaemonSink, DaemonSource, dockerSocket, type Engine } from './daemon.ts';
+export { type PathState, pathState } from './destination.ts';
 export { DIR_VERSION, DirSink, DirSource } from './dir.ts';
 export { GoStruct, type GoValue, goMarshal } from './docker-archive/index.ts';
 export { archiveInputFor, DockerArchiveSink } from './docker-archive-sink.ts';

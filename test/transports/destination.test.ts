@@ -136,3 +136,14 @@ describe('archive destinations', () => {
     }
   });
 });
+
+describe('unpack destinations', () => {
+  test('a regular file is refused by name and left alone', async () => {
+    const f = join(work, 'unpack-file');
+    await writeFile(f, 'keep');
+    const r = await runCli(['unpack', '-q', src(), f]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /unpack-file is a regular file: unpack writes into a new or empty directory/);
+    assert.equal(await readFile(f, 'utf8'), 'keep');
+  });
+});

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { assertComplete, type UnpackResult, unpackRootfs } from '../../layers/index.ts';
+import { pathState } from '../../transports/index.ts';
 import { holdTemp, ioError } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
@@ -40,6 +41,13 @@ Examples:
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, image, dirArg) => {
       const dest = resolve(io.cwd, dirArg);
+      const state = await pathState(dest);
+      if (state.kind === 'other')
+        throw new LadingError(
+          ErrorCode.Exists,
+          `${dest} is ${state.what}: unpack writes into a new or empty directory (nothing was changed)`,
+          { path: dest },
+        );
       let entries: string[] | undefined;
       try {
         entries = await readdir(dest);
