@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { type Digest, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
-import { holdTemp, writeFileAtomic } from '../util/index.ts';
+import { holdTemp, sweepStaleTemps, tempName, writeFileAtomic } from '../util/index.ts';
 import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
@@ -70,13 +70,12 @@ export class DirSink implements ImageSink {
   constructor(root: string) {
     this.root = root;
     this.name = `dir:${root}`;
-    this.#stage = holdTemp(
-      join(root, '..', `.${root.split('/').filter(Boolean).pop() ?? 'dir'}.lading-${process.pid}.tmp`),
-    );
+    this.#stage = holdTemp(join(root, '..', tempName(root.split('/').filter(Boolean).pop() ?? 'dir')));
   }
 
   #prepare(): Promise<void> {
     this.#ready ??= (async () => {
+      await sweepStaleTemps(join(this.root, '..'));
       let entries: string[] | undefined;
       try {
         entries = await readdir(this.root);

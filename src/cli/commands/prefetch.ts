@@ -1,6 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { hostArchitecture } from '../../build/index.ts';
 import { BlobCache, IndexStore } from '../../cache/index.ts';
@@ -17,7 +16,7 @@ import {
   renderNix2Container,
 } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
-import { holdTemp } from '../../util/index.ts';
+import { makeTempDir } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
@@ -128,8 +127,7 @@ Examples:
       const platformGiven = f.platform !== undefined || f.os !== undefined || f.arch !== undefined;
       const root = cacheRoot(f, io);
       // Hashing reads blobs more than once, so --no-cache still stages them, in a temp dir.
-      const scratch =
-        f.cache === false ? holdTemp(await mkdtemp(join(tmpdir(), 'lading-prefetch-'))) : undefined;
+      const scratch = f.cache === false ? await makeTempDir(tmpdir(), 'prefetch') : undefined;
       const cache = new BlobCache(scratch ?? root);
       const index = scratch ? undefined : new IndexStore(root);
       try {

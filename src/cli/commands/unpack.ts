@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { lstat, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { Command } from 'commander';
-import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { ErrorCode, isLadingError, LadingError } from '../../errors/index.ts';
 import { assertComplete, type UnpackResult, unpackRootfs } from '../../layers/index.ts';
-import { holdTemp, ioError } from '../../util/index.ts';
+import { ioError, makeTempDir, noSpaceFor, releaseTemp } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
@@ -40,6 +39,14 @@ Examples:
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, image, dirArg) => {
       const dest = resolve(io.cwd, dirArg);
+      // Checked before anything is downloaded: a link to nowhere cannot become the directory.
+      const link = await lstat(dest).catch(() => undefined);
+      if (link?.isSymbolicLink() && !(await stat(dest).catch(() => undefined)))
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          `${dest} is a symlink to a directory that does not exist: create the directory, or name a new path`,
+          { path: dest },
+        );
       let entries: string[] | undefined;
       try {
         entries = await readdir(dest);
@@ -56,16 +63,18 @@ Examples:
       await withImage(ctx, io, image, async (sel) => {
         // A new directory is built beside its place and renamed there once complete, so a failed
         // unpack leaves nothing at DIR.
-        const stage = entries
-          ? dest
-          : holdTemp(join(dirname(dest), `.${basename(dest)}.lading-${randomBytes(4).toString('hex')}`));
+        const stage = entries ? dest : await makeTempDir(dirname(dest), basename(dest));
         let r: UnpackResult;
         try {
           r = await unpackRootfs(sel.layers, stage, { onProblem: (p) => ctx.warn(p.message) });
-          if (stage !== dest) await rename(stage, dest);
+          if (stage !== dest) {
+            await rename(stage, dest);
+            releaseTemp(stage);
+          }
         } catch (err) {
           if (stage !== dest) await rm(stage, { recursive: true, force: true }).catch(() => {});
-          throw err;
+          const e = noSpaceFor(err, dest);
+          throw isLadingError(e) ? e : ioError(e, dest);
         }
         const owned = Object.entries(r.owners);
         if (owned.length)
