@@ -85,6 +85,8 @@ export class BlobCache {
    */
   async open(digest: Digest, size?: number): Promise<Readable | undefined> {
     const path = this.pathFor(digest);
+    // Temp files of killed writers of this shard go (once per shard and process).
+    await sweepStaleTemps(join(path, '..'));
     const actual = await this.size(digest);
     if (actual === undefined) return undefined;
     if (size !== undefined && actual !== size) {
@@ -298,6 +300,7 @@ export class BlobCache {
     const base = join(this.root, CACHE_FORMAT, 'blobs');
     for (const alg of await safeReaddir(base)) {
       for (const prefix of await safeReaddir(join(base, alg))) {
+        await sweepStaleTemps(join(base, alg, prefix));
         for (const name of await safeReaddir(join(base, alg, prefix))) {
           if (name.startsWith('.')) continue;
           const digest = `${alg}:${name}`;
