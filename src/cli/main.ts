@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { isLadingError } from '../errors/index.ts';
+import { escapeTerminal } from '../util/index.ts';
 
 export { keepBufferMemoryLow, removeHeldTemps } from '../util/index.ts';
 
@@ -31,11 +32,15 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       return ExitCode.Failure;
     }
     if (isLadingError(err)) {
-      io.err.write(`lading: error: ${err.message}\n`);
+      // Messages quote what registries and images said: printed escaped (escapeTerminal).
+      io.err.write(`lading: error: ${escapeTerminal(err.message)}\n`);
       if (debug && err.cause)
-        io.err.write(`lading: cause: ${String((err.cause as Error)?.message ?? err.cause)}\n`);
+        io.err.write(
+          `lading: cause: ${escapeTerminal(String((err.cause as Error)?.message ?? err.cause))}\n`,
+        );
     } else {
-      io.err.write(`lading: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+      const text = String((err as Error)?.stack ?? err);
+      io.err.write(`lading: internal error: ${escapeTerminal(text, { keepNewlines: true })}\n`);
     }
     return exitCodeFor(err);
   }

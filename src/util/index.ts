@@ -21,3 +21,4 @@ export {
   tempFileBeside,
   tempName,
 } from './temp-paths.ts';
+export { escapeTerminal } from './terminal-text.ts';

@@ -7,7 +7,7 @@ import { outputTarget } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
-import { type CliIo, writeJson } from '../io.ts';
+import { type CliIo, writeErr, writeJson } from '../io.ts';
 import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
 import { formatBytes } from '../render/progress.ts';
 
@@ -64,10 +64,12 @@ Examples:
         if (ctx.flags.json) await writeJson(io.out, summary);
         if (!ctx.flags.quiet) {
           for (const x of r.results)
-            io.err.write(
+            writeErr(
+              io,
               `${x.path}${x.resolvedPath !== x.path.replace(/^\/+/, '') ? ` (-> /${x.resolvedPath})` : ''} -> ${x.dest}\n`,
             );
-          io.err.write(
+          writeErr(
+            io,
             `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
           );
         }

@@ -19,7 +19,7 @@ import { parseReference } from '../../reference/index.ts';
 import { makeTempDir } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
-import { type CliIo, writeLine } from '../io.ts';
+import { type CliIo, writeErr, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
 
 interface Flags extends CacheFlags {
@@ -153,9 +153,10 @@ Examples:
           },
         });
         if (!f.quiet && f.format === 'dockertools')
-          io.err.write(`${renderInfoLines(r, { legacySha256: f.legacySha256 }).join('\n')}\n`);
+          writeErr(io, `${renderInfoLines(r, { legacySha256: f.legacySha256 }).join('\n')}\n`);
         if (!f.quiet && r.indexDigest && f.format === 'dockertools') {
-          io.err.write(
+          writeErr(
+            io,
             `-> IndexDigest: ${r.indexDigest}\n-> InstanceDigest: ${r.instanceDigest} (${r.platform})\n`,
           );
         }
