@@ -13,6 +13,8 @@ import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '..
 interface Flags extends PlatformFlags, CacheFlags {
   json?: boolean;
   quiet?: boolean;
+  /** commander's `--no-xattrs` sets `xattrs: false`. */
+  xattrs?: boolean;
 }
 
 export function unpackCommand(io: CliIo): Command {
@@ -22,7 +24,8 @@ export function unpackCommand(io: CliIo): Command {
     )
     .argument('<image>', 'docker://REF, oci:DIR[:TAG], docker-archive:FILE, dir:DIR, … or a bare reference')
     .argument('<dir>', 'destination directory: new (created when complete) or empty')
-    .option('--json', 'print a summary as JSON');
+    .option('--json', 'print a summary as JSON')
+    .option('--no-xattrs', 'do not apply extended attributes (they need setfattr, Debian package attr)');
   withPlatformOptions(cmd);
   withCacheOptions(cmd);
   withRegistryOptions(cmd);
@@ -66,7 +69,10 @@ Examples:
         const stage = entries ? dest : await makeTempDir(dirname(dest), basename(dest));
         let r: UnpackResult;
         try {
-          r = await unpackRootfs(sel.layers, stage, { onProblem: (p) => ctx.warn(p.message) });
+          r = await unpackRootfs(sel.layers, stage, {
+            onProblem: (p) => ctx.warn(p.message),
+            xattrs: ctx.flags.xattrs !== false,
+          });
           if (stage !== dest) {
             await rename(stage, dest);
             releaseTemp(stage);
