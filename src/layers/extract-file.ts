@@ -198,7 +198,10 @@ export async function extractPaths(
       },
     });
     raw.once('error', (err) => count.destroy(err));
-    return decompress(raw.pipe(count), { what: `layer ${i} (${layers[i]!.digest})` });
+    return decompress(raw.pipe(count), {
+      what: `layer ${i} (${layers[i]!.digest})`,
+      diffId: layers[i]!.diffId,
+    });
   };
   try {
     const pending = new Set(wants.map((w) => w.norm));
