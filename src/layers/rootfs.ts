@@ -186,6 +186,16 @@ export async function unpackRootfs(
         );
         return false;
       }
+      if (!validId(e.uid) || !validId(e.gid)) {
+        // A PAX record may say anything; a Linux owner is 32 bits (and 2^32-1 means "none").
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} has an owner no system can have (uid ${clip(String(e.uid))}, gid ${clip(String(e.gid))}); refused`,
+        );
+        return false;
+      }
       const abs = join(dest, rel);
       switch (e.type) {
         case 'directory': {
@@ -294,7 +304,10 @@ export async function unpackRootfs(
       return true;
     };
 
-    const stream = decompress(await layer.open({ signal: opts.signal }), { what: where });
+    const stream = decompress(await layer.open({ signal: opts.signal }), {
+      what: where,
+      diffId: layer.diffId,
+    });
     for await (const e of readTar(stream, where)) {
       const raw = e.rawName;
       const rel = e.name;
@@ -446,6 +459,11 @@ class XattrWriter {
       message: `${s.count} extended attribute${s.count === 1 ? '' : 's'} of the host's trusted.* or security.* namespaces skipped, as umoci does (only security.capability is applied): ${clip(names.join(', '))}; e.g. ${s.first.name} on ${JSON.stringify(s.first.entry)}`,
     };
   }
+}
+
+/** Whether a uid or gid fits Linux's 32 bits (4294967295 is (uid_t)-1, "no change", refused). */
+function validId(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0 && n < 0xffffffff;
 }
 
 function normaliseLink(linkname: string): string | undefined {
