@@ -7,6 +7,7 @@ export {
   tempPathFor,
   writeFileAtomic,
 } from './atomic-file.ts';
+export { withFileLock } from './file-lock.ts';
 export { Limiter, mapLimit } from './limiter.ts';
 export { keepBufferMemoryLow } from './memory.ts';
 export { outputTarget, writeOutputFile } from './output-file.ts';

@@ -50,7 +50,7 @@ function startTimeOf(pid: number): string | undefined {
 
 let self: string | undefined;
 /** `PID-STARTTIME` of this process (STARTTIME 0 without /proc). */
-function owner(): string {
+export function owner(): string {
   self ??= `${process.pid}-${startTimeOf(process.pid) ?? '0'}`;
   return self;
 }
@@ -70,9 +70,15 @@ export function tempName(label: string, file = false): string {
 /** Whether a temp name's owner is gone: the pid is free, or now names a process started later. */
 export function isStaleTempName(name: string): boolean {
   const m = TEMP_NAME.exec(name);
-  if (!m) return false;
+  return m ? ownerGone(`${m[1]}-${m[2]}`) : false;
+}
+
+/** Whether the process an {@link owner} string names has ended (its pid is free or reused). */
+export function ownerGone(who: string): boolean {
+  const m = /^(\d+)-(\d+)$/.exec(who);
+  if (!m) return true;
   const pid = Number(m[1]);
-  if (pid === process.pid) return `${m[1]}-${m[2]}` !== owner();
+  if (pid === process.pid) return who !== owner();
   const start = startTimeOf(pid);
   if (start === undefined) {
     // No /proc entry: gone, unless /proc is missing altogether (then ask the kernel).
