@@ -15,6 +15,7 @@ import { type AtomicWriteOptions, ioError, writeFileAtomic } from './atomic-file
  * - a symlink: followed, and its target written as above; the link itself stays. A dangling link
  *   is refused (lading does not create files through links);
  * - a directory, a block device or a socket: refused.
+ * `exclusive` refuses an existing regular file (or a link to one).
  */
 export async function writeOutputFile(
   path: string,
@@ -26,8 +27,8 @@ export async function writeOutputFile(
     await writeFileAtomic(target, source, opts);
     return;
   }
-  if (opts.exclusive) throw new LadingError(ErrorCode.Exists, `${path} already exists`, { path });
-  // FIFO or character device: in place. Nothing to take back on failure.
+  // FIFO or character device: in place (`exclusive` guards regular files; writing into a pipe
+  // replaces nothing). Nothing to take back on failure.
   try {
     const out = createWriteStream(target, { flags: 'w' });
     await pipeline(typeof source === 'string' || source instanceof Uint8Array ? [source] : source, out);
