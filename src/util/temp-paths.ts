@@ -124,10 +124,13 @@ export async function tempFileBeside(path: string): Promise<string> {
   return holdTemp(join(dirname(path), tempName(basename(path), true)));
 }
 
-/** Makes a held temp directory in `parent` (mode 0700), after removing stale ones there. */
-export async function makeTempDir(parent: string, label: string): Promise<string> {
+/**
+ * Makes a held temp directory in `parent` (mode 0700, or `mode` less the umask for one that
+ * becomes the result), after removing stale ones there.
+ */
+export async function makeTempDir(parent: string, label: string, mode = 0o700): Promise<string> {
   await sweepStaleTemps(parent);
   const dir = holdTemp(join(parent, tempName(label)));
-  await mkdir(dir, { mode: 0o700 });
+  await mkdir(dir, { mode });
   return dir;
 }

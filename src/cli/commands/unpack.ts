@@ -66,7 +66,7 @@ Examples:
       await withImage(ctx, io, image, async (sel) => {
         // A new directory is built beside its place and renamed there once complete, so a failed
         // unpack leaves nothing at DIR.
-        const stage = entries ? dest : await makeTempDir(dirname(dest), basename(dest));
+        const stage = entries ? dest : await makeTempDir(dirname(dest), basename(dest), 0o777);
         let r: UnpackResult;
         try {
           r = await unpackRootfs(sel.layers, stage, {
