@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import {
   verifyBytes,
 } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
-import { holdTemp, ioError } from '../util/index.ts';
+import { holdTemp, ioError, sweepStaleTemps, tempName } from '../util/index.ts';
 
 /** The on-disk format version, part of every path so a new format never misreads an old one. */
 export const CACHE_FORMAT = 'v1';
@@ -85,6 +85,8 @@ export class BlobCache {
    */
   async open(digest: Digest, size?: number): Promise<Readable | undefined> {
     const path = this.pathFor(digest);
+    // Temp files of killed writers of this shard go (once per shard and process).
+    await sweepStaleTemps(join(path, '..'));
     const actual = await this.size(digest);
     if (actual === undefined) return undefined;
     if (size !== undefined && actual !== size) {
@@ -226,11 +228,11 @@ export class BlobCache {
   ): Promise<void> {
     const path = this.pathFor(digest);
     const dir = join(path, '..');
-    const tmp = holdTemp(
-      join(dir, `.${digestHex(digest)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`),
-    );
+    // Named with this process's id and start time: a run after a SIGKILL removes the leftovers.
+    const tmp = holdTemp(join(dir, tempName(digestHex(digest), true)));
     try {
       await mkdir(dir, { recursive: true });
+      await sweepStaleTemps(dir);
       const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 20 });
       // A source that verifies itself (a registry blob stream) errors instead of ending on bad bytes.
       if (verified) await pipeline(source as AsyncIterable<Uint8Array>, out);
@@ -298,6 +300,7 @@ export class BlobCache {
     const base = join(this.root, CACHE_FORMAT, 'blobs');
     for (const alg of await safeReaddir(base)) {
       for (const prefix of await safeReaddir(join(base, alg))) {
+        await sweepStaleTemps(join(base, alg, prefix));
         for (const name of await safeReaddir(join(base, alg, prefix))) {
           if (name.startsWith('.')) continue;
           const digest = `${alg}:${name}`;

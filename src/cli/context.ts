@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseReference, type Reference } from '../reference/index.ts';
 import type { RegistryPool } from '../registry/index.ts';
+import { escapeTerminal } from '../util/index.ts';
 import type { CliIo } from './io.ts';
 import { type RegistryFlags, registryPool, type Side, type SideRegistryFlags, sideFlags } from './options.ts';
 
@@ -34,7 +35,7 @@ export function action<F extends object, A extends unknown[]>(
       // Once each: a missing credential helper is looked up for every repository.
       if (flags.quiet || warned.has(msg)) return;
       warned.add(msg);
-      io.err.write(`lading: warning: ${msg}\n`);
+      io.err.write(`lading: warning: ${escapeTerminal(msg)}\n`);
     };
     const pools = new Map<Side | undefined, RegistryPool>();
     const ctx: CommandContext<F & RegistryFlags> = {

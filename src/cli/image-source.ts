@@ -1,4 +1,4 @@
-import { openSource, type SelectedImage, selectImage } from '../copy/index.ts';
+import { openSource, type SelectedImage, selectImage, withDiffIds } from '../copy/index.ts';
 import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
@@ -18,8 +18,8 @@ import { type PlatformFlags, platformFrom, type RegistryFlags } from './options.
 /**
  * Opens IMAGE (any transport), selects the asked platform's image, runs `fn` on it, and closes
  * the source: what unpack, export and extract share. With `--platform` (or `--override-*`), a
- * single-platform image of another platform is an error (its config is read to know); without,
- * the config is not fetched at all.
+ * single-platform image of another platform is an error (its config says). The config's diff_ids
+ * are attached to the layers, so every layer read is verified uncompressed too.
  */
 export async function withImage<T>(
   ctx: CommandContext<PlatformFlags & CacheFlags & RegistryFlags>,
@@ -37,7 +37,8 @@ export async function withImage<T>(
     const { platform, explicit } = platformFrom(ctx.flags);
     const sel = await selectImage(source, platform);
     if (explicit && sel.top === sel.instance) await assertPlatform(source, sel.manifest.config, platform);
-    return await fn(sel, source);
+    // Every layer read is checked against its diff_id too (exit 5 on a mismatch).
+    return await fn(await withDiffIds(source, sel), source);
   } finally {
     await source.close();
   }

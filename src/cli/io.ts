@@ -1,5 +1,11 @@
 import type { Writable } from 'node:stream';
 import type { ImageLocation } from '../transports/index.ts';
+import { escapeTerminal } from '../util/index.ts';
+
+/** Writes diagnostic text to standard error with control characters escaped (see writeLine). */
+export function writeErr(io: CliIo, text: string): void {
+  io.err.write(escapeTerminal(text, { keepNewlines: true }));
+}
 
 /** Where a command writes: results to `out`, diagnostics to `err`, input from `stdin`. */
 export interface CliIo {
@@ -25,10 +31,16 @@ export function processIo(): CliIo {
   };
 }
 
-/** Writes a line and waits until it is flushed (matters before exit and for pipes). */
+/**
+ * Writes a line (or several) and waits until it is flushed (matters before exit and for pipes).
+ * Control characters are escaped (escapeTerminal): results quote names and values from images
+ * and registries. JSON stays valid and decodes to the same values.
+ */
 export function writeLine(stream: Writable, line: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    stream.write(`${line}\n`, (err) => (err ? reject(err) : resolve()));
+    stream.write(`${escapeTerminal(line, { keepNewlines: true })}\n`, (err) =>
+      err ? reject(err) : resolve(),
+    );
   });
 }
 

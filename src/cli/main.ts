@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander';
 import { isLadingError } from '../errors/index.ts';
-import { redactAuthValues } from '../util/index.ts';
+import { escapeTerminal, redactAuthValues } from '../util/index.ts';
 
 export { keepBufferMemoryLow, removeHeldTemps } from '../util/index.ts';
 
@@ -32,13 +32,15 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       return ExitCode.Failure;
     }
     if (isLadingError(err)) {
-      io.err.write(`lading: error: ${err.message}\n`);
+      // Messages quote what registries and images said: printed escaped (escapeTerminal).
+      io.err.write(`lading: error: ${escapeTerminal(err.message)}\n`);
       if (debug && err.cause)
         io.err.write(
-          `lading: cause: ${redactAuthValues(String((err.cause as Error)?.message ?? err.cause))}\n`,
+          `lading: cause: ${escapeTerminal(redactAuthValues(String((err.cause as Error)?.message ?? err.cause)))}\n`,
         );
     } else {
-      io.err.write(`lading: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+      const text = String((err as Error)?.stack ?? err);
+      io.err.write(`lading: internal error: ${escapeTerminal(text, { keepNewlines: true })}\n`);
     }
     return exitCodeFor(err);
   }

@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { hostPlatform, normaliseArch, type Platform, parsePlatform } from '../image/index.ts';
 import { defaultPerHostCertDirs, RegistryPool } from '../registry/index.ts';
+import { escapeTerminal } from '../util/index.ts';
 import { credentialResolver } from './credentials.ts';
 import type { CliIo } from './io.ts';
 
@@ -239,7 +240,7 @@ export function registryPool(
     retry,
     timeoutMs: flags.timeout,
     jobs: flags.jobs,
-    onDebug: flags.debug ? (line) => io.err.write(`debug: ${line}\n`) : undefined,
+    onDebug: flags.debug ? (line) => io.err.write(`debug: ${escapeTerminal(line)}\n`) : undefined,
     onRetry: (r) => warn(`retrying (${r.attempt}) in ${r.delayMs} ms: ${r.reason}`),
     credentials: credentialResolver(flags, io, warn),
   });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
@@ -10,7 +10,7 @@ import type { Digest } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType } from '../image/index.ts';
 import { type Compression, decompress, parallelGzip } from '../layers/index.ts';
-import { holdTemp } from '../util/index.ts';
+import { makeTempDir } from '../util/index.ts';
 
 /** The compression a layer media type declares, or undefined for a type that is not a layer tar. */
 export function layerCompression(mediaType: string): Compression | undefined {
@@ -76,7 +76,7 @@ export class Staging {
   #n = 0;
 
   #root(): Promise<string> {
-    this.#dir ??= mkdtemp(join(tmpdir(), 'lading-recompress-')).then(holdTemp);
+    this.#dir ??= makeTempDir(tmpdir(), 'recompress');
     return this.#dir;
   }
 

@@ -1,5 +1,6 @@
 import { PassThrough, type Readable, Transform } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { type Digest, VerifyStream } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
@@ -24,7 +25,12 @@ export function detectCompression(head: Uint8Array): Compression {
  */
 export function decompress(
   source: Readable,
-  opts: { onDetect?: (c: Compression) => void; what?: string } = {},
+  opts: {
+    onDetect?: (c: Compression) => void;
+    what?: string;
+    /** The uncompressed digest (diff_id) the config gives: checked before the output ends. */
+    diffId?: Digest;
+  } = {},
 ): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   let head = Buffer.alloc(0);
@@ -51,12 +57,24 @@ export function decompress(
       cb();
     },
   });
+  // With a diff_id, the uncompressed bytes pass a verifier that fails (E_DIGEST_MISMATCH) instead
+  // of ending when they hash to something else.
+  let tail: NodeJS.WritableStream = out;
+  if (opts.diffId) {
+    const v = new VerifyStream({
+      digest: opts.diffId,
+      source: `the uncompressed ${opts.what ?? 'layer'} (its diff_id in the config)`,
+    });
+    v.on('error', (err) => out.destroy(err));
+    v.pipe(out);
+    tail = v;
+  }
   const start = (): void => {
     const c = detectCompression(head);
     opts.onDetect?.(c);
     if (c === 'none') {
-      target = out;
-      sniff.pipe(out);
+      target = tail;
+      sniff.pipe(tail);
       return;
     }
     const z =
@@ -65,7 +83,7 @@ export function decompress(
         : createZstdDecompress({ chunkSize: INFLATE_CHUNK });
     z.on('error', (err) => out.destroy(decompressError(c, err, opts.what)));
     target = z;
-    sniff.pipe(z).pipe(out);
+    sniff.pipe(z).pipe(tail);
   };
   source.on('error', (err) => out.destroy(err));
   sniff.on('error', (err) => out.destroy(err));

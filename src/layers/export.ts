@@ -239,7 +239,11 @@ class Exporter {
   }
 
   async #open(li: number): Promise<Readable> {
-    return decompress(await this.#layers[li]!.open({ signal: this.#opts.signal }), { what: this.#where(li) });
+    const layer = this.#layers[li]!;
+    return decompress(await layer.open({ signal: this.#opts.signal }), {
+      what: this.#where(li),
+      diffId: layer.diffId,
+    });
   }
 
   async #layer(li: number): Promise<void> {

@@ -1,10 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorCode, LadingError } from '../errors/index.ts';
-import { holdTemp } from '../util/index.ts';
+import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
+import { ioError, makeTempDir, noSpaceFor, outputTarget, releaseTemp } from '../util/index.ts';
 import { decompress } from './compression.ts';
 import { unpackRootfs } from './rootfs.ts';
 import { type EntryType, hasDotDot, normaliseEntryName, pipeBody, readTar } from './tar-read.ts';
@@ -175,8 +175,11 @@ export async function extractPaths(
     () => false,
   );
   const single = wants.length === 1 && !destIsDir;
+  // A single file's destination is checked before any layer is read: a FIFO or device is written
+  // in place, a symlink's target replaced (never the link), a dangling link refused.
+  const out = single ? await outputTarget(opts.dest) : undefined;
   if (!single) await mkdir(opts.dest, { recursive: true });
-  const staging = holdTemp(await mkdtemp(join(single ? dirname(opts.dest) : opts.dest, '.lading-extract-')));
+  const staging = await makeTempDir(out ? dirname(out.target) : opts.dest, 'extract');
   const captured = new Map<string, string>();
   /** Names of the staging files (unique: several may wait at once). */
   let tmpCount = 0;
@@ -195,7 +198,10 @@ export async function extractPaths(
       },
     });
     raw.once('error', (err) => count.destroy(err));
-    return decompress(raw.pipe(count), { what: `layer ${i} (${layers[i]!.digest})` });
+    return decompress(raw.pipe(count), {
+      what: `layer ${i} (${layers[i]!.digest})`,
+      diffId: layers[i]!.diffId,
+    });
   };
   try {
     const pending = new Set(wants.map((w) => w.norm));
@@ -354,9 +360,12 @@ export async function extractPaths(
       if (earlier) await copyFile(earlier, tmp);
       captured.delete(key);
       await chmod(tmp, entry.mode & 0o7777);
-      await rename(tmp, target).catch(async () => {
-        await pipeline(createReadStream(tmp), createWriteStream(target, { mode: entry.mode & 0o7777 }));
-      });
+      if (out?.st && !out.st.isFile())
+        await pipeline(createReadStream(tmp), createWriteStream(target, { flags: 'w' }));
+      else
+        await rename(tmp, out?.target ?? target).catch(async () => {
+          await pipeline(createReadStream(tmp), createWriteStream(target, { mode: entry.mode & 0o7777 }));
+        });
       delivered.set(key, target);
       result.results.push({
         path: w.path,
@@ -368,7 +377,11 @@ export async function extractPaths(
       });
     }
     return result;
+  } catch (err) {
+    const e = noSpaceFor(err, opts.dest);
+    throw isLadingError(e) ? e : ioError(e, opts.dest);
   } finally {
     await rm(staging, { recursive: true, force: true });
+    releaseTemp(staging);
   }
 }

@@ -18,6 +18,11 @@ export interface UnpackOptions {
   applyOwners?: boolean;
   /** Only entries (and whiteouts) whose normalised path passes are applied. */
   include?: (path: string) => boolean;
+  /**
+   * Apply extended attributes (default true). They are written with `setfattr` (Debian package
+   * attr): without it, an image that has some fails, unless this is false.
+   */
+  xattrs?: boolean;
 }
 
 export interface UnpackResult {
@@ -68,6 +73,7 @@ export async function unpackRootfs(
     owners: {},
   };
   await mkdir(dest, { recursive: true });
+  const xattrs = new XattrWriter(opts.xattrs !== false);
   /** Every path extracted so far (hardlink targets must be among them). */
   const extracted = new Set<string>();
   /** Directory metadata, applied at the end (children change mtimes; modes may forbid writing). */
@@ -180,6 +186,16 @@ export async function unpackRootfs(
         );
         return false;
       }
+      if (!validId(e.uid) || !validId(e.gid)) {
+        // A PAX record may say anything; a Linux owner is 32 bits (and 2^32-1 means "none").
+        problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} has an owner no system can have (uid ${clip(String(e.uid))}, gid ${clip(String(e.gid))}); refused`,
+        );
+        return false;
+      }
       const abs = join(dest, rel);
       switch (e.type) {
         case 'directory': {
@@ -284,11 +300,14 @@ export async function unpackRootfs(
           );
           return false;
       }
-      await applyXattrs(abs, e, (msg) => problem(li, raw, 'E_SKIPPED', msg));
+      await xattrs.apply(abs, e, li, (msg) => problem(li, raw, 'E_SKIPPED', msg));
       return true;
     };
 
-    const stream = decompress(await layer.open({ signal: opts.signal }), { what: where });
+    const stream = decompress(await layer.open({ signal: opts.signal }), {
+      what: where,
+      diffId: layer.diffId,
+    });
     for await (const e of readTar(stream, where)) {
       const raw = e.rawName;
       const rel = e.name;
@@ -339,6 +358,8 @@ export async function unpackRootfs(
     }
     return known;
   };
+  const skipped = xattrs.summary();
+  if (skipped) problem(skipped.layer, skipped.entry, 'E_SKIPPED', skipped.message);
   const dirs = [...dirMeta.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
   for (const d of dirs) {
     if (!(await isRealDir(d))) continue;
@@ -352,21 +373,97 @@ export async function unpackRootfs(
   return result;
 }
 
+/** Longest part of an attribute's value or of a tool's message quoted in a warning. */
+const QUOTE_MAX = 120;
+
+function clip(text: string): string {
+  return text.length > QUOTE_MAX ? `${text.slice(0, QUOTE_MAX)}… (${text.length} characters)` : text;
+}
+
 /**
- * Extended attributes from PAX records (`SCHILY.xattr.NAME`, raw bytes). Node has no xattr API, so
- * this runs `setfattr` (Debian package attr) for the rare entries that carry them; failures are
- * warnings.
+ * Whether an extended attribute from an image may be applied to the host. As umoci: `trusted.*`
+ * (overlayfs keeps its own whiteouts and redirects there) and `security.*` (SELinux labels, IMA
+ * and EVM signatures: the host's policy, not the image's) are not, except `security.capability`
+ * (file capabilities, part of what the image means).
  */
-async function applyXattrs(abs: string, e: TarEntry, warn: (msg: string) => void): Promise<void> {
-  for (const [name, value] of Object.entries(e.xattrs)) {
-    try {
-      await execFileP('setfattr', ['-h', '-n', name, '-v', `0s${value.toString('base64')}`, abs]);
-    } catch (err) {
-      warn(
-        `extended attribute ${name} on ${JSON.stringify(e.rawName)} not set: ${(err as Error).message.split('\n')[0]}`,
-      );
+export function xattrAllowed(name: string): boolean {
+  if (name === 'security.capability') return true;
+  return !name.startsWith('trusted.') && !name.startsWith('security.');
+}
+
+/**
+ * Writes extended attributes from PAX records (`SCHILY.xattr.NAME`, raw bytes). Node has no xattr
+ * API, so this runs `setfattr` (Debian package attr) for the rare entries that carry them: when
+ * it is missing, an image with xattrs is an error (unless they are turned off), never a silent
+ * loss. An empty value is kept (setfattr without -v). Other failures are warnings.
+ */
+class XattrWriter {
+  readonly #enabled: boolean;
+  #skipped: { count: number; names: Set<string>; first?: { entry: string; name: string; layer: number } } = {
+    count: 0,
+    names: new Set(),
+  };
+  #off = 0;
+
+  constructor(enabled: boolean) {
+    this.#enabled = enabled;
+  }
+
+  async apply(abs: string, e: TarEntry, layer: number, warn: (msg: string) => void): Promise<void> {
+    for (const [name, value] of Object.entries(e.xattrs)) {
+      if (!this.#enabled) {
+        this.#off++;
+        this.#skipped.first ??= { entry: e.rawName, name, layer };
+        continue;
+      }
+      if (!xattrAllowed(name)) {
+        this.#skipped.count++;
+        this.#skipped.names.add(name);
+        this.#skipped.first ??= { entry: e.rawName, name, layer };
+        continue;
+      }
+      const args = value.length
+        ? ['-h', '-n', name, '-v', `0s${value.toString('base64')}`, abs]
+        : ['-h', '-n', name, abs];
+      try {
+        await execFileP('setfattr', args);
+      } catch (err) {
+        const x = err as NodeJS.ErrnoException & { stderr?: string };
+        if (x.code === 'ENOENT')
+          throw new LadingError(
+            ErrorCode.BadArgument,
+            `the image has extended attributes (${name} on ${JSON.stringify(e.rawName)}) and setfattr is not installed (Debian/Ubuntu package attr): install it, or pass --no-xattrs to unpack without them`,
+          );
+        const why = (x.stderr?.trim() || x.message).split('\n')[0] ?? '';
+        warn(
+          `extended attribute ${name}=${JSON.stringify(clip(value.toString('latin1')))} on ${JSON.stringify(e.rawName)} not set: ${clip(why)}`,
+        );
+      }
     }
   }
+
+  /** One warning for all attributes left out, or undefined. */
+  summary(): { layer: number; entry: string; message: string } | undefined {
+    const s = this.#skipped;
+    if (!s.first) return undefined;
+    if (this.#off)
+      return {
+        layer: s.first.layer,
+        entry: s.first.entry,
+        message: `${this.#off} extended attribute${this.#off === 1 ? '' : 's'} not applied (--no-xattrs), e.g. ${s.first.name} on ${JSON.stringify(s.first.entry)}`,
+      };
+    const names = [...s.names].sort();
+    return {
+      layer: s.first.layer,
+      entry: s.first.entry,
+      message: `${s.count} extended attribute${s.count === 1 ? '' : 's'} of the host's trusted.* or security.* namespaces skipped, as umoci does (only security.capability is applied): ${clip(names.join(', '))}; e.g. ${s.first.name} on ${JSON.stringify(s.first.entry)}`,
+    };
+  }
+}
+
+/** Whether a uid or gid fits Linux's 32 bits (4294967295 is (uid_t)-1, "no change", refused). */
+function validId(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0 && n < 0xffffffff;
 }
 
 function normaliseLink(linkname: string): string | undefined {

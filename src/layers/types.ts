@@ -6,6 +6,8 @@ export interface LayerBlob {
   digest: Digest;
   size?: number;
   mediaType?: string;
+  /** The uncompressed digest the image config gives (rootfs.diff_ids): verified when given. */
+  diffId?: Digest;
   open(opts?: { signal?: AbortSignal }): Promise<Readable>;
 }
 

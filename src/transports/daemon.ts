@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import type { Descriptor } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
-import { holdTemp } from '../util/index.ts';
+import { makeTempDir } from '../util/index.ts';
 import { dockerArchiveStream } from './docker-archive/index.ts';
 import { archiveInputFor } from './docker-archive-sink.ts';
 import { DockerArchiveSource } from './docker-archive-source.ts';
@@ -210,7 +210,7 @@ export class DaemonSource implements ImageSource {
 
   #load(): Promise<DockerArchiveSource> {
     this.#inner ??= (async () => {
-      this.#dir = holdTemp(await mkdtemp(join(tmpdir(), 'lading-daemon-')));
+      this.#dir = await makeTempDir(tmpdir(), 'daemon');
       const file = join(this.#dir, 'image.tar');
       const name = tagOf(this.#ref);
       if (this.#engine.kind === 'podman') {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestHex } from '../digest/index.ts';
 import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
-import { holdTemp, writeFileAtomic } from '../util/index.ts';
+import { holdTemp, sweepStaleTemps, tempName, writeFileAtomic } from '../util/index.ts';
 import { checkDirDestination } from './destination.ts';
 import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
@@ -69,13 +69,12 @@ export class DirSink implements ImageSink {
   constructor(root: string) {
     this.root = root;
     this.name = `dir:${root}`;
-    this.#stage = holdTemp(
-      join(root, '..', `.${root.split('/').filter(Boolean).pop() ?? 'dir'}.lading-${process.pid}.tmp`),
-    );
+    this.#stage = holdTemp(join(root, '..', tempName(root.split('/').filter(Boolean).pop() ?? 'dir')));
   }
 
   #prepare(): Promise<void> {
     this.#ready ??= (async () => {
+      await sweepStaleTemps(join(this.root, '..'));
       await checkDirDestination(this.name, this.root);
       await rm(this.#stage, { recursive: true, force: true });
       await mkdir(this.#stage, { recursive: true });

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -10,7 +10,7 @@ import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType, parseConfig } from '../image/index.ts';
 import { INFLATE_CHUNK } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
-import { holdTemp } from '../util/index.ts';
+import { makeTempDir } from '../util/index.ts';
 import { verified } from './files.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
 import type { ImageSource, RawManifest } from './transport.ts';
@@ -64,7 +64,7 @@ export class DockerArchiveSource implements ImageSource {
     let path = this.#path;
     if (path === '-') {
       if (!this.#stdin) throw new LadingError(ErrorCode.BadArgument, 'docker-archive:- needs standard input');
-      const dir = holdTemp(await mkdtemp(join(tmpdir(), 'lading-stdin-')));
+      const dir = await makeTempDir(tmpdir(), 'stdin');
       this.#spool = dir;
       path = join(dir, 'archive.tar');
       await pipeline(this.#stdin, createWriteStream(path));

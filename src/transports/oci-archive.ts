@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -8,7 +8,7 @@ import tar from 'tar-stream';
 import { type Digest, digestAlgorithm, digestHex, Limits, readAtMost, verifyBytes } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
-import { holdTemp, tempPathFor } from '../util/index.ts';
+import { ioError, makeTempDir, tempFileBeside } from '../util/index.ts';
 import { checkNewFile } from './destination.ts';
 import { verified } from './files.ts';
 import { OciLayoutSink } from './oci-layout.ts';
@@ -41,7 +41,7 @@ export class OciArchiveSource implements ImageSource {
       if (this.#path === '-') {
         // A tar is read by seeking to its members: standard input is kept in a temp file first.
         if (!this.#stdin) throw new LadingError(ErrorCode.BadArgument, 'oci-archive:- needs standard input');
-        this.#spool = holdTemp(await mkdtemp(join(tmpdir(), 'lading-stdin-')));
+        this.#spool = await makeTempDir(tmpdir(), 'stdin');
         this.#file = join(this.#spool, 'archive.tar');
         await pipeline(this.#stdin, createWriteStream(this.#file));
       }
@@ -138,7 +138,7 @@ export class OciArchiveSink implements ImageSink {
     // One promise: blobs are put in parallel, and each must find the same staged layout.
     this.#layout ??= (async () => {
       if (this.#path !== '-') await checkNewFile(this.name, this.#path);
-      this.#stage = holdTemp(await mkdtemp(join(tmpdir(), 'lading-oci-archive-')));
+      this.#stage = await makeTempDir(tmpdir(), 'oci-archive');
       return new OciLayoutSink(join(this.#stage, 'layout'), this.#tag);
     })();
     return this.#layout;
@@ -181,7 +181,7 @@ export class OciArchiveSink implements ImageSink {
     if (this.#path === '-') {
       await Promise.all([feed, pipeline(pack, this.#out as NodeJS.WritableStream, { end: false })]);
     } else {
-      const tmp = tempPathFor(this.#path);
+      const tmp = await tempFileBeside(this.#path);
       try {
         await Promise.all([feed, pipeline(pack, createWriteStream(tmp, { flags: 'wx' }))]);
         const { link } = await import('node:fs/promises');
@@ -194,6 +194,8 @@ export class OciArchiveSink implements ImageSink {
             );
           throw err;
         });
+      } catch (err) {
+        throw ioError(err, this.#path);
       } finally {
         await rm(tmp, { force: true });
       }

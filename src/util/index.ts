@@ -1,6 +1,26 @@
-export { type AtomicWriteOptions, ioError, tempPathFor, writeFileAtomic } from './atomic-file.ts';
+export {
+  type AtomicWriteOptions,
+  deviceOf,
+  ioError,
+  noSpaceFor,
+  noSpaceMessage,
+  tempPathFor,
+  writeFileAtomic,
+} from './atomic-file.ts';
 export { jsonTooDeep, jsonWhy, MAX_JSON_DEPTH, parseBoundedJson } from './bounded-json.ts';
+export { withFileLock } from './file-lock.ts';
 export { Limiter, mapLimit } from './limiter.ts';
 export { keepBufferMemoryLow } from './memory.ts';
+export { outputTarget, writeOutputFile } from './output-file.ts';
 export { redactAuthValues, redactHeaders, redactUrl, scrubSecrets } from './redact.ts';
-export { holdTemp, releaseTemp, removeHeldTemps } from './temp-paths.ts';
+export {
+  holdTemp,
+  isStaleTempName,
+  makeTempDir,
+  releaseTemp,
+  removeHeldTemps,
+  sweepStaleTemps,
+  tempFileBeside,
+  tempName,
+} from './temp-paths.ts';
+export { escapeTerminal } from './terminal-text.ts';

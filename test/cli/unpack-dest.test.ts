@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -46,6 +46,8 @@ test('unpack into a new directory or an empty one', async () => {
   assert.equal(e.code, 0, e.stderr);
   assert.deepEqual((await readdir(empty)).sort(), (await readdir(fresh)).sort());
   assert.ok((await readdir(fresh)).length > 0);
+  // The image has no entry for its root: a new DIR gets mkdir's usual mode, as an empty one had.
+  assert.equal((await stat(fresh)).mode & 0o777, 0o777 & ~process.umask());
   assert.deepEqual(
     (await readdir(work)).filter((n) => n.includes('.lading-')),
     [],

@@ -85,11 +85,15 @@ after(async () => {
   await stopSharedRegistries();
 });
 
+/** Layer blobs fetched (the config, read for the layers' diff_ids, aside). */
 const blobGets = () =>
-  proxy.log.filter((e) => e.method === 'GET' && /\/blobs\//.test(e.path)).map((e) => e.path.split('/').pop());
+  proxy.log
+    .filter((e) => e.method === 'GET' && /\/blobs\//.test(e.path))
+    .map((e) => e.path.split('/').pop())
+    .filter((d) => d !== image.images[0]!.configDigest);
 
 describe('extract', () => {
-  test('a binary in the top layer: only that layer is downloaded (and the manifest), and it runs', async () => {
+  test('a binary in the top layer: only that layer is downloaded (and the manifest and config), and it runs', async () => {
     proxy.clear();
     const out = join(work, 'agent');
     const r = await runCli(
@@ -98,15 +102,22 @@ describe('extract', () => {
     );
     assert.equal(r.code, 0, r.stderr);
     const top = image.images[0]!.layers[2]!.digest;
-    // Every request: the API check, the manifest, the top layer; never the config's or lower layers' blobs.
+    // Every request: the API check, the manifest, the config (its diff_ids verify the layer
+    // uncompressed), the top layer; never the lower layers' blobs.
+    const config = image.images[0]!.configDigest;
     assert.deepEqual(
       proxy.log.map((e) => `${e.method} ${e.path}`),
-      ['GET /v2/', 'GET /v2/extract/app/manifests/1', `GET /v2/extract/app/blobs/${top}`],
+      [
+        'GET /v2/',
+        'GET /v2/extract/app/manifests/1',
+        `GET /v2/extract/app/blobs/${config}`,
+        `GET /v2/extract/app/blobs/${top}`,
+      ],
     );
     const j = JSON.parse(r.stdout.toString());
     assert.equal(j.layersOpened, 1);
     assert.equal(j.layers, 3);
-    assert.equal(j.bytesFetched, image.images[0]!.layers[2]!.size);
+    assert.equal(j.bytesFetched, image.images[0]!.layers[2]!.size + image.images[0]!.config.length);
     assert.equal(
       j.imageBytes,
       image.images[0]!.layers.reduce((n, l) => n + l.size, 0),

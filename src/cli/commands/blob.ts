@@ -1,7 +1,8 @@
+import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { parseDigest } from '../../digest/index.ts';
-import { writeFileAtomic } from '../../util/index.ts';
+import { writeOutputFile } from '../../util/index.ts';
 import { action } from '../context.ts';
 import type { CliIo } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
@@ -25,7 +26,7 @@ export function blobCommand(io: CliIo): Command {
       const ref = ctx.ref(image);
       const digest = parseDigest(digestArg, 'blob digest');
       const stream = await ctx.pool().forRef(ref).openBlob(ref.repository, digest);
-      if (ctx.flags.output) await writeFileAtomic(ctx.flags.output, stream);
+      if (ctx.flags.output) await writeOutputFile(resolve(io.cwd, ctx.flags.output), stream);
       else await pipeline(stream, io.out, { end: false });
     }),
   );

@@ -5,7 +5,7 @@ import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
-import { writeFileAtomic } from '../../util/index.ts';
+import { writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { assertSourcePlatform } from '../image-source.ts';
@@ -154,7 +154,7 @@ Examples:
           onEvent: progress.onEvent,
         });
         progress.finish();
-        if (ctx.flags.digestfile) await writeFileAtomic(resolve(io.cwd, ctx.flags.digestfile), r.digest);
+        if (ctx.flags.digestfile) await writeOutputFile(resolve(io.cwd, ctx.flags.digestfile), r.digest);
         if (ctx.flags.json)
           await writeResult(
             dst,

@@ -1,11 +1,13 @@
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { assertComplete, extractPaths } from '../../layers/index.ts';
 import { RegistrySource } from '../../transports/index.ts';
+import { outputTarget } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
-import { type CliIo, writeJson } from '../io.ts';
+import { type CliIo, writeErr, writeJson } from '../io.ts';
 import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
 import { formatBytes } from '../render/progress.ts';
 
@@ -41,6 +43,10 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string, string[]]>(io, async (ctx, image, paths) => {
+      // One path to a destination that is not a directory: judged before the image is opened.
+      const target = resolve(io.cwd, ctx.flags.output ?? '.');
+      if (paths.length === 1 && !(await stat(target).catch(() => undefined))?.isDirectory())
+        await outputTarget(target);
       await withImage(ctx, io, image, async (sel, source) => {
         const dest = resolve(io.cwd, ctx.flags.output ?? '.');
         const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
@@ -58,10 +64,12 @@ Examples:
         if (ctx.flags.json) await writeJson(io.out, summary);
         if (!ctx.flags.quiet) {
           for (const x of r.results)
-            io.err.write(
+            writeErr(
+              io,
               `${x.path}${x.resolvedPath !== x.path.replace(/^\/+/, '') ? ` (-> /${x.resolvedPath})` : ''} -> ${x.dest}\n`,
             );
-          io.err.write(
+          writeErr(
+            io,
             `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
           );
         }

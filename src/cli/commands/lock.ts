@@ -14,7 +14,7 @@ import {
   writeLock,
 } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
-import { mapLimit, writeFileAtomic } from '../../util/index.ts';
+import { escapeTerminal, mapLimit, writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
@@ -190,8 +190,8 @@ export function lockCommand(io: CliIo): Command {
       const text = renderLockNix(await readLock(lockPath(ctx, io)), {
         legacySha256: ctx.flags.legacySha256,
       });
-      if (ctx.flags.output) await writeFileAtomic(resolve(io.cwd, ctx.flags.output), text);
-      else io.out.write(text);
+      if (ctx.flags.output) await writeOutputFile(resolve(io.cwd, ctx.flags.output), text);
+      else io.out.write(escapeTerminal(text, { keepNewlines: true }));
     }),
   );
   const ls = withFile(new Command('ls').description('list locked images')).action(

@@ -4,6 +4,7 @@ import { readAtMost } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { normaliseRegistryHost } from '../../reference/index.ts';
 import { defaultPerHostCertDirs, RegistryClient } from '../../registry/index.ts';
+import { escapeTerminal } from '../../util/index.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
@@ -63,7 +64,7 @@ Examples:
         perHostCertDirs: defaultPerHostCertDirs(io.env.HOME || undefined),
         retry: { times: ctx.flags.retryTimes ?? 2, delayMs: ctx.flags.retryDelay ?? 1000 },
         credentials: async () => ({ kind: 'basic', username, password: secret, source: 'login' }),
-        onDebug: ctx.flags.debug ? (l) => io.err.write(`debug: ${l}\n`) : undefined,
+        onDebug: ctx.flags.debug ? (l) => io.err.write(`debug: ${escapeTerminal(l)}\n`) : undefined,
       });
       try {
         await client.checkCredentials();

@@ -1,6 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { hostArchitecture } from '../../build/index.ts';
 import { BlobCache, IndexStore } from '../../cache/index.ts';
@@ -17,10 +16,10 @@ import {
   renderNix2Container,
 } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
-import { holdTemp } from '../../util/index.ts';
+import { makeTempDir } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
-import { type CliIo, writeLine } from '../io.ts';
+import { type CliIo, writeErr, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
 
 interface Flags extends CacheFlags {
@@ -128,8 +127,7 @@ Examples:
       const platformGiven = f.platform !== undefined || f.os !== undefined || f.arch !== undefined;
       const root = cacheRoot(f, io);
       // Hashing reads blobs more than once, so --no-cache still stages them, in a temp dir.
-      const scratch =
-        f.cache === false ? holdTemp(await mkdtemp(join(tmpdir(), 'lading-prefetch-'))) : undefined;
+      const scratch = f.cache === false ? await makeTempDir(tmpdir(), 'prefetch') : undefined;
       const cache = new BlobCache(scratch ?? root);
       const index = scratch ? undefined : new IndexStore(root);
       try {
@@ -155,9 +153,10 @@ Examples:
           },
         });
         if (!f.quiet && f.format === 'dockertools')
-          io.err.write(`${renderInfoLines(r, { legacySha256: f.legacySha256 }).join('\n')}\n`);
+          writeErr(io, `${renderInfoLines(r, { legacySha256: f.legacySha256 }).join('\n')}\n`);
         if (!f.quiet && r.indexDigest && f.format === 'dockertools') {
-          io.err.write(
+          writeErr(
+            io,
             `-> IndexDigest: ${r.indexDigest}\n-> InstanceDigest: ${r.instanceDigest} (${r.platform})\n`,
           );
         }

@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { lstat, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { Command } from 'commander';
-import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { ErrorCode, isLadingError, LadingError } from '../../errors/index.ts';
 import { assertComplete, type UnpackResult, unpackRootfs } from '../../layers/index.ts';
 import { pathState } from '../../transports/index.ts';
-import { holdTemp, ioError } from '../../util/index.ts';
+import { ioError, makeTempDir, noSpaceFor, releaseTemp } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
@@ -15,6 +14,8 @@ import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '..
 interface Flags extends PlatformFlags, CacheFlags {
   json?: boolean;
   quiet?: boolean;
+  /** commander's `--no-xattrs` sets `xattrs: false`. */
+  xattrs?: boolean;
 }
 
 export function unpackCommand(io: CliIo): Command {
@@ -24,7 +25,8 @@ export function unpackCommand(io: CliIo): Command {
     )
     .argument('<image>', 'docker://REF, oci:DIR[:TAG], docker-archive:FILE, dir:DIR, … or a bare reference')
     .argument('<dir>', 'destination directory: new (created when complete) or empty')
-    .option('--json', 'print a summary as JSON');
+    .option('--json', 'print a summary as JSON')
+    .option('--no-xattrs', 'do not apply extended attributes (they need setfattr, Debian package attr)');
   withPlatformOptions(cmd);
   withCacheOptions(cmd);
   withRegistryOptions(cmd);
@@ -41,6 +43,14 @@ Examples:
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, image, dirArg) => {
       const dest = resolve(io.cwd, dirArg);
+      // Checked before anything is downloaded: a link to nowhere cannot become the directory.
+      const link = await lstat(dest).catch(() => undefined);
+      if (link?.isSymbolicLink() && !(await stat(dest).catch(() => undefined)))
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          `${dest} is a symlink to a directory that does not exist: create the directory, or name a new path`,
+          { path: dest },
+        );
       const state = await pathState(dest);
       if (state.kind === 'other')
         throw new LadingError(
@@ -64,16 +74,21 @@ Examples:
       await withImage(ctx, io, image, async (sel) => {
         // A new directory is built beside its place and renamed there once complete, so a failed
         // unpack leaves nothing at DIR.
-        const stage = entries
-          ? dest
-          : holdTemp(join(dirname(dest), `.${basename(dest)}.lading-${randomBytes(4).toString('hex')}`));
+        const stage = entries ? dest : await makeTempDir(dirname(dest), basename(dest), 0o777);
         let r: UnpackResult;
         try {
-          r = await unpackRootfs(sel.layers, stage, { onProblem: (p) => ctx.warn(p.message) });
-          if (stage !== dest) await rename(stage, dest);
+          r = await unpackRootfs(sel.layers, stage, {
+            onProblem: (p) => ctx.warn(p.message),
+            xattrs: ctx.flags.xattrs !== false,
+          });
+          if (stage !== dest) {
+            await rename(stage, dest);
+            releaseTemp(stage);
+          }
         } catch (err) {
           if (stage !== dest) await rm(stage, { recursive: true, force: true }).catch(() => {});
-          throw err;
+          const e = noSpaceFor(err, dest);
+          throw isLadingError(e) ? e : ioError(e, dest);
         }
         const owned = Object.entries(r.owners);
         if (owned.length)

@@ -4,7 +4,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { type Digest, digestHex, sha256, VerifyStream } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { GO_TAR_END, goTarHeader, goTarPadding } from '../../layers/index.ts';
-import { mapLimit, tempPathFor, writeFileAtomic } from '../../util/index.ts';
+import { mapLimit, tempFileBeside, writeOutputFile } from '../../util/index.ts';
 import { GoRaw, GoStruct, type GoValue, goMarshal, topLevelRaw } from './go-json.ts';
 
 /** One layer for the archive: its diffID and a way to open its UNCOMPRESSED bytes. */
@@ -241,7 +241,7 @@ export async function writeDockerArchiveParallel(
   }
   for (const data of archiveTail(input, input.layers, sha256(input.configBytes))) put(data);
 
-  const tmp = tempPathFor(path);
+  const tmp = await tempFileBeside(path);
   const fail = (err: unknown): LadingError =>
     err instanceof LadingError
       ? err
@@ -320,7 +320,7 @@ export async function writeDockerArchive(
       yield c;
     }
   };
-  await writeFileAtomic(path, Readable.from(tee(), { objectMode: false }), { exclusive: true }).catch(
+  await writeOutputFile(path, Readable.from(tee(), { objectMode: false }), { exclusive: true }).catch(
     (err) => {
       throw err instanceof LadingError
         ? err
