@@ -17,16 +17,19 @@ export type PathState =
   | { kind: 'dir'; entries: string[] }
   | { kind: 'other'; what: string };
 
-export async function pathState(path: string): Promise<PathState> {
+export async function pathState(path: string, again = true): Promise<PathState> {
   let st: Awaited<ReturnType<typeof stat>>;
   try {
     st = await stat(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      // A dangling symlink is something, not nothing.
+      // A dangling symlink is something, not nothing. Anything else found now was made since the
+      // stat (another lading writing the same layout): look again.
       const l = await lstat(path).catch(() => undefined);
-      return l ? { kind: 'other', what: 'a dangling symbolic link' } : { kind: 'missing' };
+      if (!l) return { kind: 'missing' };
+      if (l.isSymbolicLink()) return { kind: 'other', what: 'a dangling symbolic link' };
+      return again ? pathState(path, false) : { kind: 'other', what: 'changing while lading looks at it' };
     }
     if (code === 'ENOTDIR') return { kind: 'other', what: 'below a file that is not a directory' };
     throw new LadingError(ErrorCode.Io, `cannot inspect ${path}: ${(err as Error).message}`, { path });
@@ -79,7 +82,15 @@ export async function checkOciDestination(name: string, path: string): Promise<s
   } catch {
     ok = false;
   }
-  if (!ok) throw refuse(name, path, 'is not empty and is not an OCI layout (no valid oci-layout file)');
+  if (!ok)
+    throw refuse(
+      name,
+      path,
+      `is not empty and is not an OCI layout (no valid oci-layout file; it holds ${s.entries
+        .slice(0, 3)
+        .map((e) => JSON.stringify(e))
+        .join(', ')}${s.entries.length > 3 ? ', …' : ''})`,
+    );
   return s.entries;
 }
 

@@ -1,16 +1,39 @@
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestAlgorithm, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
-import { holdTemp, releaseTemp, sweepStaleTemps, withFileLock, writeFileAtomic } from '../util/index.ts';
+import {
+  holdTemp,
+  releaseTemp,
+  sweepStaleTemps,
+  tempFileBeside,
+  withFileLock,
+  writeFileAtomic,
+} from '../util/index.ts';
 import { checkOciDestination } from './destination.ts';
 import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}';
+
+/**
+ * Writes the `oci-layout` marker whole or not at all: beside the directory first, then renamed in.
+ * Another copy into the same new layout, checking it meanwhile, sees an empty directory or a
+ * layout, never an empty marker file (which it would refuse as a foreign directory).
+ */
+async function markLayout(root: string): Promise<void> {
+  const tmp = await tempFileBeside(root);
+  try {
+    await writeFile(tmp, LAYOUT_FILE);
+    await rename(tmp, join(root, 'oci-layout'));
+  } finally {
+    await rm(tmp, { force: true });
+    releaseTemp(tmp);
+  }
+}
 
 /** Splits `DIR[:TAG]` at the first colon, as containers/image does. */
 export function splitPathAndTag(details: string): { path: string; tag: string | undefined } {
@@ -132,7 +155,7 @@ export class OciLayoutSink implements ImageSink {
       // before anything else appears in it: another copy into the same new layout, looking now,
       // sees a layout, never a directory with only blobs/.
       await mkdir(this.root, { recursive: true });
-      if (!entries?.includes('oci-layout')) await writeFile(join(this.root, 'oci-layout'), LAYOUT_FILE);
+      if (!entries?.includes('oci-layout')) await markLayout(this.root);
       await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
       await sweepStaleTemps(join(this.root, 'blobs', 'sha256'));
     })();
@@ -201,7 +224,7 @@ export class OciLayoutSink implements ImageSink {
       manifests: index.manifests,
     };
     if (index.annotations) out.annotations = index.annotations;
-    await writeFile(join(this.root, 'oci-layout'), LAYOUT_FILE);
+    await markLayout(this.root);
     await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(out));
   }
 
