@@ -10,6 +10,7 @@ import {
   digestHex,
   Limits,
   parseDigest,
+  VERIFIED_DIGEST,
   VerifyStream,
   verifyBytes,
 } from '../digest/index.ts';
@@ -287,7 +288,7 @@ export class BlobCache {
       }
     });
     // A verifying source ends only after its digest checked out, so the entry need not be hashed again.
-    const verified = source instanceof VerifyStream && source.expected === digest;
+    const verified = (source as unknown as Record<symbol, unknown>)[VERIFIED_DIGEST] === digest;
     this.write(digest, toCache, size, { verified }).catch((err) => onCacheError?.(err));
     return out;
   }
