@@ -89,6 +89,21 @@ async function smallBody(res: RawResponse): Promise<Buffer> {
   });
 }
 
+/** A failure on one hop, naming that hop's (redacted) URL and an untrusted certificate as such. */
+function hopError(err: unknown, url: URL): unknown {
+  if (isLadingError(err) || (err as { name?: string })?.name === 'AbortError') return err;
+  const code = String((err as { code?: string })?.code ?? '');
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+    return new LadingError(
+      ErrorCode.Network,
+      `GET ${redactUrl(url)}: ${code} (its TLS certificate is not trusted: --cert-dir, certs.d or --tls-verify=false)`,
+      { url: redactUrl(url), method: 'GET' },
+      { cause: err },
+    );
+  }
+  return networkError(err, 'GET', url);
+}
+
 /** Sends GET, following redirects with the credential rules; returns the final response. */
 async function getFollowing(
   client: RegistryClient,
@@ -119,7 +134,7 @@ async function getFollowing(
       } catch (err) {
         // A kept-alive connection the server had closed meanwhile: once more on a new one.
         if (conn.reused && fresh === 0 && !signal?.aborted && isRetryableError(err)) continue;
-        throw err;
+        throw hopError(err, url);
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
