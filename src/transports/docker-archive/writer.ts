@@ -63,7 +63,8 @@ export async function measureLayers(layers: ArchiveLayer[], jobs = 4): Promise<A
   return layers.map((l) => (l.size !== undefined ? l : { ...l, size: sizes.get(l.diffId)! }));
 }
 
-function file(name: string, size: number): Buffer {
+/** The tar header of one regular file of the archive (a layer `<diffID hex>.tar`, …). */
+export function file(name: string, size: number): Buffer {
   return goTarHeader({ name, typeflag: '0', mode: 0o444, size });
 }
 
@@ -167,7 +168,11 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
 }
 
 /** Everything after the layer files: the config, the legacy entries, manifest.json, repositories, the end. */
-function archiveTail(input: DockerArchiveInput, layers: ArchiveLayer[], configDigest: Digest): Buffer[] {
+export function archiveTail(
+  input: DockerArchiveInput,
+  layers: ArchiveLayer[],
+  configDigest: Digest,
+): Buffer[] {
   const parts: Buffer[] = [];
   parts.push(...bytesEntry(`${digestHex(configDigest)}.json`, input.configBytes));
   const legacy = legacyMetadata(
