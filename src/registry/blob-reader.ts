@@ -356,7 +356,8 @@ export function openBlobReadable(
       cb(err);
     },
   });
-  (out as unknown as Record<symbol, Digest>)[VERIFIED_DIGEST] = digest;
+  // It ends only after the digest (and the size, when given) checked out: sinks need not hash it again.
+  Object.assign(out, { [VERIFIED_DIGEST]: digest, expectedSize: opts.size });
   let ended = false;
   let started = false;
   return new Promise<Readable>((resolve, reject) => {

@@ -117,10 +117,18 @@ export class RegistrySource implements ImageSource {
    * cache on the way (committed once the digest checked out). Resolves when every byte has been
    * consumed and checked; the consumer must not act on the bytes before.
    */
-  async readBlob(desc: Descriptor, onData: (piece: Buffer) => void, signal?: AbortSignal): Promise<void> {
+  async readBlob(
+    desc: Descriptor,
+    onData: (piece: Buffer) => void,
+    signal?: AbortSignal,
+    onProgress?: (bytes: number) => void,
+  ): Promise<void> {
     const cache = this.#cache;
     if (cache && (await cache.has(desc.digest, desc.size))) {
-      for await (const piece of cache.chunks(desc.digest, desc.size)) onData(piece);
+      for await (const piece of cache.chunks(desc.digest, desc.size)) {
+        onData(piece);
+        onProgress?.(piece.length);
+      }
       return;
     }
     const writer = await cache?.writer(desc.digest).catch(() => undefined);
@@ -132,6 +140,7 @@ export class RegistrySource implements ImageSource {
           onProgress: (n) => {
             this.fetchedBytes += n;
             this.#onFetch?.(n);
+            onProgress?.(n);
           },
           onData: (piece) => {
             writer?.write(piece);
