@@ -7,7 +7,7 @@ import { redactUrl } from '../util/index.ts';
 import type { RegistryClient } from './client.ts';
 import { responseError } from './errors.ts';
 import { backoffDelay, type HttpResponse, isRetryableError, networkError } from './http.ts';
-import { RawPool, type RawResponse } from './raw-http.ts';
+import { RAW_TIMEOUT_MS, RawPool, type RawResponse } from './raw-http.ts';
 
 /**
  * Blob bodies at the speed of the socket: `GET /v2/<repository>/blobs/<digest>` on a raw
@@ -120,12 +120,12 @@ async function getFollowing(
     client.http.debug(`> GET ${redactUrl(url)} (blob body on a raw connection)`);
     let res: RawResponse;
     for (let fresh = 0; ; fresh++) {
-      const conn = pool.connect(url, {
-        rejectUnauthorized: client.http.tlsVerify,
-        ca: tls?.ca,
-        cert: tls?.cert,
-        key: tls?.key,
-      });
+      const conn = pool.connect(
+        url,
+        { rejectUnauthorized: client.http.tlsVerify, ca: tls?.ca, cert: tls?.cert, key: tls?.key },
+        // `--timeout`, once the client has one (issue 12's timeouts); the raw default before.
+        (client.http as { timeoutMs?: number }).timeoutMs ?? RAW_TIMEOUT_MS,
+      );
       const onAbort = (): void => conn.destroy(signal!.reason ?? new DOMException('aborted', 'AbortError'));
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -187,6 +187,15 @@ async function openAt(
     if (res.status === 200 || res.status === 206) return res;
     const body = await smallBody(res);
     const http = asHttpResponse(res, body);
+    if (res.status === 401 && res.url.origin !== url.origin) {
+      // A challenge from a redirect target (a CDN, S3) is not answered: the registry's credentials
+      // and tokens are for the registry and the realm it names (origin-policy, issue 12.1).
+      throw new LadingError(
+        ErrorCode.Unauthorized,
+        `GET ${redactUrl(res.url)}: ${res.url.host}, reached by a redirect from registry ${client.registry}, asks for authentication; lading sends credentials only to the registry and the token service it names`,
+        { registry: client.registry, url: redactUrl(res.url), method: 'GET', status: 401 },
+      );
+    }
     if (res.status === 401 && attempt < 2) {
       const before = client.auth.scheme;
       const wider = client.auth.insufficientScope(http);

@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import type * as Tls from 'node:tls';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { redactUrl } from '../util/index.ts';
 
 /**
  * A minimal HTTP/1.1 client for blob bodies: one request at a time per connection, the response
@@ -20,8 +21,13 @@ const READ_BLOCK = 256 * 1024;
 const HEAD_LIMIT = 64 * 1024;
 /** A chunk-size or trailer line longer than this is not HTTP. */
 const LINE_LIMIT = 4096;
-/** No byte for this long on an active connection: ETIMEDOUT (as node:http's client in http.ts). */
-export const RAW_IDLE_TIMEOUT_MS = 120_000;
+/**
+ * The default bound (ms) for connecting, and for each window of a response in which fewer than
+ * MIN_PROGRESS_BYTES arrive while lading is reading (a silent or trickling server); the client's
+ * `http.timeoutMs` (`--timeout`) replaces it when it has one.
+ */
+export const RAW_TIMEOUT_MS = 120_000;
+const MIN_PROGRESS_BYTES = 1024;
 /** An idle kept-alive connection is closed after this long. */
 const POOL_IDLE_MS = 4_000;
 /** Idle connections kept per origin. */
@@ -37,6 +43,14 @@ export interface RawTls {
 /** A network error with the `code` the retry rules know (see isRetryableError in http.ts). */
 function netError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
+}
+
+/** A bound that ran out: a temporary E_NETWORK (retried), naming the host. */
+function timeoutError(url: URL, why: string): LadingError {
+  return new LadingError(ErrorCode.Network, `GET ${redactUrl(url)}: ${why}`, {
+    url: redactUrl(url),
+    temporary: true,
+  });
 }
 
 function protocolError(url: URL, what: string): LadingError {
@@ -218,6 +232,11 @@ export class RawResponse {
     }
   }
 
+  /** Whether lading, not the server, holds things up: a body nobody reads yet, or a paused sink. */
+  get waiting(): boolean {
+    return this.#paused || (this.status !== 0 && !this.#sink);
+  }
+
   /** Content-Length, when the response framed itself so. */
   get contentLength(): number | undefined {
     const cl = this.header('content-length');
@@ -321,9 +340,13 @@ export class Conn {
   #closed = false;
   reused = false;
 
-  constructor(key: string, url: URL, tlsOpts: RawTls | undefined, pool: RawPool) {
+  readonly #timeoutMs: number;
+  #window: NodeJS.Timeout | undefined;
+
+  constructor(key: string, url: URL, tlsOpts: RawTls | undefined, pool: RawPool, timeoutMs: number) {
     this.key = key;
     this.#pool = pool;
+    this.#timeoutMs = timeoutMs;
     const buffer = Buffer.allocUnsafe(READ_BLOCK);
     const onread = {
       buffer,
@@ -345,13 +368,17 @@ export class Conn {
           } as Tls.ConnectionOptions)
         : net.connect({ host, port, onread } as net.NetConnectOpts);
     this.socket.setNoDelay(true);
-    this.socket.setTimeout(RAW_IDLE_TIMEOUT_MS);
-    // Active: the response fails with ETIMEDOUT; idle in the pool: the connection is closed.
-    this.socket.on('timeout', () =>
-      this.destroy(
-        this.#current ? netError(`no data for ${RAW_IDLE_TIMEOUT_MS / 1000} s`, 'ETIMEDOUT') : undefined,
-      ),
+    const connectTimer = setTimeout(
+      () => this.destroy(timeoutError(url, `could not connect to ${url.host} within ${timeoutMs} ms`)),
+      timeoutMs,
     );
+    connectTimer.unref();
+    this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () =>
+      clearTimeout(connectTimer),
+    );
+    this.socket.once('close', () => clearTimeout(connectTimer));
+    // Only idle in the pool: the connection is closed.
+    this.socket.on('timeout', () => this.destroy());
     this.socket.on('error', (err) => this.destroy(err));
     this.socket.on('end', () => this.destroy());
     this.socket.on('close', () => this.destroy());
@@ -388,7 +415,8 @@ export class Conn {
         head += `${k}: ${v}\r\n`;
       }
       head += 'connection: keep-alive\r\n\r\n';
-      this.socket.setTimeout(RAW_IDLE_TIMEOUT_MS);
+      this.socket.setTimeout(0);
+      this.#watch();
       this.socket.write(head, 'latin1');
       this.resume();
     });
@@ -398,9 +426,36 @@ export class Conn {
     if (!this.#closed) this.socket.resume();
   }
 
+  /**
+   * Until the response ends: every window of the timeout must bring MIN_PROGRESS_BYTES unless
+   * lading itself is not reading (a silent server, headers or body trickled byte by byte).
+   */
+  #watch(): void {
+    clearInterval(this.#window);
+    let last = this.socket.bytesRead;
+    this.#window = setInterval(() => {
+      const now = this.socket.bytesRead;
+      const got = now - last;
+      last = now;
+      const res = this.#current;
+      if (!res) {
+        clearInterval(this.#window);
+        return;
+      }
+      if (got < MIN_PROGRESS_BYTES && !res.waiting) {
+        const ms = this.#timeoutMs;
+        this.destroy(
+          timeoutError(res.url, `${res.url.host} sent ${got} bytes in ${ms} ms (too slow; see --timeout)`),
+        );
+      }
+    }, this.#timeoutMs);
+    this.#window.unref();
+  }
+
   /** The response ended: back into the pool, or closed. */
   finished(keepAlive: boolean): void {
     this.#current = undefined;
+    clearInterval(this.#window);
     if (!keepAlive || this.#closed) {
       this.destroy();
       return;
@@ -411,6 +466,7 @@ export class Conn {
   destroy(err?: unknown): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#window);
     this.#pool.forget(this);
     const res = this.#current;
     this.#current = undefined;
@@ -428,7 +484,7 @@ export class RawPool {
   readonly #idle = new Map<string, Conn[]>();
 
   /** A connection to `url`'s origin: an idle one, or a new one. */
-  connect(url: URL, tlsOpts: RawTls | undefined): Conn {
+  connect(url: URL, tlsOpts: RawTls | undefined, timeoutMs = RAW_TIMEOUT_MS): Conn {
     const key = `${url.protocol}//${url.host}`;
     const idle = this.#idle.get(key);
     while (idle?.length) {
@@ -438,7 +494,7 @@ export class RawPool {
       c.reused = true;
       return c;
     }
-    return new Conn(key, url, tlsOpts, this);
+    return new Conn(key, url, tlsOpts, this, timeoutMs);
   }
 
   release(c: Conn): void {

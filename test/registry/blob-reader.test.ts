@@ -239,6 +239,66 @@ describe('raw blob reader', () => {
   });
 });
 
+describe('hostile hops', () => {
+  test('a 401 from a redirect target is not answered: no token fetched for it, no credentials sent', async () => {
+    // The "realm" the foreign challenge names: it must see no request.
+    const realm = await startFaultProxy(anon.url);
+    const cdn = await startFaultProxy(origin.url);
+    try {
+      cdn.addRule({
+        method: 'GET',
+        path: /\/blobs\//,
+        status: 401,
+        times: 10,
+        responseHeaders: { 'www-authenticate': `Bearer realm="${realm.url}/token",service="cdn"` },
+      });
+      tokenProxy.clear();
+      tokenProxy.addRule({ method: 'GET', path: /\/blobs\//, redirectTo: cdn.url, times: 10 });
+      const c = client(tokenProxy.host, {
+        credentials: async () => ({ kind: 'basic', username: 'alice', password: 'wonderland-Secret-1' }),
+      });
+      const r = await read(c, 'private/reader');
+      assert.ok(isLadingError(r.error), String(r.error));
+      assert.equal(r.error.code, 'E_UNAUTHORIZED');
+      assert.match(r.error.message, /reached by a redirect/);
+      assert.equal(realm.log.length, 0);
+      assert.ok(cdn.log.length >= 1);
+      assert.ok(cdn.log.every((e) => !e.authorization));
+    } finally {
+      await realm.stop();
+      await cdn.stop();
+    }
+  });
+
+  test('a body trickled below 1 KiB per timeout window is cut (and retried) with a timeout error', async () => {
+    const server = createServer((req, res) => {
+      if (req.url === '/v2/') {
+        res.writeHead(200, { 'content-length': '2' }).end('{}');
+        return;
+      }
+      res.writeHead(200, { 'content-length': String(bytes.length) });
+      res.write(bytes.subarray(0, 5000));
+      const t = setInterval(() => res.write(bytes.subarray(5000, 5001)), 50);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const c = client(`127.0.0.1:${(server.address() as AddressInfo).port}`, {
+        retry: { times: 1, delayMs: 1, maxDelayMs: 1 },
+      });
+      // The client's --timeout (issue 12's Http.timeoutMs), here 300 ms.
+      Object.assign(c.http, { timeoutMs: 300 });
+      const r = await read(c, 'reader');
+      assert.ok(isLadingError(r.error), String(r.error));
+      assert.equal(r.error.code, 'E_NETWORK');
+      assert.match(r.error.message, /sent \d+ bytes in 300 ms/);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
 /** A server for the framings docker-registry never uses: it answers /v2/ and one blob. */
 async function framingServer(
   framing: 'chunked' | 'close',
