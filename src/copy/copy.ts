@@ -310,6 +310,7 @@ export async function copyOne(
       layers: image.layers,
       blob: (d, o) => src.blob(d, o),
     };
+    if (src.readBlob) whole.readBlob = (d, onData, signal) => src.readBlob!(d, onData, signal);
     if (src.layerSizeHint) whole.sizeHint = (d, signal) => src.layerSizeHint!(d, signal);
     await dst.writeImage(whole, opts.signal);
   } else {

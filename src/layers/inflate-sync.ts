@@ -1,6 +1,6 @@
 import * as zlib from 'node:zlib';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import type { Compression } from './compression.ts';
+import { type Compression, detectCompression } from './compression.ts';
 
 /** Output block of the synchronous inflaters: reused for the whole layer. */
 const OUT_BLOCK = 256 * 1024;
@@ -156,4 +156,52 @@ export function syncInflateWorks(kind: Exclude<Compression, 'none'>): boolean {
   }
   works.set(kind, ok);
   return ok;
+}
+
+/**
+ * A layer's uncompressed bytes from a synchronous reader of its stored bytes: gzip, zstd or
+ * nothing, told by the first four bytes, inflated piece by piece into `onOut` (each piece valid
+ * only during the call). Bytes that do not inflate are still read to the end, so that the reader's
+ * digest check names the cause (a tampered or damaged download) when it is that; otherwise the
+ * decompression error is thrown. Needs {@link syncInflateWorks}.
+ */
+export async function inflatePieces(
+  read: (onPiece: (piece: Buffer) => void) => Promise<void>,
+  onOut: (out: Buffer) => void,
+  what: string,
+): Promise<void> {
+  let kind: Compression | undefined;
+  let head = Buffer.alloc(0);
+  let inflater: SyncInflater | undefined;
+  let inflateError: unknown;
+  const feed = (piece: Buffer): void => {
+    if (inflateError !== undefined) return;
+    try {
+      if (inflater) inflater.write(piece, onOut);
+      else onOut(piece);
+    } catch (err) {
+      if (!(err instanceof LadingError && err.code === ErrorCode.Archive)) throw err;
+      inflateError = err;
+    }
+  };
+  const start = (): void => {
+    kind = detectCompression(head);
+    if (kind !== 'none') inflater = new SyncInflater(kind, what);
+    feed(head);
+  };
+  try {
+    await read((piece) => {
+      if (kind !== undefined) {
+        feed(piece);
+        return;
+      }
+      head = Buffer.concat([head, piece]);
+      if (head.length >= 4) start();
+    });
+    if (kind === undefined && head.length) start();
+    if (inflateError !== undefined) throw inflateError;
+    inflater?.end(onOut);
+  } finally {
+    inflater?.close();
+  }
 }

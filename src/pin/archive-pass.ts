@@ -1,14 +1,8 @@
 import { createHash } from 'node:crypto';
 import { type Digest, digestAlgorithm, digestHex, sha256 } from '../digest/index.ts';
-import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
+import { ErrorCode, LadingError } from '../errors/index.ts';
 import type { Descriptor } from '../image/index.ts';
-import {
-  type Compression,
-  detectCompression,
-  goTarPadding,
-  SyncInflater,
-  syncInflateWorks,
-} from '../layers/index.ts';
+import { goTarPadding, inflatePieces, syncInflateWorks } from '../layers/index.ts';
 import { archiveFileHeader, archiveTail } from '../transports/docker-archive/index.ts';
 import type { RegistrySource } from '../transports/index.ts';
 
@@ -83,51 +77,11 @@ async function oneLayer(
     diff.update(out);
     put(out);
   };
-  let kind: Compression | undefined;
-  let head = Buffer.alloc(0);
-  let inflater: SyncInflater | undefined;
-  const start = (first: Buffer): void => {
-    kind = detectCompression(first);
-    if (kind !== 'none') inflater = new SyncInflater(kind, `layer ${layer.desc.digest}`);
-  };
-  // Bytes that do not inflate are most likely not the blob's: the rest is still read, so that
-  // the blob's digest check names the cause (a tampered or damaged download) when it is that.
-  let inflateError: unknown;
-  const feed = (piece: Buffer): void => {
-    if (inflateError !== undefined) return;
-    try {
-      if (inflater) inflater.write(piece, onOut);
-      else onOut(piece);
-    } catch (err) {
-      if (!(isLadingError(err) && err.code === ErrorCode.Archive)) throw err;
-      inflateError = err;
-    }
-  };
-  try {
-    await input.source.readBlob(
-      layer.desc,
-      (piece) => {
-        if (kind !== undefined) {
-          feed(piece);
-          return;
-        }
-        // The compression is told by the first four bytes (a piece may be shorter).
-        head = Buffer.concat([head, piece]);
-        if (head.length < 4) return;
-        start(head);
-        feed(head);
-      },
-      input.signal,
-    );
-    if (kind === undefined && head.length) {
-      start(head);
-      feed(head);
-    }
-    if (inflateError !== undefined) throw inflateError;
-    inflater?.end(onOut);
-  } finally {
-    inflater?.close();
-  }
+  await inflatePieces(
+    (onPiece) => input.source.readBlob(layer.desc, onPiece, input.signal),
+    onOut,
+    `layer ${layer.desc.digest}`,
+  );
   if (n !== layer.size)
     throw new LadingError(
       ErrorCode.SizeMismatch,

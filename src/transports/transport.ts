@@ -61,6 +61,8 @@ export interface WholeImage {
   layers: Descriptor[];
   /** Opens a layer's compressed bytes, verified. */
   blob(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Readable>;
+  /** The same bytes to a synchronous consumer, verified before it resolves (see ImageSource.readBlob). */
+  readBlob?(desc: Descriptor, onData: (piece: Buffer) => void, signal?: AbortSignal): Promise<void>;
   /** A layer's uncompressed size as its bytes claim it (unchecked), when cheap to learn. */
   sizeHint?(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined>;
 }

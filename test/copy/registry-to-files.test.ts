@@ -89,7 +89,9 @@ describe('copy registry → oci / dir', () => {
 
   test('a dropped connection resumes; a tampered blob fails and leaves no file', async () => {
     proxy.clear();
-    proxy.addRule({ method: 'GET', path: blobs, dropAfterBytes: 1_000_000 });
+    // The 3 MiB layer's GET (the blobs are fetched in parallel, in no fixed order).
+    const bigLayer = new RegExp(image.images[0]!.layers[0]!.digest.slice(7));
+    proxy.addRule({ method: 'GET', path: bigLayer, dropAfterBytes: 1_000_000 });
     const ok = join(work, 'resumed');
     let r = await runCli([
       'copy',
@@ -124,6 +126,29 @@ describe('copy registry → oci / dir', () => {
         `left behind: ${left.join(', ')}`,
       );
     }
+  });
+
+  test('docker-archive (layers inflated on one thread into their places): byte-identical to skopeo; tampering leaves no file', async () => {
+    const mine = join(work, 'mine.tar');
+    const theirs = join(work, 'theirs.tar');
+    const src = `docker://${anon.host}/tofiles:1`;
+    const r = await runCli(['copy', '-q', '--no-cache', src, `docker-archive:${mine}:tofiles:1`]);
+    assert.equal(r.code, 0, r.stderr);
+    await run('skopeo', ['copy', '-q', '--src-tls-verify=false', src, `docker-archive:${theirs}:tofiles:1`]);
+    assert.ok((await readFile(mine)).equals(await readFile(theirs)));
+    proxy.clear();
+    proxy.addRule({ method: 'GET', path: blobs, tamperAt: 200_000, times: 20 });
+    const dir = await mkdtemp(join(work, 'tampered-archive-'));
+    const bad = await runCli([
+      'copy',
+      '-q',
+      '--no-cache',
+      `docker://${proxy.host}/tofiles:1`,
+      `docker-archive:${join(dir, 'a.tar')}:tofiles:1`,
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /digest mismatch/);
+    assert.deepEqual(await readdir(dir), []);
   });
 
   test('a full disk fails with ENOSPC and leaves nothing', async () => {
