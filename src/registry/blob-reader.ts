@@ -7,7 +7,14 @@ import { redactUrl } from '../util/index.ts';
 import type { RegistryClient } from './client.ts';
 import { responseError } from './errors.ts';
 import { backoffDelay, type HttpResponse, isRetryableError, networkError } from './http.ts';
-import { RAW_TIMEOUT_MS, RawPool, type RawResponse } from './raw-http.ts';
+import {
+  foreignChallengeError,
+  headersForHop,
+  mayAnswerChallenge,
+  REDIRECT_STATUSES,
+  redirectTarget,
+} from './origin-policy.ts';
+import { RawPool, type RawResponse } from './raw-http.ts';
 
 /**
  * Blob bodies at the speed of the socket: `GET /v2/<repository>/blobs/<digest>` on a raw
@@ -20,9 +27,7 @@ import { RAW_TIMEOUT_MS, RawPool, type RawResponse } from './raw-http.ts';
  * client's certificate settings. The digest and size are checked at the end, before it resolves.
  */
 
-const REDIRECTS = 10;
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
 /** Bytes of an error or redirect body read (the rest is dropped with its connection). */
 const SMALL_BODY = 64 * 1024;
 
@@ -114,7 +119,7 @@ async function getFollowing(
   let url = start;
   let headers = first;
   const pool = poolOf(client);
-  for (let hop = 0; hop <= REDIRECTS; hop++) {
+  for (let hop = 0; ; hop++) {
     signal?.throwIfAborted();
     const tls = await client.http.prepareTls(url);
     client.http.debug(`> GET ${redactUrl(url)} (blob body on a raw connection)`);
@@ -123,8 +128,7 @@ async function getFollowing(
       const conn = pool.connect(
         url,
         { rejectUnauthorized: client.http.tlsVerify, ca: tls?.ca, cert: tls?.cert, key: tls?.key },
-        // `--timeout`, once the client has one (issue 12's timeouts); the raw default before.
-        (client.http as { timeoutMs?: number }).timeoutMs ?? RAW_TIMEOUT_MS,
+        client.http.timeoutMs,
       );
       const onAbort = (): void => conn.destroy(signal!.reason ?? new DOMException('aborted', 'AbortError'));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -141,27 +145,17 @@ async function getFollowing(
     }
     client.http.debug(`< ${res.status} GET ${redactUrl(url)}`);
     const location = res.header('location');
-    if ([301, 302, 303, 307, 308].includes(res.status) && location) {
+    if (REDIRECT_STATUSES.has(res.status) && location) {
       await smallBody(res);
-      const next = new URL(location, url);
-      if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-        throw new LadingError(
-          ErrorCode.Network,
-          `refusing redirect to ${next.protocol} URL from ${redactUrl(url)}`,
-        );
-      }
-      if (next.origin !== url.origin) {
-        // Never forward credentials to another origin (signed URLs reject them, and they leak).
-        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.has(k)));
-      }
+      const next = redirectTarget(url, location, hop, start);
+      // Credentials are for the registry's origin only, never for a redirect target (and once
+      // dropped, they do not come back).
+      headers = headersForHop(headers, next, start.origin);
       url = next;
       continue;
     }
     return res;
   }
-  throw new LadingError(ErrorCode.Network, `too many redirects from ${redactUrl(start)}`, {
-    url: redactUrl(start),
-  });
 }
 
 /**
@@ -187,14 +181,9 @@ async function openAt(
     if (res.status === 200 || res.status === 206) return res;
     const body = await smallBody(res);
     const http = asHttpResponse(res, body);
-    if (res.status === 401 && res.url.origin !== url.origin) {
-      // A challenge from a redirect target (a CDN, S3) is not answered: the registry's credentials
-      // and tokens are for the registry and the realm it names (origin-policy, issue 12.1).
-      throw new LadingError(
-        ErrorCode.Unauthorized,
-        `GET ${redactUrl(res.url)}: ${res.url.host}, reached by a redirect from registry ${client.registry}, asks for authentication; lading sends credentials only to the registry and the token service it names`,
-        { registry: client.registry, url: redactUrl(res.url), method: 'GET', status: 401 },
-      );
+    if (res.status === 401 && !mayAnswerChallenge(res.url, url.origin)) {
+      // A challenge from a redirect target (a CDN, S3) is not answered (origin-policy.ts).
+      throw foreignChallengeError(res.url, client.registry, 'GET');
     }
     if (res.status === 401 && attempt < 2) {
       const before = client.auth.scheme;

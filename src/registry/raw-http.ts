@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import type * as Tls from 'node:tls';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { redactUrl } from '../util/index.ts';
+import { DEFAULT_TIMEOUT_MS, MIN_PROGRESS_BYTES, timeoutError } from './timeouts.ts';
 
 /**
  * A minimal HTTP/1.1 client for blob bodies: one request at a time per connection, the response
@@ -21,13 +21,7 @@ const READ_BLOCK = 256 * 1024;
 const HEAD_LIMIT = 64 * 1024;
 /** A chunk-size or trailer line longer than this is not HTTP. */
 const LINE_LIMIT = 4096;
-/**
- * The default bound (ms) for connecting, and for each window of a response in which fewer than
- * MIN_PROGRESS_BYTES arrive while lading is reading (a silent or trickling server); the client's
- * `http.timeoutMs` (`--timeout`) replaces it when it has one.
- */
-export const RAW_TIMEOUT_MS = 120_000;
-const MIN_PROGRESS_BYTES = 1024;
+
 /** An idle kept-alive connection is closed after this long. */
 const POOL_IDLE_MS = 4_000;
 /** Idle connections kept per origin. */
@@ -43,14 +37,6 @@ export interface RawTls {
 /** A network error with the `code` the retry rules know (see isRetryableError in http.ts). */
 function netError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
-}
-
-/** A bound that ran out: a temporary E_NETWORK (retried), naming the host. */
-function timeoutError(url: URL, why: string): LadingError {
-  return new LadingError(ErrorCode.Network, `GET ${redactUrl(url)}: ${why}`, {
-    url: redactUrl(url),
-    temporary: true,
-  });
 }
 
 function protocolError(url: URL, what: string): LadingError {
@@ -369,7 +355,7 @@ export class Conn {
         : net.connect({ host, port, onread } as net.NetConnectOpts);
     this.socket.setNoDelay(true);
     const connectTimer = setTimeout(
-      () => this.destroy(timeoutError(url, `could not connect to ${url.host} within ${timeoutMs} ms`)),
+      () => this.destroy(timeoutError('connect', 'GET', url, timeoutMs)),
       timeoutMs,
     );
     connectTimer.unref();
@@ -443,10 +429,8 @@ export class Conn {
         return;
       }
       if (got < MIN_PROGRESS_BYTES && !res.waiting) {
-        const ms = this.#timeoutMs;
-        this.destroy(
-          timeoutError(res.url, `${res.url.host} sent ${got} bytes in ${ms} ms (too slow; see --timeout)`),
-        );
+        const phase = res.status === 0 ? 'response' : 'body';
+        this.destroy(timeoutError(phase, 'GET', res.url, this.#timeoutMs, got));
       }
     }, this.#timeoutMs);
     this.#window.unref();
@@ -484,7 +468,7 @@ export class RawPool {
   readonly #idle = new Map<string, Conn[]>();
 
   /** A connection to `url`'s origin: an idle one, or a new one. */
-  connect(url: URL, tlsOpts: RawTls | undefined, timeoutMs = RAW_TIMEOUT_MS): Conn {
+  connect(url: URL, tlsOpts: RawTls | undefined, timeoutMs = DEFAULT_TIMEOUT_MS): Conn {
     const key = `${url.protocol}//${url.host}`;
     const idle = this.#idle.get(key);
     while (idle?.length) {
