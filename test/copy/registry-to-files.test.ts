@@ -54,11 +54,15 @@ before(async () => {
   mounted = true;
 });
 after(async () => {
-  await proxy.stop();
-  await stopSharedRegistries();
-  if (mounted) await run('umount', [mnt]);
-  await rm(mnt, { recursive: true, force: true });
-  await rm(work, { recursive: true, force: true });
+  // The mount first: nothing after it may keep the tmpfs mounted.
+  try {
+    if (mounted) await run('umount', [mnt]);
+    await rm(mnt, { recursive: true, force: true });
+  } finally {
+    await proxy.stop();
+    await stopSharedRegistries();
+    await rm(work, { recursive: true, force: true });
+  }
 });
 
 describe('copy registry → oci / dir', () => {
