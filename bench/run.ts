@@ -2,13 +2,19 @@
  * `npm run bench`: lading against the peer tools on the same machine, in the same run, against the
  * same local registry. Prints medians and ratios (lading time / peer time; below 1 is faster).
  *
- * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 3),
- * BENCH_FLAT=0 to skip the peak-memory check on an image three times as large, BENCH_ONLY=REGEX
- * for the rows whose names match (nothing is recorded then).
+ * Each row runs the peer and lading ALTERNATELY (peer, lading[, floor], peer, lading, …) for
+ * BENCH_RUNS rounds and reports the median of the per-round ratios: this VM's speed drifts by
+ * ±30% within minutes, so only ratios taken side by side compare. Beside wall time it records the
+ * CPU time (user + sys of the command and its children, from GNU time) and the 1-minute load
+ * average before and after the row: a loaded machine shows there, not in the ratios' spread alone.
+ *
+ * Environment: BENCH_SIZE_MIB (default 200) total uncompressed image size, BENCH_RUNS (default 7,
+ * at least 1), BENCH_FLAT=0 to skip the peak-memory check on an image three times as large,
+ * BENCH_ONLY=REGEX for the rows whose names match (nothing is recorded then).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBin } from '../test/helpers/bins.ts';
 import { type BuiltLayout, bigImage, buildLayout, pushLayout } from '../test/helpers/images.ts';
@@ -19,7 +25,7 @@ const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 200);
 /** BENCH_ONLY=REGEX runs the rows whose names match (the memory check runs only without it). */
 const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
 const wanted = (name: string): boolean => !ONLY || ONLY.test(name);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 7));
 const root = join(import.meta.dirname, '..');
 /** The CLI as it is installed (bin/lading and the bundled dist/cli.mjs, see scripts/bundle.ts). */
 let lading = join(root, 'bin', 'lading');
@@ -37,10 +43,12 @@ async function installedCli(dir: string): Promise<string> {
 
 interface Timing {
   seconds: number;
+  /** User + system CPU seconds of the command and everything it ran. */
+  cpuSeconds: number;
   maxRssMiB: number;
 }
 
-/** Runs a shell command under GNU time; returns wall seconds and peak RSS. */
+/** Runs a shell command under GNU time; returns wall seconds, CPU seconds and peak RSS. */
 async function timed(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<Timing> {
   const dir = await mkdtemp(join(tmpdir(), 'lading-bench-t-'));
   const tfile = join(dir, 'time');
@@ -48,7 +56,7 @@ async function timed(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise
   spawnSync('sync');
   const t0 = process.hrtime.bigint();
   await new Promise<void>((resolve, reject) => {
-    const p = spawn('/usr/bin/time', ['-f', '%M', '-o', tfile, 'sh', '-c', cmd], {
+    const p = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', tfile, 'sh', '-c', cmd], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -61,9 +69,9 @@ async function timed(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise
     );
   });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const kib = Number((await readFile(tfile, 'utf8')).trim().split('\n').pop());
+  const [kib, user, sys] = (await readFile(tfile, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
   await rm(dir, { recursive: true, force: true });
-  return { seconds, maxRssMiB: kib / 1024 };
+  return { seconds, cpuSeconds: user! + sys!, maxRssMiB: kib! / 1024 };
 }
 
 function median(xs: number[]): number {
@@ -76,14 +84,37 @@ async function bigLayout(): Promise<BuiltLayout> {
   return buildLayout(bigImage(SIZE_MIB), '1');
 }
 
+interface Round {
+  peer: Timing;
+  lading: Timing;
+  floor?: Timing;
+}
+
 interface Row {
   name: string;
+  peerName: string;
+  rounds: Round[];
+  /** Medians of the per-round ratios lading / peer: wall time and CPU time. */
+  ratio: number;
+  cpuRatio: number;
+  /** bench/floor.ts (the least single-thread program doing the same work) / peer, and lading / floor. */
+  floorRatio?: number;
+  ladingOverFloor?: number;
+  /** Medians of each command's own figures, and the peak RSS of any round. */
   lading: Timing;
   peer: Timing;
-  peerName: string;
+  floor?: Timing;
+  /** The 1-minute load average before and after the row. */
+  load: [number, number];
   uploadsPerRebuild?: number[];
-  /** bench/floor.ts: the least a Node program does for this row, without lading. */
-  nodeFloor?: Timing;
+}
+
+function summary(xs: Timing[]): Timing {
+  return {
+    seconds: median(xs.map((x) => x.seconds)),
+    cpuSeconds: median(xs.map((x) => x.cpuSeconds)),
+    maxRssMiB: Math.max(...xs.map((x) => x.maxRssMiB)),
+  };
 }
 
 async function compare(
@@ -95,26 +126,38 @@ async function compare(
   floorCmd?: () => Promise<string>,
 ): Promise<Row | undefined> {
   if (!wanted(name)) return undefined;
-  const l: Timing[] = [];
-  const p: Timing[] = [];
-  const f: Timing[] = [];
+  const load0 = loadavg()[0]!;
+  const rounds: Round[] = [];
   for (let i = 0; i < RUNS; i++) {
-    p.push(await timed(await peerCmd(), env));
-    l.push(await timed(await ladingCmd(), env));
-    if (floorCmd) f.push(await timed(await floorCmd(), env));
+    const peer = await timed(await peerCmd(), env);
+    const lading = await timed(await ladingCmd(), env);
+    const floor = floorCmd ? await timed(await floorCmd(), env) : undefined;
+    rounds.push({ peer, lading, ...(floor ? { floor } : {}) });
   }
-  const summary = (xs: Timing[]): Timing => ({
-    seconds: median(xs.map((x) => x.seconds)),
-    maxRssMiB: Math.max(...xs.map((x) => x.maxRssMiB)),
-  });
-  const row: Row = { name, peerName, lading: summary(l), peer: summary(p) };
-  if (floorCmd) row.nodeFloor = summary(f);
+  const per = (f: (r: Round) => number): number => median(rounds.map(f));
+  const row: Row = {
+    name,
+    peerName,
+    rounds,
+    ratio: per((r) => r.lading.seconds / r.peer.seconds),
+    cpuRatio: per((r) => r.lading.cpuSeconds / r.peer.cpuSeconds),
+    lading: summary(rounds.map((r) => r.lading)),
+    peer: summary(rounds.map((r) => r.peer)),
+    load: [load0, loadavg()[0]!],
+  };
+  if (floorCmd) {
+    row.floor = summary(rounds.map((r) => r.floor!));
+    row.floorRatio = per((r) => r.floor!.seconds / r.peer.seconds);
+    row.ladingOverFloor = per((r) => r.lading.seconds / r.floor!.seconds);
+  }
+  const t = (x: Timing): string =>
+    `${x.seconds.toFixed(2)}s (cpu ${x.cpuSeconds.toFixed(2)}s, ${x.maxRssMiB.toFixed(0)} MiB)`;
   console.log(
-    `${name.padEnd(34)} lading ${row.lading.seconds.toFixed(2)}s (${row.lading.maxRssMiB.toFixed(0)} MiB)  ${peerName} ${row.peer.seconds.toFixed(2)}s (${row.peer.maxRssMiB.toFixed(0)} MiB)  ratio ${(row.lading.seconds / row.peer.seconds).toFixed(2)}`,
+    `${name.padEnd(34)} lading ${t(row.lading)}  ${peerName} ${t(row.peer)}  ratio ${row.ratio.toFixed(2)} (cpu ${row.cpuRatio.toFixed(2)})  load ${row.load.map((l) => l.toFixed(1)).join('→')}`,
   );
-  if (row.nodeFloor) {
+  if (row.floor) {
     console.log(
-      `${''.padEnd(34)} Node floor (bench/floor.ts) ${row.nodeFloor.seconds.toFixed(2)}s: ratio to ${peerName} ${(row.nodeFloor.seconds / row.peer.seconds).toFixed(2)}, lading / floor ${(row.lading.seconds / row.nodeFloor.seconds).toFixed(2)}`,
+      `${''.padEnd(34)} floor (bench/floor.ts) ${t(row.floor)}: ratio to ${peerName} ${row.floorRatio!.toFixed(2)}, lading / floor ${row.ladingOverFloor!.toFixed(2)}`,
     );
   }
   return row;
@@ -212,7 +255,7 @@ async function rebuildRepush(
 async function main(): Promise<void> {
   for (const b of ['docker-registry', 'skopeo', 'umoci', 'nix-hash', 'nix-store']) requireBin(b);
   console.log(
-    `lading bench: ${SIZE_MIB} MiB image, ${RUNS} runs each, medians; node ${process.version}; the installed CLI (bundled)`,
+    `lading bench: ${SIZE_MIB} MiB image, ${RUNS} alternating rounds per row, medians of per-round ratios; node ${process.version}; the installed CLI (bundled)`,
   );
   const reg = await startRegistry({ auth: 'none' });
   const work = await mkdtemp(join(tmpdir(), 'lading-bench-'));
@@ -326,7 +369,9 @@ async function main(): Promise<void> {
         async () => `${lading} unpack -q --no-cache docker://${ref} ${await fresh()}/rootfs`,
       ),
     );
-    console.log('\nratio = lading time / peer time (lower is better); RSS is the peak of any run');
+    console.log(
+      '\nratio = median over rounds of lading time / peer time (lower is better); cpu = the same for user+sys CPU; RSS is the peak of any run',
+    );
     // Memory must not grow with the image: the same commands on an image three times as large.
     const flat: { command: string; sizeMiB: number; maxRssMiB: number }[] = [];
     if (process.env.BENCH_FLAT !== '0' && !ONLY) {
@@ -352,7 +397,8 @@ async function main(): Promise<void> {
           ['large', SIZE_MIB * 3],
         ] as const) {
           let peak = 0;
-          for (let i = 0; i < RUNS; i++)
+          // Peak memory hardly varies between runs: three are enough.
+          for (let i = 0; i < Math.min(RUNS, 3); i++)
             peak = Math.max(peak, (await timed(`${cmd(img, await fresh())} >/dev/null`)).maxRssMiB);
           flat.push({ command, sizeMiB: size, maxRssMiB: peak });
         }

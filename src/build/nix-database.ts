@@ -1,11 +1,11 @@
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type TarPath, tarDestination } from '../layers/index.ts';
 import { type NarHashResult, narHashOfPath } from '../nix/index.ts';
-import { holdTemp } from '../util/index.ts';
+import { makeTempDir } from '../util/index.ts';
 import type { GraphEntry } from './popularity.ts';
 import type { HistorySpec } from './spec.ts';
 
@@ -142,7 +142,7 @@ export async function addNixDatabase(
     const references = (refs.get(source) ?? []).map((r) => dest.get(r)).filter((r) => r !== undefined);
     registered.push({ path, source, references });
   }
-  const dir = holdTemp(await mkdtemp(join(tmpdir(), 'lading-nix-db-')));
+  const dir = await makeTempDir(tmpdir(), 'nix-db');
   await writeNixDatabase(dir, registered);
   const input: TarPath = {
     path: dir,

@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fsyncSync,
+  openSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -10,11 +18,12 @@ import {
   digestHex,
   Limits,
   parseDigest,
+  VERIFIED_DIGEST,
   VerifyStream,
   verifyBytes,
 } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
-import { holdTemp, ioError, sweepStaleTemps, tempName } from '../util/index.ts';
+import { holdTemp, ioError, releaseTemp, sweepStaleTemps, tempName } from '../util/index.ts';
 
 /** The on-disk format version, part of every path so a new format never misreads an old one. */
 export const CACHE_FORMAT = 'v1';
@@ -40,6 +49,13 @@ export interface BlobCacheOptions {
    * result; fsync only trades speed for fewer refetches after such a crash.
    */
   fsync?: boolean;
+}
+
+/** A cache entry being written synchronously (see {@link BlobCache.writer}). */
+export interface CacheWriter {
+  write(piece: Uint8Array): void;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
 }
 
 export class BlobCache {
@@ -260,6 +276,64 @@ export class BlobCache {
   }
 
   /**
+   * An entry written piece by piece, synchronously, by a consumer that checks the bytes itself
+   * (the registry's blob reader): each piece goes to a temp file as it passes, `commit()` once the
+   * digest checked out, `abort()` otherwise. A failed write (disk full) only means no entry: the
+   * writer stops writing and `commit()` leaves nothing.
+   */
+  async writer(digest: Digest): Promise<CacheWriter> {
+    parseDigest(digest);
+    const path = this.pathFor(digest);
+    const dir = join(path, '..');
+    await mkdir(dir, { recursive: true });
+    await sweepStaleTemps(dir);
+    const tmp = holdTemp(join(dir, tempName(digestHex(digest), true)));
+    let fd: number | undefined = openSync(tmp, 'wx', 0o644);
+    let failed = false;
+    const close = (): void => {
+      if (fd === undefined) return;
+      try {
+        closeSync(fd);
+      } catch {
+        failed = true;
+      }
+      fd = undefined;
+    };
+    const drop = async (): Promise<void> => {
+      close();
+      await rm(tmp, { force: true });
+      releaseTemp(tmp);
+    };
+    return {
+      write: (piece: Uint8Array): void => {
+        if (failed || fd === undefined) return;
+        try {
+          for (let off = 0; off < piece.length; ) off += writeSync(fd, piece, off, piece.length - off);
+        } catch {
+          failed = true;
+        }
+      },
+      commit: async (): Promise<void> => {
+        if (failed || fd === undefined) return drop();
+        if (this.#fsync) {
+          try {
+            fsyncSync(fd);
+          } catch {
+            failed = true;
+          }
+        }
+        close();
+        if (failed) return drop();
+        await rename(tmp, path);
+        releaseTemp(tmp);
+        const id = await fileIdentity(path);
+        if (id !== undefined) this.#trusted.set(digest, id);
+      },
+      abort: drop,
+    };
+  }
+
+  /**
    * Passes `source` through unchanged while also writing it to the cache. The cache entry is
    * committed only if the whole stream arrives and verifies; a consumer that stops early leaves
    * no entry. Errors of the cache write never break the pass-through.
@@ -289,7 +363,7 @@ export class BlobCache {
       }
     });
     // A verifying source ends only after its digest checked out, so the entry need not be hashed again.
-    const verified = source instanceof VerifyStream && source.expected === digest;
+    const verified = (source as unknown as Record<symbol, unknown>)[VERIFIED_DIGEST] === digest;
     this.write(digest, toCache, size, { verified }).catch((err) => onCacheError?.(err));
     return out;
   }

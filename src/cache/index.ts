@@ -3,6 +3,7 @@ export {
   type BlobCacheOptions,
   CACHE_FORMAT,
   type CacheEntry,
+  type CacheWriter,
   cacheError,
   isCorruptCacheEntry,
 } from './blob-cache.ts';

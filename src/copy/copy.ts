@@ -310,6 +310,7 @@ export async function copyOne(
       layers: image.layers,
       blob: (d, o) => src.blob(d, o),
     };
+    if (src.readBlob) whole.readBlob = (d, onData, signal) => src.readBlob!(d, onData, signal);
     if (src.layerSizeHint) whole.sizeHint = (d, signal) => src.layerSizeHint!(d, signal);
     await dst.writeImage(whole, opts.signal);
   } else {
@@ -483,16 +484,18 @@ export async function copyOne(
         return;
       }
       opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
+      const onProgress = (bytes: number): void =>
+        opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes });
+      const readBlob = src.readBlob?.bind(src);
       const put = () =>
-        dst.putBlob(
-          d,
-          () =>
-            src.blob(d, {
-              signal: opts.signal,
-              onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes }),
-            }),
-          opts.signal,
-        );
+        // Files from a registry: socket -> file on one thread, no stream (the reader verifies).
+        readBlob && dst.putBlobFrom
+          ? dst.putBlobFrom(
+              d,
+              { verified: true, read: (onData) => readBlob(d, onData, opts.signal, onProgress) },
+              opts.signal,
+            )
+          : dst.putBlob(d, () => src.blob(d, { signal: opts.signal, onProgress }), opts.signal);
       // A cache entry found corrupt on the way is removed by then: once more fetches it afresh.
       await put().catch((err: unknown) => {
         if (!isCorruptCacheEntry(err)) throw err;

@@ -8,4 +8,10 @@ export {
   sha256,
 } from './digest.ts';
 export { Limits, readAtMost } from './limits.ts';
-export { digestMismatch, type VerifyOptions, VerifyStream, verifyBytes } from './verify.ts';
+export {
+  digestMismatch,
+  VERIFIED_DIGEST,
+  type VerifyOptions,
+  VerifyStream,
+  verifyBytes,
+} from './verify.ts';

@@ -17,6 +17,12 @@ export interface VerifyOptions {
 }
 
 /**
+ * Marks a stream that checks its own bytes against this digest and errors instead of ending when
+ * they do not match (a VerifyStream, a registry blob reader): consumers need not hash it again.
+ */
+export const VERIFIED_DIGEST: unique symbol = Symbol.for('lading.verified-digest');
+
+/**
  * A pass-through stream that hashes every chunk and, at the end, fails with a size error and then
  * a digest error *before* the consumer sees `end`. Data beyond `size` fails immediately, so a
  * hostile server cannot make us read forever.
@@ -33,6 +39,7 @@ export class VerifyStream extends Transform {
     super();
     this.#onFailure = opts.onFailure;
     this.expected = opts.digest;
+    (this as unknown as Record<symbol, Digest>)[VERIFIED_DIGEST] = opts.digest;
     this.expectedSize = opts.size;
     this.source = opts.source;
     this.#hash = opts.resume?.hash ?? createHash(digestAlgorithm(opts.digest));

@@ -29,6 +29,7 @@ import {
   writeDockerArchive,
 } from '../transports/docker-archive/index.ts';
 import { DIR_VERSION, DirSink, type ImageSource, RegistrySource } from '../transports/index.ts';
+import { archiveHashOnePass } from './archive-pass.ts';
 import { BlobFeed } from './blob-feed.ts';
 
 export interface PrefetchInput {
@@ -255,9 +256,11 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
           `${what}: the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
         );
       }
-      // Layers in archive order: the bottom one streams from the registry while the hashes work
+      // The hash alone is one ordered pass per layer, socket to hashes (archive-pass.ts); else the
+      // layers in archive order: the bottom one streams from the registry while the hashes work
       // on it, the ones above download into the cache meanwhile.
-      await feed.plan(image.layers);
+      const single = !input.archivePath && !needNar;
+      if (!single) await feed.plan(image.layers);
       // The gzip trailers' sizes (a Range request each, or the cached file), asked for at once.
       const hints = new Map<string, Promise<number | undefined>>();
       for (const l of image.layers)
@@ -279,15 +282,27 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
         repoTags: [repoTag],
         jobs: input.jobs,
       });
-      const flat = (hinted: boolean) =>
-        input.archivePath
+      const flat = async (hinted: boolean) => {
+        if (single) await feed.plan(image.layers);
+        return input.archivePath
           ? writeDockerArchive(archiveInput(hinted), input.archivePath)
           : dockerArchiveHash(archiveInput(hinted));
+      };
       work.push(
         (async () => {
-          let archive: { sha256: Digest; size: number };
+          let archive: { sha256: Digest; size: number } | undefined;
           try {
-            archive = await flat(true);
+            if (single)
+              archive = await onePass(
+                source,
+                configBytes,
+                image.layers,
+                diffIds,
+                hints,
+                repoTag,
+                input.signal,
+              );
+            archive ??= await flat(true);
           } catch (err) {
             // A gzip trailer that lied (multi-member gzip): measure the layers instead.
             if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
@@ -401,6 +416,27 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     cached: !computed,
     fetchedBytes,
   };
+}
+
+/** {@link archiveHashOnePass} when every layer's size is hinted; undefined otherwise. */
+async function onePass(
+  source: RegistrySource,
+  configBytes: Buffer,
+  layers: Descriptor[],
+  diffIds: Digest[],
+  hints: Map<string, Promise<number | undefined>>,
+  repoTag: string,
+  signal?: AbortSignal,
+): Promise<{ sha256: Digest; size: number } | undefined> {
+  const sizes = await Promise.all(layers.map((l) => hints.get(l.digest)!));
+  if (sizes.some((n) => n === undefined)) return undefined;
+  return archiveHashOnePass({
+    source,
+    configBytes,
+    layers: layers.map((desc, i) => ({ desc, diffId: diffIds[i]!, size: sizes[i]! })),
+    repoTags: [repoTag],
+    signal,
+  });
 }
 
 /** Each chunk copied: cached chunks live in two reused buffers, which a kept list must not alias. */

@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { getCACertificates } from 'node:tls';
+import type * as Tls from 'node:tls';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 
 /** TLS settings for connections to one host: what undici passes to `tls.connect`. */
@@ -104,7 +104,11 @@ export async function readCertDir(dir: string, required = false): Promise<TlsSet
   const settings: TlsSettings = { dir };
   // Node's `ca` replaces the trusted set, so the defaults (system or bundled, NODE_EXTRA_CA_CERTS)
   // are kept explicitly: the directory adds CAs, as in containers-certs.d.
-  if (extraCas.length) settings.ca = [...getCACertificates('default'), ...extraCas];
+  if (extraCas.length)
+    settings.ca = [
+      ...(process.getBuiltinModule('node:tls') as typeof Tls).getCACertificates('default'),
+      ...extraCas,
+    ];
   if (pair) {
     settings.cert = pair.cert;
     settings.key = pair.key;

@@ -6,7 +6,7 @@ import { MANIFEST_ACCEPT, manifestDigest } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { Limiter, redactUrl } from '../util/index.ts';
 import { Authenticator, type CredentialLookup, type RegistryCredential } from './authenticator.ts';
-import { openBlobStream } from './blob-stream.ts';
+import { closeBlobConnections, openBlobReadable } from './blob-reader.ts';
 import { type CertDirOptions, certsForHost } from './cert-dir.ts';
 import { responseError } from './errors.ts';
 import { Http, type HttpOptions, type HttpResponse, isLoopbackHost, type SendOptions } from './http.ts';
@@ -346,7 +346,7 @@ export class RegistryClient {
   ): Promise<Readable> {
     await this.limiter.acquire();
     try {
-      const stream = await openBlobStream(this, repository, digest, opts);
+      const stream = await openBlobReadable(this, repository, digest, opts);
       let released = false;
       const release = (): void => {
         if (!released) {
@@ -713,6 +713,7 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
+    closeBlobConnections(this);
     await this.http.close();
   }
 }

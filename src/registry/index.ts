@@ -1,5 +1,6 @@
 export type { CredentialLookup, RegistryCredential } from './authenticator.ts';
 export { Authenticator } from './authenticator.ts';
+export { type BlobReadOptions, closeBlobConnections, openBlobReadable, readBlob } from './blob-reader.ts';
 export {
   type CertDirOptions,
   certsForHost,

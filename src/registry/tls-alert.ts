@@ -1,4 +1,4 @@
-import { connect } from 'node:tls';
+import type * as Tls from 'node:tls';
 import type { TlsSettings } from './cert-dir.ts';
 
 /** OpenSSL codes of the alerts a server sends when it refuses (or misses) a client certificate. */
@@ -28,7 +28,7 @@ export function tlsAlertAfterHandshake(
   waitMs = 1500,
 ): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const socket = connect({
+    const socket = (process.getBuiltinModule('node:tls') as typeof Tls).connect({
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: Number(url.port || 443),
       servername: /^[\d.]+$|:/.test(url.hostname) ? undefined : url.hostname,

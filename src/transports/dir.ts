@@ -5,7 +5,15 @@ import { type Digest, digestHex } from '../digest/index.ts';
 import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
 import { holdTemp, sweepStaleTemps, tempName, writeFileAtomic } from '../util/index.ts';
 import { checkDirDestination } from './destination.ts';
-import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
+import {
+  type BlobReader,
+  fileTail,
+  layerSizeHintFrom,
+  openBlobFile,
+  readSmallFile,
+  writeBlobFile,
+  writeBlobFileFrom,
+} from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 /** skopeo's `version` file, exactly. */
@@ -89,6 +97,11 @@ export class DirSink implements ImageSink {
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<void> {
     await this.#prepare();
     await writeBlobFile(join(this.#stage, digestHex(desc.digest)), await open(), desc);
+  }
+
+  async putBlobFrom(desc: Descriptor, reader: BlobReader): Promise<void> {
+    await this.#prepare();
+    await writeBlobFileFrom(join(this.#stage, digestHex(desc.digest)), desc, reader);
   }
 
   async putManifest(m: RawManifest, top: boolean): Promise<void> {

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { parseConfig } from '../image/index.ts';
-import { decompress } from '../layers/index.ts';
+import { decompress, inflatePieces, syncInflateWorks } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { checkNewFile } from './destination.ts';
 import {
@@ -35,6 +35,13 @@ export function archiveInputFor(
       // Sizes the layers claim (checked while streaming) spare a measuring pass over every layer.
       sizeHint: hinted && image.sizeHint ? () => image.sizeHint!(d, signal) : undefined,
       open: async () => decompress(await image.blob(d, { signal }), { what: `layer ${d.digest}` }),
+      // With sizes known, the parallel writer inflates on this thread straight into the file.
+      ...(hinted && image.readBlob && syncInflateWorks('gzip') && syncInflateWorks('zstd')
+        ? {
+            read: (onData: (piece: Buffer) => void) =>
+              inflatePieces((onPiece) => image.readBlob!(d, onPiece, signal), onData, `layer ${d.digest}`),
+          }
+        : {}),
     })),
     repoTags,
     signal,

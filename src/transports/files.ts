@@ -1,20 +1,27 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'node:fs';
+import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { type Digest, digestHex, Limits, VerifyStream, verifyBytes } from '../digest/index.ts';
+import {
+  type Digest,
+  digestAlgorithm,
+  digestHex,
+  digestMismatch,
+  Limits,
+  VERIFIED_DIGEST,
+  VerifyStream,
+  verifyBytes,
+} from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, layerCompression } from '../image/index.ts';
-import { writeFileAtomic } from '../util/index.ts';
+import { ioError, releaseTemp, tempPathFor, writeFileAtomic } from '../util/index.ts';
 
 /** Pipes `source` through a verifier for `desc`; errors of either end up on the result. */
 export function verified(source: Readable, desc: { digest: Digest; size?: number }, where: string): Readable {
   // Already a verifier for this digest and size (a registry or cache stream): hashing again adds nothing.
-  if (
-    source instanceof VerifyStream &&
-    source.expected === desc.digest &&
-    (desc.size === undefined || source.expectedSize === desc.size)
-  ) {
+  const self = source as Readable & { expectedSize?: number; [VERIFIED_DIGEST]?: Digest };
+  if (self[VERIFIED_DIGEST] === desc.digest && (desc.size === undefined || self.expectedSize === desc.size)) {
     return source;
   }
   const v = new VerifyStream({ digest: desc.digest, size: desc.size, source: where });
@@ -46,6 +53,75 @@ export async function writeBlobFile(
 ): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true });
   await writeFileAtomic(path, verified(source, desc, path), { mode, fsync });
+}
+
+/**
+ * Reads a blob's bytes for {@link writeBlobFileFrom}: hands each piece to `onData` (valid only
+ * during the call) and resolves once they all came; `verified` says it resolves only after the
+ * digest and size checked out (a registry's blob reader), so they need not be hashed again.
+ */
+export interface BlobReader {
+  read(onData: (piece: Buffer) => void): Promise<void>;
+  verified: boolean;
+}
+
+/**
+ * Writes a blob file from a synchronous reader: each piece goes to a temp file beside `path`
+ * (writeSync) as it arrives; the size is counted (and the digest checked, unless the reader
+ * verifies), then the file is renamed into place (`exclusive`: linked, refusing an existing
+ * file). Nothing is left on failure.
+ */
+export async function writeBlobFileFrom(
+  path: string,
+  desc: Descriptor,
+  reader: BlobReader,
+  opts: { mode?: number; fsync?: boolean; exclusive?: boolean } = {},
+): Promise<void> {
+  await mkdir(join(path, '..'), { recursive: true });
+  const tmp = tempPathFor(path);
+  const hash = reader.verified ? undefined : createHash(digestAlgorithm(desc.digest));
+  let fd: number | undefined;
+  let n = 0;
+  try {
+    fd = openSync(tmp, 'wx', opts.mode ?? 0o644);
+    const out = fd;
+    await reader.read((piece) => {
+      n += piece.length;
+      if (n > desc.size) throw sizeError(desc, n, path, 'more than');
+      hash?.update(piece);
+      for (let off = 0; off < piece.length; ) off += writeSync(out, piece, off, piece.length - off);
+    });
+    if (n !== desc.size) throw sizeError(desc, n, path, 'only');
+    if (hash) {
+      const found = `${digestAlgorithm(desc.digest)}:${hash.digest('hex')}`;
+      if (found !== desc.digest) throw digestMismatch(desc.digest, found, n, path);
+    }
+    if (opts.fsync !== false) fsyncSync(out);
+    closeSync(out);
+    fd = undefined;
+    if (opts.exclusive) {
+      await link(tmp, path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST')
+          throw new LadingError(ErrorCode.Exists, `${path} already exists`, { path });
+        throw err;
+      });
+      await rm(tmp, { force: true });
+    } else await rename(tmp, path);
+    releaseTemp(tmp);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    await rm(tmp, { force: true });
+    releaseTemp(tmp);
+    throw err instanceof LadingError ? err : ioError(err, path);
+  }
+}
+
+function sizeError(desc: Descriptor, got: number, where: string, how: string): LadingError {
+  return new LadingError(
+    ErrorCode.SizeMismatch,
+    `size mismatch for ${desc.digest} written to ${where}: expected ${desc.size} bytes, got ${how} ${got}`,
+    { expected: desc.size, found: got, path: where },
+  );
 }
 
 /** Reads a small file (manifest, index.json) with a cap, verifying a digest when given. */

@@ -13,7 +13,15 @@ import {
   writeFileAtomic,
 } from '../util/index.ts';
 import { checkOciDestination } from './destination.ts';
-import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
+import {
+  type BlobReader,
+  fileTail,
+  layerSizeHintFrom,
+  openBlobFile,
+  readSmallFile,
+  writeBlobFile,
+  writeBlobFileFrom,
+} from './files.ts';
 import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -177,6 +185,13 @@ export class OciLayoutSink implements ImageSink {
     // Like containers/image's OCI destination: blobs are renamed into place without fsync
     // (content-addressed and verified on read); index.json, the commit point, is synced.
     await writeBlobFile(path, await open(), desc, 0o644, false);
+    this.#written.push(path);
+  }
+
+  async putBlobFrom(desc: Descriptor, reader: BlobReader): Promise<void> {
+    await this.#prepare();
+    const path = blobPath(this.root, desc.digest);
+    await writeBlobFileFrom(path, desc, reader, { fsync: false });
     this.#written.push(path);
   }
 

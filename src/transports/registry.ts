@@ -4,7 +4,7 @@ import { type Digest, Limits } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, detectMediaType, parseConfig, parseManifest } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
-import type { RegistryClient } from '../registry/index.ts';
+import { type RegistryClient, readBlob } from '../registry/index.ts';
 import { fileTail, layerSizeHintFrom } from './files.ts';
 import type { ExistingLayer, ImageSink, ImageSource, RawManifest } from './transport.ts';
 
@@ -109,6 +109,51 @@ export class RegistrySource implements ImageSource {
       },
     });
     return this.#cache ? this.#cache.tee(desc.digest, stream, desc.size) : stream;
+  }
+
+  /**
+   * A blob's bytes, verified, to a synchronous consumer (each piece valid only during the call):
+   * from the cache when it is there, else from the registry on a raw connection, written to the
+   * cache on the way (committed once the digest checked out). Resolves when every byte has been
+   * consumed and checked; the consumer must not act on the bytes before.
+   */
+  async readBlob(
+    desc: Descriptor,
+    onData: (piece: Buffer) => void,
+    signal?: AbortSignal,
+    onProgress?: (bytes: number) => void,
+  ): Promise<void> {
+    const cache = this.#cache;
+    if (cache && (await cache.has(desc.digest, desc.size))) {
+      for await (const piece of cache.chunks(desc.digest, desc.size)) {
+        onData(piece);
+        onProgress?.(piece.length);
+      }
+      return;
+    }
+    const writer = await cache?.writer(desc.digest).catch(() => undefined);
+    try {
+      await this.client.limiter.run(() =>
+        readBlob(this.client, this.ref.repository, desc.digest, {
+          size: desc.size,
+          signal,
+          onProgress: (n) => {
+            this.fetchedBytes += n;
+            this.#onFetch?.(n);
+            onProgress?.(n);
+          },
+          onData: (piece) => {
+            writer?.write(piece);
+            onData(piece);
+            return undefined;
+          },
+        }),
+      );
+    } catch (err) {
+      await writer?.abort();
+      throw err;
+    }
+    await writer?.commit().catch(() => {});
   }
 
   async layerSizeHint(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined> {

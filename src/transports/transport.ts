@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest/index.ts';
 import type { Descriptor } from '../image/index.ts';
+import type { BlobReader } from './files.ts';
 
 /** A manifest as a transport holds it: the exact bytes, their media type and digest. */
 export interface RawManifest {
@@ -28,6 +29,17 @@ export interface ImageSource {
   ): Promise<Readable>;
   close(): Promise<void>;
   /**
+   * A blob's bytes to a synchronous consumer (each piece valid only during the call), resolving
+   * only once they all came and their digest and size checked out: the data path without
+   * streams (a registry reads them on a raw connection into one reused buffer).
+   */
+  readBlob?(
+    desc: Descriptor,
+    onData: (piece: Buffer) => void,
+    signal?: AbortSignal,
+    onProgress?: (bytes: number) => void,
+  ): Promise<void>;
+  /**
    * The uncompressed size a layer claims without reading it all (a gzip trailer's ISIZE; the blob
    * size of an uncompressed layer), or undefined. A hint: whoever uses it must check it.
    */
@@ -49,6 +61,8 @@ export interface WholeImage {
   layers: Descriptor[];
   /** Opens a layer's compressed bytes, verified. */
   blob(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Readable>;
+  /** The same bytes to a synchronous consumer, verified before it resolves (see ImageSource.readBlob). */
+  readBlob?(desc: Descriptor, onData: (piece: Buffer) => void, signal?: AbortSignal): Promise<void>;
   /** A layer's uncompressed size as its bytes claim it (unchecked), when cheap to learn. */
   sizeHint?(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined>;
 }
@@ -105,6 +119,12 @@ export interface ImageSink {
   /** Optional cheaper reuse (cross-repository mount). Returns true when the blob is now present. */
   reuseBlob?(desc: Descriptor, signal?: AbortSignal): Promise<boolean>;
   putBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal): Promise<void>;
+  /**
+   * {@link putBlob} from a synchronous reader (see ImageSource.readBlob), for sinks that write
+   * files: each piece is written as it arrives. The same contract: verified (by the reader when
+   * `reader.verified`, else here), nothing left on failure.
+   */
+  putBlobFrom?(desc: Descriptor, reader: BlobReader, signal?: AbortSignal): Promise<void>;
   /** Stores a manifest; `top` marks the one the destination's name points at. */
   putManifest(manifest: RawManifest, top: boolean, signal?: AbortSignal): Promise<void>;
   commit(signal?: AbortSignal): Promise<void>;

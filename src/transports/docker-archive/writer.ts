@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { type FileHandle, link, open, rm } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
-import { type Digest, digestHex, sha256, VerifyStream } from '../../digest/index.ts';
+import {
+  type Digest,
+  digestAlgorithm,
+  digestHex,
+  digestMismatch,
+  sha256,
+  VerifyStream,
+} from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { GO_TAR_END, goTarHeader, goTarPadding } from '../../layers/index.ts';
 import { mapLimit, tempFileBeside, writeOutputFile } from '../../util/index.ts';
@@ -19,6 +27,12 @@ export interface ArchiveLayer {
    */
   sizeHint?: () => Promise<number | undefined>;
   open(): Promise<Readable>;
+  /**
+   * The uncompressed bytes to a synchronous consumer instead (each piece valid only during the
+   * call), when the source can: socket → inflate → file on one thread. Unverified: the writer
+   * checks size and diffID.
+   */
+  read?(onData: (piece: Buffer) => void): Promise<void>;
 }
 
 export interface DockerArchiveInput {
@@ -63,7 +77,8 @@ export async function measureLayers(layers: ArchiveLayer[], jobs = 4): Promise<A
   return layers.map((l) => (l.size !== undefined ? l : { ...l, size: sizes.get(l.diffId)! }));
 }
 
-function file(name: string, size: number): Buffer {
+/** The tar header of one regular file of the archive (a layer `<diffID hex>.tar`, …). */
+export function file(name: string, size: number): Buffer {
   return goTarHeader({ name, typeflag: '0', mode: 0o444, size });
 }
 
@@ -167,7 +182,11 @@ export async function* dockerArchiveChunks(input: DockerArchiveInput): AsyncGene
 }
 
 /** Everything after the layer files: the config, the legacy entries, manifest.json, repositories, the end. */
-function archiveTail(input: DockerArchiveInput, layers: ArchiveLayer[], configDigest: Digest): Buffer[] {
+export function archiveTail(
+  input: DockerArchiveInput,
+  layers: ArchiveLayer[],
+  configDigest: Digest,
+): Buffer[] {
   const parts: Buffer[] = [];
   parts.push(...bytesEntry(`${digestHex(configDigest)}.json`, input.configBytes));
   const legacy = legacyMetadata(
@@ -252,6 +271,10 @@ export async function writeDockerArchiveParallel(
     const out = fh;
     for (const f of fixed) if (f.data.length) await out.write(f.data, 0, f.data.length, f.offset);
     await mapLimit(regions, jobs, async (r) => {
+      if (r.layer.read) {
+        await writeRegionSync(out.fd, r);
+        return;
+      }
       const v = new VerifyStream({
         digest: r.layer.diffId,
         size: r.size,
@@ -281,6 +304,36 @@ export async function writeDockerArchiveParallel(
     await rm(tmp, { force: true });
     throw fail(err);
   }
+}
+
+/** One layer's region of the archive file from its synchronous reader, checked against size and diffID. */
+async function writeRegionSync(
+  fd: number,
+  r: { offset: number; size: number; layer: ArchiveLayer },
+): Promise<void> {
+  const what = `layer ${r.layer.diffId} (uncompressed)`;
+  const h = createHash(digestAlgorithm(r.layer.diffId));
+  let n = 0;
+  await r.layer.read!((piece) => {
+    if (n + piece.length > r.size)
+      throw new LadingError(
+        ErrorCode.SizeMismatch,
+        `size mismatch for ${what}: expected ${r.size} bytes, got more than ${n + piece.length}`,
+        { expected: r.size, found: n + piece.length },
+      );
+    h.update(piece);
+    for (let off = 0; off < piece.length; )
+      off += writeSync(fd, piece, off, piece.length - off, r.offset + n + off);
+    n += piece.length;
+  });
+  if (n !== r.size)
+    throw new LadingError(
+      ErrorCode.SizeMismatch,
+      `size mismatch for ${what}: expected ${r.size} bytes, got only ${n}`,
+      { expected: r.size, found: n },
+    );
+  const found = `${digestAlgorithm(r.layer.diffId)}:${h.digest('hex')}`;
+  if (found !== r.layer.diffId) throw digestMismatch(r.layer.diffId, found, n, what);
 }
 
 /** {@link dockerArchiveChunks} as a Readable. */

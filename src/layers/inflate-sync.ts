@@ -1,0 +1,207 @@
+import * as zlib from 'node:zlib';
+import { ErrorCode, LadingError } from '../errors/index.ts';
+import { type Compression, detectCompression } from './compression.ts';
+
+/** Output block of the synchronous inflaters: reused for the whole layer. */
+const OUT_BLOCK = 256 * 1024;
+
+/**
+ * What a zlib or zstd stream object keeps inside: Node's native handle, whose `writeSync` runs the
+ * decompressor on this thread, and the two-number state it reports through. Not a public API:
+ * {@link syncInflateWorks} checks it once, and callers fall back to the zlib streams without it.
+ */
+interface NativeHandle {
+  writeSync(
+    flush: number,
+    input: Uint8Array,
+    inOff: number,
+    inLen: number,
+    out: Uint8Array,
+    outOff: number,
+    outLen: number,
+  ): void;
+  onerror: (message: string, errno: number, code?: string) => void;
+}
+interface HandleOwner {
+  _handle?: NativeHandle;
+  _writeState?: Uint32Array;
+  _defaultFlushFlag?: number;
+  _finishFlushFlag?: number;
+  close(): void;
+}
+
+/**
+ * A decompressor driven synchronously: each input piece is inflated at once into one reused
+ * output buffer, handed to `onOut` block by block (valid only during the call). No thread-pool
+ * job, no allocation per piece. gzip (multi-member too, as zlib's stream does) or zstd.
+ */
+export class SyncInflater {
+  readonly kind: Exclude<Compression, 'none'>;
+  readonly #owner: HandleOwner;
+  readonly #handle: NativeHandle;
+  readonly #state: Uint32Array;
+  readonly #out: Buffer;
+  readonly #flush: number;
+  readonly #finish: number;
+  readonly #what: string;
+  #error: Error | undefined;
+  #closed = false;
+
+  constructor(kind: Exclude<Compression, 'none'>, what = `a ${kind} layer`, out?: Buffer) {
+    this.kind = kind;
+    this.#what = what;
+    const owner = (kind === 'gzip'
+      ? zlib.createGunzip({ chunkSize: OUT_BLOCK })
+      : zlib.createZstdDecompress({ chunkSize: OUT_BLOCK })) as unknown as HandleOwner;
+    const handle = owner._handle;
+    const state = owner._writeState;
+    if (!handle || typeof handle.writeSync !== 'function' || !(state instanceof Uint32Array)) {
+      owner.close();
+      throw new LadingError(ErrorCode.Internal, `this Node.js has no synchronous ${kind} handle`);
+    }
+    this.#owner = owner;
+    this.#handle = handle;
+    this.#state = state;
+    this.#flush = owner._defaultFlushFlag ?? 0;
+    this.#finish = owner._finishFlushFlag ?? (kind === 'gzip' ? zlib.constants.Z_FINISH : 2);
+    this.#out = out ?? Buffer.allocUnsafe(OUT_BLOCK);
+    // Called synchronously from writeSync when the data is bad.
+    handle.onerror = (message: string, errno: number, code?: string) => {
+      this.#error = Object.assign(new Error(message), { errno, code });
+    };
+  }
+
+  /** Inflates `input`; every output block goes to `onOut` before this returns. */
+  write(input: Uint8Array, onOut: (out: Buffer) => void): void {
+    this.#run(input, this.#flush, onOut);
+  }
+
+  /** Ends the stream (a truncated one fails here) and frees the native state. */
+  end(onOut: (out: Buffer) => void): void {
+    try {
+      this.#run(new Uint8Array(0), this.#finish, onOut);
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#owner.close();
+  }
+
+  #run(input: Uint8Array, flush: number, onOut: (out: Buffer) => void): void {
+    if (this.#closed) throw new LadingError(ErrorCode.Internal, 'inflater used after its end');
+    const out = this.#out;
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      this.#handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
+      if (this.#error) {
+        const err = this.#error;
+        this.close();
+        throw new LadingError(
+          ErrorCode.Archive,
+          `cannot decompress ${this.#what}: ${err.message} (damaged, or not ${this.kind})`,
+          {},
+          { cause: err },
+        );
+      }
+      const outLeft = this.#state[0]!;
+      const inLeft = this.#state[1]!;
+      const produced = out.length - outLeft;
+      if (produced > 0) onOut(out.subarray(0, produced));
+      inOff += inLen - inLeft;
+      inLen = inLeft;
+      // A full output block may leave more to come; otherwise this input is done (bytes after the
+      // end of the stream are ignored, as zlib's stream ignores them).
+      if (outLeft !== 0) return;
+    }
+  }
+}
+
+const works = new Map<string, boolean>();
+
+/**
+ * Whether {@link SyncInflater} works for `kind` on this Node.js: checked once, on a small stream
+ * compressed by zlib itself (several output blocks, a bad stream that must fail).
+ */
+export function syncInflateWorks(kind: Exclude<Compression, 'none'>): boolean {
+  let ok = works.get(kind);
+  if (ok !== undefined) return ok;
+  try {
+    const data = Buffer.alloc(3 * OUT_BLOCK + 123);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
+    const packed = kind === 'gzip' ? zlib.gzipSync(data) : zlib.zstdCompressSync(data);
+    const parts: Buffer[] = [];
+    const inf = new SyncInflater(kind, 'the self-test');
+    const keep = (b: Buffer): void => {
+      parts.push(Buffer.from(b));
+    };
+    inf.write(packed.subarray(0, 100), keep);
+    inf.write(packed.subarray(100), keep);
+    inf.end(keep);
+    let failed = false;
+    const bad = new SyncInflater(kind, 'the self-test');
+    try {
+      bad.write(packed.subarray(0, 60), () => {});
+      bad.end(() => {});
+    } catch {
+      failed = true;
+    }
+    ok = failed && Buffer.concat(parts).equals(data);
+  } catch {
+    ok = false;
+  }
+  works.set(kind, ok);
+  return ok;
+}
+
+/**
+ * A layer's uncompressed bytes from a synchronous reader of its stored bytes: gzip, zstd or
+ * nothing, told by the first four bytes, inflated piece by piece into `onOut` (each piece valid
+ * only during the call). Bytes that do not inflate are still read to the end, so that the reader's
+ * digest check names the cause (a tampered or damaged download) when it is that; otherwise the
+ * decompression error is thrown. Needs {@link syncInflateWorks}.
+ */
+export async function inflatePieces(
+  read: (onPiece: (piece: Buffer) => void) => Promise<void>,
+  onOut: (out: Buffer) => void,
+  what: string,
+): Promise<void> {
+  let kind: Compression | undefined;
+  let head = Buffer.alloc(0);
+  let inflater: SyncInflater | undefined;
+  let inflateError: unknown;
+  const feed = (piece: Buffer): void => {
+    if (inflateError !== undefined) return;
+    try {
+      if (inflater) inflater.write(piece, onOut);
+      else onOut(piece);
+    } catch (err) {
+      if (!(err instanceof LadingError && err.code === ErrorCode.Archive)) throw err;
+      inflateError = err;
+    }
+  };
+  const start = (): void => {
+    kind = detectCompression(head);
+    if (kind !== 'none') inflater = new SyncInflater(kind, what);
+    feed(head);
+  };
+  try {
+    await read((piece) => {
+      if (kind !== undefined) {
+        feed(piece);
+        return;
+      }
+      head = Buffer.concat([head, piece]);
+      if (head.length >= 4) start();
+    });
+    if (kind === undefined && head.length) start();
+    if (inflateError !== undefined) throw inflateError;
+    inflater?.end(onOut);
+  } finally {
+    inflater?.close();
+  }
+}
