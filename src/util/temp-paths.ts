@@ -1,7 +1,10 @@
 import { rmSync } from 'node:fs';
+import { ErrorCode, LadingError } from '../errors/index.ts';
 
 /** Temporary files and directories this process made and has not removed or renamed yet. */
 const held = new Set<string>();
+/** Set once the command is interrupted: no new temp path may be made from then on. */
+let closed = false;
 
 /**
  * Remembers a temporary file or directory, so that an interrupted command (Ctrl-C, SIGTERM)
@@ -9,6 +12,7 @@ const held = new Set<string>();
  * place need no release: the name no longer exists.
  */
 export function holdTemp(path: string): string {
+  if (closed) throw new LadingError(ErrorCode.Aborted, 'interrupted', { path });
   held.add(path);
   return path;
 }
@@ -28,4 +32,19 @@ export function removeHeldTemps(): void {
     }
   }
   held.clear();
+}
+
+/** Refuses every later {@link holdTemp} (the command was interrupted and is winding down). */
+export function closeTemps(): void {
+  closed = true;
+}
+
+/** Whether {@link closeTemps} was called: the command was interrupted. */
+export function tempsClosed(): boolean {
+  return closed;
+}
+
+/** The temporary paths still held. */
+export function heldTemps(): string[] {
+  return [...held];
 }
