@@ -1,8 +1,8 @@
 import { CommanderError } from 'commander';
 import { isLadingError } from '../errors/index.ts';
-import { escapeTerminal, redactAuthValues } from '../util/index.ts';
+import { escapeTerminal, redactAuthValues, tempsClosed } from '../util/index.ts';
 
-export { keepBufferMemoryLow, removeHeldTemps } from '../util/index.ts';
+export { keepBufferMemoryLow, removeHeldTemps, removeTempsThenExit } from '../util/index.ts';
 
 import { ExitCode, exitCodeFor } from './exit-codes.ts';
 import { type CliIo, processIo } from './io.ts';
@@ -25,6 +25,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       }
       return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
+    // Interrupted (Ctrl-C): the failure is the interruption's doing; the signal handler exits.
+    if (tempsClosed()) return exitCodeFor(err);
     const debug = argv.includes('--debug');
     if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') {
       // The reader of our output went away (`lading … | head`): not a bug of ours.

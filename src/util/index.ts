@@ -9,6 +9,7 @@ export {
 } from './atomic-file.ts';
 export { jsonTooDeep, jsonWhy, MAX_JSON_DEPTH, parseBoundedJson } from './bounded-json.ts';
 export { withFileLock } from './file-lock.ts';
+export { removeTempsThenExit } from './interrupt-cleanup.ts';
 export { Limiter, mapLimit } from './limiter.ts';
 export { keepBufferMemoryLow } from './memory.ts';
 export { outputTarget, writeOutputFile } from './output-file.ts';
@@ -22,5 +23,6 @@ export {
   sweepStaleTemps,
   tempFileBeside,
   tempName,
+  tempsClosed,
 } from './temp-paths.ts';
 export { escapeTerminal } from './terminal-text.ts';

@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { ErrorCode, LadingError } from '../errors/index.ts';
 
 /** Temporary files and directories this process made and has not removed or renamed yet. */
 const held = new Set<string>();
+/** Set once the command is interrupted: no new temp path may be made from then on. */
+let closed = false;
 
 /**
  * Remembers a temporary file or directory, so that an interrupted command (Ctrl-C, SIGTERM)
@@ -12,6 +15,7 @@ const held = new Set<string>();
  * place need no release: the name no longer exists.
  */
 export function holdTemp(path: string): string {
+  if (closed) throw new LadingError(ErrorCode.Aborted, 'interrupted', { path });
   held.add(path);
   return path;
 }
@@ -133,4 +137,19 @@ export async function makeTempDir(parent: string, label: string, mode = 0o700): 
   const dir = holdTemp(join(parent, tempName(label)));
   await mkdir(dir, { mode });
   return dir;
+}
+
+/** Refuses every later {@link holdTemp} (the command was interrupted and is winding down). */
+export function closeTemps(): void {
+  closed = true;
+}
+
+/** Whether {@link closeTemps} was called: the command was interrupted. */
+export function tempsClosed(): boolean {
+  return closed;
+}
+
+/** The temporary paths still held. */
+export function heldTemps(): string[] {
+  return [...held];
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -29,26 +29,35 @@ after(async () => {
 
 /**
  * Runs the real `lading` process with the top layer's download held back, interrupts it once the
- * lower layers are through (SIGINT, as Ctrl-C does), and returns its exit status.
+ * lower layers are through (SIGINT, as Ctrl-C does), and returns its exit status. With `strace`
+ * (its arguments), lading runs under it and the signal goes to lading itself.
  */
-async function interrupted(args: string[], signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
+async function interrupted(
+  args: string[],
+  signal: NodeJS.Signals = 'SIGINT',
+  strace?: string[],
+): Promise<number | null> {
   proxy.clear();
   const top = layout.images[0]!.layers.at(-1)!.digest;
   proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${top}`), delayMs: 5000 });
-  const child = spawn(process.execPath, [bin, ...args], {
+  const cmd = [process.execPath, bin, ...args];
+  const child = spawn(strace ? 'strace' : cmd[0]!, strace ? [...strace, ...cmd] : cmd.slice(1), {
     env: { PATH: process.env.PATH, HOME: '/nonexistent' },
     stdio: 'ignore',
   });
   track(child);
   // Wait until the held request has arrived: the command is then mid-way.
-  for (let i = 0; i < 100 && !proxy.log.some((e) => e.path.includes(top)); i++)
+  for (let i = 0; i < 600 && !proxy.log.some((e) => e.path.includes(top)); i++)
     await new Promise((r) => setTimeout(r, 50));
   assert.ok(
     proxy.log.some((e) => e.path.includes(top)),
     'the top layer was requested',
   );
   await new Promise((r) => setTimeout(r, 200));
-  child.kill(signal);
+  if (strace) {
+    const tracee = (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')).trim();
+    process.kill(Number(tracee), signal);
+  } else child.kill(signal);
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   untrack(child);
   return code;
@@ -86,5 +95,19 @@ test('SIGTERM cleans up the same way', async () => {
     'SIGTERM',
   );
   assert.equal(code, 143);
+  assert.deepEqual(await readdir(dir), []);
+});
+
+test('Ctrl-C while a dir: copy is making its staging directory leaves nothing behind', async () => {
+  // Every mkdir is held 2 s at its start (strace), so when the signal lands the lower layers'
+  // `mkdir -p` of the staging directory is still in the thread pool. It used to run after the
+  // handler's removal (process.exit drains the pool before the process ends) and make
+  // `.d.lading-*.tmp` again: the flake seen on a loaded machine, made certain.
+  const strace = ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=mkdir,mkdirat'];
+  strace.push('-e', 'inject=mkdir,mkdirat:delay_enter=2000000');
+  const dir = join(work, 'mkdir-in-flight');
+  await mkdir(dir);
+  const args = ['copy', '-q', '--no-cache', `${proxy.host}/interrupt/app:1`, `dir:${join(dir, 'd')}`];
+  assert.equal(await interrupted(args, 'SIGINT', strace), 130);
   assert.deepEqual(await readdir(dir), []);
 });
