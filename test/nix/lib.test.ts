@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -54,16 +54,20 @@ function appImage(seed: string): ImageSpec {
 let app: BuiltLayout;
 /** Its own blobs: a fetch counted at the registry is not one an earlier test put in the store. */
 let ext: BuiltLayout;
+/** Pushed to the token registry only: fetched by fetchImage through authFile. */
+let priv: BuiltLayout;
 
 before(async () => {
   [anon, token] = await Promise.all([sharedRegistry('none'), sharedRegistry('token')]);
   work = await mkdtemp(join(tmpdir(), 'lading-nixlib-'));
   app = await buildLayout(appImage('app'));
   ext = await buildLayout(appImage('extract'));
+  priv = await buildLayout(appImage('private'));
   await Promise.all([
     pushLayout(app, anon, 'nixlib/app:1'),
     pushLayout(app, token, 'private/app:1'),
     pushLayout(ext, anon, 'nixlib/extract:1'),
+    pushLayout(priv, token, 'private/fetch:1'),
     pushLayout(await buildLayout(appImage('tamper')), anon, 'nixlib/tamper:1'),
   ]);
   proxy = await startFaultProxy(anon.url);
@@ -106,6 +110,24 @@ function pullImageExpr(reg: TestRegistry, repo: string, hashAttr: string, extra 
   }`;
 }
 
+/** An auth.json (mode 0600, outside the store) with the token registry's first user. */
+async function tokenAuthFile() {
+  const [user, password] = Object.entries(token.users)[0]!;
+  const basic = Buffer.from(`${user}:${password}`).toString('base64');
+  const authFile = join(await mkdtemp(join(work, 'auth-')), 'auth.json');
+  await writeFile(authFile, JSON.stringify({ auths: { [token.host]: { auth: basic } } }), { mode: 0o600 });
+  return { user, password, basic, authFile };
+}
+
+/** Every .drv the expression needs, read: what anyone on the machine can read. */
+async function drvTexts(expr: string): Promise<string[]> {
+  const drv = await nix('nix-instantiate', ['-E', expr]);
+  const all = (await nix('nix-store', ['-qR', drv])).split('\n').filter((p) => p.endsWith('.drv'));
+  return Promise.all(all.map((p) => readFile(p, 'latin1')));
+}
+
+const FAKE_SHA256 = '0'.repeat(52);
+
 describe('pullImage', () => {
   test('anonymous: the same bytes, hash and store path as dockerTools.pullImage; a wrong hash fails', async () => {
     const e = await skopeoExpected(anon, 'nixlib/app', 'app:1');
@@ -123,12 +145,7 @@ describe('pullImage', () => {
   });
 
   test('private repository through authFile (token auth); no credential in the store or the log', async () => {
-    const [user, password] = Object.entries(token.users)[0]!;
-    const basic = Buffer.from(`${user}:${password}`).toString('base64');
-    const authDir = await mkdtemp(join(work, 'auth-'));
-    const authFile = join(authDir, 'auth.json');
-    await writeFile(authFile, JSON.stringify({ auths: { [token.host]: { auth: basic } } }));
-    await chmod(authFile, 0o600);
+    const { user, password, basic, authFile } = await tokenAuthFile();
     // Its own final name: a new output path, not the anonymous test's (which Nix would not rebuild).
     const e = await skopeoExpected(token, 'private/app', 'private-app:1', `${user}:${password}`);
     const hash = `hash = "${e.sri}";`;
@@ -179,7 +196,57 @@ async function lockAdd(file: string, args: string[]) {
   return r;
 }
 
+test('a malformed authFile fails the build without showing its contents', async () => {
+  const marker = `SECRET${nonce}`;
+  const dir = await mkdtemp(join(work, 'badauth-'));
+  const cases = {
+    'auth.json': `{"auths":{"${token.host}":{"auth":"${marker}`,
+    'hocker.env': `USERNAME=u\nPASSWORD=${marker}\n${marker} garbage\n`,
+  };
+  for (const [name, text] of Object.entries(cases)) {
+    const file = join(dir, name);
+    await writeFile(file, text, { mode: 0o600 });
+    const r = await nixBuild(
+      pullImageExpr(
+        token,
+        'private/app',
+        `sha256 = "${FAKE_SHA256}";`,
+        `authFile = "${file}";`,
+        `bad-${name}`,
+      ),
+    );
+    assert.notEqual(r.code, 0, name);
+    assert.match(r.stderr, /lading: error: /, name);
+    assert.ok(!r.stderr.includes(marker), `${name}: ${r.stderr}`);
+  }
+});
+
 describe('fetchImage', () => {
+  test('a private image through authFile: lock, build, extract; no credential in any .drv', async () => {
+    const { password, basic, authFile } = await tokenAuthFile();
+    const lock = join(work, 'private.lock.json');
+    await lockAdd(lock, [
+      '--authfile',
+      authFile,
+      '--no-hash',
+      '--extract',
+      '/usr/bin/tool',
+      '--name',
+      'agent',
+      `${token.host}/private/fetch:1`,
+    ]);
+    const expr = `${LIB}.extractFile {
+      image = ${LIB}.fetchImage { lockFile = ${lock}; name = "agent"; authFile = "${authFile}"; };
+      path = "/usr/bin/tool";
+    }`;
+    const r = await nixBuild(expr);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await readFile(r.stdout), TOOL);
+    for (const h of [...(await drvTexts(expr)), r.stderr]) {
+      assert.ok(!h.includes(password) && !h.includes(basic), 'a credential is in a .drv or the log');
+    }
+  });
+
   test('from a --no-hash lock: builds, and .dockerArchive is pullImage’s bytes', async () => {
     const lock = join(work, 'nohash.lock.json');
     const r = await lockAdd(lock, ['--no-hash', '--name', 'app', `${anon.host}/nixlib/app:1`]);
