@@ -82,8 +82,20 @@ function nixBuild(expr: string) {
   return nixTry('nix-build', ['--no-out-link', '-E', expr]);
 }
 
-/** What dockerTools.pullImage / nix2container.pullImage would hold: skopeo's outputs, and nix-hash. */
-async function skopeoExpected(reg: TestRegistry, repo: string, nameTag: string, creds?: string) {
+const expectations = new Map<string, ReturnType<typeof skopeoOutputs>>();
+
+/** What dockerTools.pullImage / nix2container.pullImage would hold (computed once per image and name). */
+function skopeoExpected(reg: TestRegistry, repo: string, nameTag: string, creds?: string) {
+  const key = `${reg.host}/${repo} ${nameTag}`;
+  const known = expectations.get(key);
+  if (known) return known;
+  const e = skopeoOutputs(reg, repo, nameTag, creds);
+  expectations.set(key, e);
+  return e;
+}
+
+/** skopeo's docker-archive and dir: of the pushed app image, and their nix-hash. */
+async function skopeoOutputs(reg: TestRegistry, repo: string, nameTag: string, creds?: string) {
   const dir = await mkdtemp(join(work, 'expect-'));
   const base = ['--insecure-policy', '--override-os', 'linux', '--override-arch', 'amd64', 'copy', '-q'];
   const src = [
