@@ -353,6 +353,46 @@ test('unpackImage: the flattened rootfs', async () => {
   assert.equal(await readFile(join(r.stdout, 'etc/top'), 'utf8'), 'app');
 });
 
+test('unpackImage: FIFOs and devices are left out and named; an unsafe entry fails the build, named', async () => {
+  const odd = await buildLayout({
+    layers: [
+      {
+        entries: [
+          { path: 'ok', content: nonce },
+          { path: 'run/pipe', type: 'fifo' },
+          { path: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3 },
+        ],
+      },
+    ],
+  });
+  const evil = await buildLayout({
+    layers: [
+      {
+        entries: [
+          { path: 'fine', content: nonce },
+          { path: '../escape', content: 'x' },
+        ],
+      },
+    ],
+  });
+  await Promise.all([pushLayout(odd, anon, 'nixlib/odd:1'), pushLayout(evil, anon, 'nixlib/evil:1')]);
+  const lock = join(work, 'odd.lock.json');
+  await lockAdd(lock, ['--no-hash', '--name', 'odd', `${anon.host}/nixlib/odd:1`]);
+  await lockAdd(lock, ['--no-hash', '--name', 'evil', `${anon.host}/nixlib/evil:1`]);
+  const unpack = (name: string) =>
+    nixBuild(`${LIB}.unpackImage { image = ${LIB}.fetchImage { lockFile = ${lock}; name = "${name}"; }; }`);
+  const r = await unpack('odd');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(r.stdout, 'ok'), 'utf8'), nonce);
+  assert.equal(existsSync(join(r.stdout, 'run/pipe')), false);
+  assert.equal(existsSync(join(r.stdout, 'dev/null')), false);
+  assert.match(r.stderr, /lading: layer 0: .*"run\/pipe"/);
+  assert.match(r.stderr, /lading: layer 0: .*"dev\/null"/);
+  const bad = await unpack('evil');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /lading: error: 1 unsafe entry was refused .*\.\.\/escape/);
+});
+
 test('lock nix --target lading: the same derivations as fetchImage, authFile an argument', async () => {
   const lock = join(work, 'gen.lock.json');
   await lockAdd(lock, [
