@@ -27,7 +27,10 @@ let work: string;
 const nonce = randomBytes(8).toString('hex');
 const TOOL = Buffer.concat([Buffer.from('\x7fELF-tool-'), randomBytes(3000), Buffer.from(nonce)]);
 
-/** Bottom: unrelated bulk; then the binary; then a symlink to it and a file; top: a whiteout. */
+/**
+ * Bottom: unrelated bulk; then the binary; then a symlink to it and a file; top: a whiteout. Every
+ * layer holds the nonce, so none is in the store from an earlier run.
+ */
 function appImage(seed: string): ImageSpec {
   return {
     layers: [
@@ -46,7 +49,7 @@ function appImage(seed: string): ImageSpec {
           { path: 'etc/motd', content: `hello ${seed} ${nonce}\n`, mode: 0o644 },
         ],
       },
-      { entries: [whiteout('etc/gone'), { path: 'etc/top', content: seed }] },
+      { entries: [whiteout('etc/gone'), { path: 'etc/top', content: `${seed} ${nonce}` }] },
     ],
   };
 }
@@ -350,7 +353,7 @@ test('unpackImage: the flattened rootfs', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(await readFile(join(r.stdout, 'usr/bin/tool')), TOOL);
   assert.equal(existsSync(join(r.stdout, 'etc/gone')), false);
-  assert.equal(await readFile(join(r.stdout, 'etc/top'), 'utf8'), 'app');
+  assert.equal(await readFile(join(r.stdout, 'etc/top'), 'utf8'), `app ${nonce}`);
 });
 
 test('unpackImage: FIFOs and devices are left out and named; an unsafe entry fails the build, named', async () => {
