@@ -421,3 +421,34 @@ test('lock nix --target lading: the same derivations as fetchImage, authFile an 
   ]);
   assert.equal(viaFile, viaLock);
 });
+
+test("the flake's lib: the library on the packaged lading per system, and mkLib", async () => {
+  // flake.nix's outputs with a stand-in nixpkgs (no network): only what the outputs use.
+  const expr = `let
+    flake = import ${root}/flake.nix;
+    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    nixpkgs = {
+      lib = { inherit genAttrs; };
+      legacyPackages = genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ] (s: {
+        callPackage = _: _: { type = "derivation"; outPath = "/nix/store/${'0'.repeat(32)}-lading-\${s}"; };
+        stdenv.hostPlatform.system = s;
+      });
+    };
+    out = flake.outputs { self = out; inherit nixpkgs; };
+    pulled = out.lib.aarch64-linux.pullImage { imageName = "a"; imageDigest = "sha256:0"; sha256 = "${FAKE_SHA256}"; };
+  in {
+    inherit (pulled) builder arch;
+    mk = builtins.attrNames (out.lib.mkLib { lading = "/x"; system = "x86_64-linux"; });
+  }`;
+  const got = JSON.parse(await nix('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr]));
+  assert.equal(got.builder, `/nix/store/${'0'.repeat(32)}-lading-aarch64-linux/bin/lading`);
+  assert.equal(got.arch, 'arm64');
+  assert.deepEqual(got.mk, [
+    'extractFile',
+    'fetchImage',
+    'fetchImageByDigest',
+    'pullImage',
+    'pullImageNix2container',
+    'unpackImage',
+  ]);
+});
