@@ -32,10 +32,11 @@ let
 
   fixName = replaceStrings [ "/" ":" ] [ "-" "-" ];
 
-  # lib.fetchers.proxyImpureEnvVars
+  # lib.fetchers.proxyImpureEnvVars, and Node's extra CA certificates (a file the build can read).
   proxyVars = [
     "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy"
     "HTTP_PROXY" "HTTPS_PROXY" "FTP_PROXY" "ALL_PROXY" "NO_PROXY"
+    "NODE_EXTRA_CA_CERTS"
   ];
 
   dropNulls = attrs: removeAttrs attrs (filter (n: attrs.${n} == null) (attrNames attrs));
