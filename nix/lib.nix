@@ -71,6 +71,14 @@ let
     let m = match "sha256:([0-9a-f]{64})" digest;
     in if m == null then throw "lading: unsupported blob digest ${digest} (sha256 only)" else head m;
 
+  # A store name from a file name: Nix allows [A-Za-z0-9+._?=-], not starting with a period.
+  storeName = n:
+    let
+      bad = filter (x: isString x && x != "") (split "[A-Za-z0-9+._?=-]+" n);
+      fixed = replaceStrings bad (map (_: "-") bad) n;
+    in
+    if fixed == "" then "file" else if substring 0 1 fixed == "." then "file${fixed}" else fixed;
+
   # Nix has no octal literals: a mode is a string such as "0755".
   checkMode = mode:
     if mode == null then null
@@ -199,10 +207,11 @@ let
       that records the layer deciding `path` (`lading lock add --extract PATH`), only the blobs of
       the layers from that one up are fetched.
     */
-    extractFile = { image, path, mode ? null, name ? baseNameOf path }:
+    extractFile = { image, path, mode ? null, name ? storeName (baseNameOf path) }:
       let
         info = if isAttrs image then image.ladingImage or null else null;
-        decided = if info == null then null else info.extract.${path} or null;
+        slashed = if substring 0 1 path == "/" then path else "/${path}";
+        decided = if info == null then null else info.extract.${path} or info.extract.${slashed} or null;
         count = length info.layers;
         usable =
           decided != null && decided.layer < count

@@ -452,3 +452,38 @@ test("the flake's lib: the library on the packaged lading per system, and mkLib"
     'unpackImage',
   ]);
 });
+
+test('extractFile: store names from any file name; the lock record found with or without a leading /', async () => {
+  const d = (c: string) => `sha256:${c.repeat(64)}`;
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: d('c'), size: 1 },
+    layers: [0, 1, 2].map((i) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: d(String(i)),
+      size: 1,
+    })),
+  });
+  const expr = `let
+    lib = ${LIB};
+    image = lib.fetchImageByDigest {
+      imageName = "127.0.0.1:1/x"; imageDigest = "${d('f')}"; manifest = ${JSON.stringify(manifest)};
+      extract."/usr/bin/tool" = { layer = 1; digest = "${d('1')}"; };
+    };
+    x = path: lib.extractFile { inherit image path; };
+  in {
+    names = map (p: (x p).name) [ "/usr/bin/tool" "/etc/.profile" "/a/b c@d~e" ];
+    # From the lock: layers 1 and 2 only, and not the OCI layout (which needs every blob).
+    locked = map (p: builtins.fromJSON (builtins.unsafeDiscardStringContext (x p).layers)) [ "/usr/bin/tool" "usr/bin/tool" ];
+    unlocked = (x "/etc/motd") ? image;
+  }`;
+  const got = JSON.parse(await nix('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr]));
+  assert.deepEqual(got.names, ['tool', 'file.profile', 'b-c-d-e']);
+  for (const l of got.locked)
+    assert.deepEqual(
+      l.map((x: { digest: string }) => x.digest),
+      [d('1'), d('2')],
+    );
+  assert.equal(got.unlocked, true);
+});
