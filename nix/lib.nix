@@ -17,9 +17,15 @@ let
     attrNames derivation elemAt filter fromJSON genList hasContext hashString head isAttrs
     isPath isString length match readFile removeAttrs replaceStrings split substring toJSON;
 
+  # A string without context is used as is: it must be an absolute directory.
+  dir = what: x:
+    if isString x && !(hasContext x) && substring 0 1 x != "/" then
+      throw "lading: ${what} ${x} must be an absolute path (or a derivation)"
+    else "${x}";
+
   runner =
-    if nodejs == null then { builder = "${lading}/bin/lading"; args = [ ]; }
-    else { builder = "${nodejs}/bin/node"; args = [ "${lading}/bin/lading" ]; };
+    if nodejs == null then { builder = "${dir "lading" lading}/bin/lading"; args = [ ]; }
+    else { builder = "${dir "nodejs" nodejs}/bin/node"; args = [ "${dir "lading" lading}/bin/lading" ]; };
 
   # Go's GOARCH for the Nix system: dockerTools' default `arch`.
   goArch =

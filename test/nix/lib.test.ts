@@ -496,3 +496,18 @@ test('extractFile: store names from any file name; the lock record found with or
     );
   assert.equal(got.unlocked, true);
 });
+
+test('a relative lading or nodejs string is refused at evaluation, named', async () => {
+  for (const [args, what] of [
+    ['lading = "rel/lading";', 'lading rel/lading'],
+    ['lading = "/abs"; nodejs = "node24";', 'nodejs node24'],
+  ] as const) {
+    const r = await nixTry('nix-instantiate', [
+      '--eval',
+      '-E',
+      `((import ${root}/nix/lib.nix { ${args} system = "x86_64-linux"; }).unpackImage { image = "/x"; }).builder`,
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.ok(r.stderr.includes(`lading: ${what} must be an absolute path`), r.stderr);
+  }
+});
