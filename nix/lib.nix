@@ -220,7 +220,7 @@ let
         decided = if info == null then null else info.extract.${path} or info.extract.${slashed} or null;
         count = length info.layers;
         usable =
-          decided != null && decided.layer < count
+          decided != null && builtins.isInt decided.layer && decided.layer >= 0 && decided.layer < count
           && (elemAt info.layers decided.layer).digest == decided.digest;
         from =
           if usable then decided.layer

@@ -79,6 +79,7 @@ before(async () => {
     pushLayout(app, anon, 'nixlib/app:1'),
     pushLayout(app, token, 'private/app:1'),
     pushLayout(ext, anon, 'nixlib/extract:1'),
+    pushLayout(app, anon, 'nixlib/v2s2:1', { format: 'v2s2' }),
     pushLayout(priv, token, 'private/fetch:1'),
     pushLayout(await buildLayout(appImage('tamper')), anon, 'nixlib/tamper:1'),
   ]);
@@ -97,23 +98,29 @@ function nixBuild(expr: string) {
 const expectations = new Map<string, ReturnType<typeof skopeoOutputs>>();
 
 /** What dockerTools.pullImage / nix2container.pullImage would hold (computed once per image and name). */
-function skopeoExpected(reg: TestRegistry, repo: string, nameTag: string, creds?: string) {
-  const key = `${reg.host}/${repo} ${nameTag}`;
+function skopeoExpected(
+  reg: TestRegistry,
+  repo: string,
+  nameTag: string,
+  creds?: string,
+  at = `@${app.digest}`,
+) {
+  const key = `${reg.host}/${repo}${at} ${nameTag}`;
   const known = expectations.get(key);
   if (known) return known;
-  const e = skopeoOutputs(reg, repo, nameTag, creds);
+  const e = skopeoOutputs(reg, `${repo}${at}`, nameTag, creds);
   expectations.set(key, e);
   return e;
 }
 
 /** skopeo's docker-archive and dir: of the pushed app image, and their nix-hash. */
-async function skopeoOutputs(reg: TestRegistry, repo: string, nameTag: string, creds?: string) {
+async function skopeoOutputs(reg: TestRegistry, ref: string, nameTag: string, creds?: string) {
   const dir = await mkdtemp(join(work, 'expect-'));
   const base = ['--insecure-policy', '--override-os', 'linux', '--override-arch', 'amd64', 'copy', '-q'];
   const src = [
     '--src-tls-verify=false',
     ...(creds ? ['--src-creds', creds] : []),
-    `docker://${reg.host}/${repo}@${app.digest}`,
+    `docker://${reg.host}/${ref}`,
   ];
   const env = { ...process.env, HOME: dir };
   await run('skopeo', [...base, ...src, `docker-archive:${join(dir, 'a.tar')}:${nameTag}`], { env });
@@ -285,6 +292,25 @@ describe('fetchImage', () => {
     const layout = await nixBuild(img);
     assert.equal(layout.code, 0, layout.stderr);
     // skopeo reads the layout as an OCI image.
+    const raw = await run('skopeo', ['inspect', '--raw', `oci:${layout.stdout}`]);
+    assert.equal(raw.stdout.toString(), entry.manifest);
+    const archive = await nixBuild(`(${img}).dockerArchive`);
+    assert.equal(archive.code, 0, archive.stderr);
+    assert.deepEqual(await readFile(archive.stdout), e.archive);
+  });
+
+  test('a Docker schema2 image: the layout skopeo reads, .dockerArchive equal to skopeo’s', async () => {
+    const lock = join(work, 'v2s2.lock.json');
+    await lockAdd(lock, ['--no-hash', '--name', 'v2', `${anon.host}/nixlib/v2s2:1`]);
+    const entry = JSON.parse(await readFile(lock, 'utf8')).images.v2;
+    assert.equal(
+      JSON.parse(entry.manifest).mediaType,
+      'application/vnd.docker.distribution.manifest.v2+json',
+    );
+    const e = await skopeoExpected(anon, 'nixlib/v2s2', `${anon.host}/nixlib/v2s2:1`, undefined, ':1');
+    const img = `${LIB}.fetchImage { lockFile = ${lock}; name = "v2"; }`;
+    const layout = await nixBuild(img);
+    assert.equal(layout.code, 0, layout.stderr);
     const raw = await run('skopeo', ['inspect', '--raw', `oci:${layout.stdout}`]);
     assert.equal(raw.stdout.toString(), entry.manifest);
     const archive = await nixBuild(`(${img}).dockerArchive`);
