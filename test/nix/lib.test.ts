@@ -227,6 +227,19 @@ async function lockAdd(file: string, args: string[]) {
   return r;
 }
 
+test("hocker's credential file works as authFile", async () => {
+  const [user, password] = Object.entries(token.users)[0]!;
+  const file = join(await mkdtemp(join(work, 'hocker-')), 'credentials');
+  await writeFile(file, `USERNAME=${user}\nPASSWORD=${password}\n`, { mode: 0o600 });
+  const e = await skopeoExpected(token, 'private/app', 'hocker-app:1', `${user}:${password}`);
+  const r = await nixBuild(
+    pullImageExpr(token, 'private/app', `hash = "${e.sri}";`, `authFile = "${file}";`, 'hocker-app'),
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await readFile(r.stdout), e.archive);
+  assert.ok(!r.stderr.includes(password));
+});
+
 test('a malformed authFile fails the build without showing its contents', async () => {
   const marker = `SECRET${nonce}`;
   const dir = await mkdtemp(join(work, 'badauth-'));
