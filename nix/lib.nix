@@ -15,7 +15,7 @@
 let
   inherit (builtins)
     attrNames derivation elemAt filter fromJSON genList hasContext hashString head isAttrs
-    isPath isString length match readFile removeAttrs replaceStrings split substring toJSON;
+    isPath isString length match readFile removeAttrs replaceStrings split stringLength substring toJSON;
 
   # A string without context is used as is: it must be an absolute directory.
   dir = what: x:
@@ -59,7 +59,7 @@ let
     else if isPath authFile then
       throw "lading: authFile must be a string such as \"/run/secrets/registry-auth.json\", not a Nix path: a path would be copied into the world-readable Nix store"
     else if !(isString authFile) then throw "lading: authFile must be a string (an absolute path)"
-    else if hasContext authFile then
+    else if hasContext authFile || substring 0 (stringLength builtins.storeDir + 1) authFile == "${builtins.storeDir}/" then
       throw "lading: authFile ${authFile} is (in) a store path: the credentials would be in the world-readable Nix store; give the path of a file outside the store"
     else if substring 0 1 authFile != "/" then throw "lading: authFile ${authFile} must be an absolute path"
     else authFile;

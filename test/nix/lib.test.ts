@@ -208,6 +208,19 @@ describe('pullImage', () => {
     ]);
     assert.notEqual(asPath.code, 0);
     assert.match(asPath.stderr, /authFile must be a string/);
+    // So would a file in the store, named or interpolated (a harmless one: interpolating the
+    // auth file itself would copy it into the store before any check could run).
+    for (const inStore of [
+      '"/nix/store/00000000000000000000000000000000-auth.json"',
+      `"$${'{'}builtins.toFile "not-a-secret" "{}"}"`,
+    ]) {
+      const r = await nixTry('nix-instantiate', [
+        '-E',
+        pullImageExpr(token, 'private/app', hash, `authFile = ${inStore};`, 'private-app'),
+      ]);
+      assert.notEqual(r.code, 0, inStore);
+      assert.match(r.stderr, /is \(in\) a store path/, inStore);
+    }
   });
 });
 
