@@ -204,7 +204,9 @@ let
         inherit (e) imageName imageDigest manifest finalImageName finalImageTag;
         manifestDigest = e.instanceDigest;
         extract = e.extract or { };
-        inherit authFile tlsVerify;
+        # An entry pinned over plain HTTP (or --tls-verify=false) says so: TLS cannot be required then.
+        tlsVerify = if (e.tlsVerify or true) == false then false else tlsVerify;
+        inherit authFile;
       };
 
     /*

@@ -24,7 +24,10 @@ export function renderLockNixLading(lock: LockFile): string {
       `    manifest = ${nixString(e.manifest)};`,
       `    finalImageName = ${nixString(e.finalImageName)};`,
       `    finalImageTag = ${nixString(e.finalImageTag)};`,
-      '    inherit authFile tlsVerify;',
+      // Pinned over plain HTTP (or with --tls-verify=false): the builds must not require TLS either.
+      e.tlsVerify === false
+        ? '    inherit authFile;\n    tlsVerify = false;'
+        : '    inherit authFile tlsVerify;',
     );
     const extract = Object.entries(e.extract ?? {});
     if (extract.length) {

@@ -156,6 +156,7 @@ test('lock nix --target lading: Nix reads back every manifest byte for byte (pro
       finalImageName: clean(name),
       finalImageTag: 't',
       extract: { [clean(path) || '/p']: { layer: i, digest: 'sha256:2' } },
+      ...(i % 2 ? {} : { tlsVerify: false }),
     } as unknown as LockEntry;
   }
   const file = join(work, 'prop.nix');
@@ -165,17 +166,19 @@ test('lock nix --target lading: Nix reads back every manifest byte for byte (pro
     '--strict',
     '--json',
     '-E',
-    `builtins.mapAttrs (n: v: { h = builtins.hashString "sha256" v.manifest; inherit (v) imageName extract authFile; })
+    `builtins.mapAttrs (n: v: { h = builtins.hashString "sha256" v.manifest; inherit (v) imageName extract authFile tlsVerify; })
       (import ${file} { lading.fetchImageByDigest = x: x; authFile = "/a"; })`,
   ]);
   const got = JSON.parse(json) as Record<
     string,
-    { h: string; imageName: string; extract: unknown; authFile: string }
+    { h: string; imageName: string; extract: unknown; authFile: string; tlsVerify: boolean }
   >;
   for (const [k, e] of Object.entries(lock.images)) {
     assert.equal(got[k]!.h, createHash('sha256').update(e.manifest, 'utf8').digest('hex'), k);
     assert.equal(got[k]!.imageName, e.imageName, k);
     assert.deepEqual(got[k]!.extract, e.extract, k);
     assert.equal(got[k]!.authFile, '/a');
+    // Pinned over plain HTTP: false whatever the file is given; else the file's argument (true).
+    assert.equal(got[k]!.tlsVerify, e.tlsVerify !== false, k);
   }
 });
