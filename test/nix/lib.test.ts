@@ -563,3 +563,17 @@ test('a relative lading or nodejs string is refused at evaluation, named', async
     assert.ok(r.stderr.includes(`lading: ${what} must be an absolute path`), r.stderr);
   }
 });
+
+test('fetchImage: a lock whose manifest was edited is refused at evaluation (its digest is checked)', async () => {
+  const lock = join(work, 'edited.lock.json');
+  await lockAdd(lock, ['--no-hash', '--name', 'app', `${anon.host}/nixlib/app:1`]);
+  const json = JSON.parse(await readFile(lock, 'utf8'));
+  json.images.app.manifest = json.images.app.manifest.replace('"schemaVersion":2', '"schemaVersion": 2');
+  await writeFile(lock, JSON.stringify(json));
+  const r = await nixTry('nix-instantiate', [
+    '-E',
+    `${LIB}.fetchImage { lockFile = ${lock}; name = "app"; }`,
+  ]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /lading: the manifest of .* has digest sha256:[0-9a-f]{64}, the lock says sha256:/);
+});
