@@ -13,6 +13,13 @@
         lading = pkgs.callPackage ./default.nix { };
         default = self.packages.${pkgs.stdenv.hostPlatform.system}.lading;
       });
+      # lading's Nix library (nix/lib.nix) on the packaged lading: lib.<system>.pullImage,
+      # pullImageNix2container, fetchImage, fetchImageByDigest, extractFile, unpackImage.
+      # lib.mkLib { lading; nodejs ? null; system ? … } builds it on another lading (a checkout).
+      lib = forAll (pkgs: import ./nix/lib.nix {
+        lading = self.packages.${pkgs.stdenv.hostPlatform.system}.lading;
+        system = pkgs.stdenv.hostPlatform.system;
+      }) // { mkLib = import ./nix/lib.nix; };
       apps = forAll (pkgs: {
         default = {
           type = "app";

@@ -10,6 +10,7 @@ import { indexCommand } from './commands/index-create.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { lockCommand } from './commands/lock.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
+import { nixBuilderCommand } from './commands/nix-builder.ts';
 import { prefetchCommand } from './commands/prefetch.ts';
 import { tagsCommand } from './commands/tags.ts';
 import { unpackCommand } from './commands/unpack.ts';
@@ -49,6 +50,8 @@ export function buildProgram(io: CliIo): Command {
   ]) {
     program.addCommand(cmd);
   }
+  // The build steps of nix/lib.nix: run by Nix, not by people.
+  program.addCommand(nixBuilderCommand(io), { hidden: true });
   // Nested commands (lock add, cache ls) too: report errors, never exit the process.
   const configure = (c: Command): void => {
     c.exitOverride();

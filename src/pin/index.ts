@@ -9,6 +9,8 @@ export {
   renderLockNix,
   writeLock,
 } from './lock.ts';
+export { type DecidingLayer, decidingLayers } from './lock-extract.ts';
+export { renderLockNixLading } from './lock-lading.ts';
 export {
   dockerToolsOf,
   nix2containerName,

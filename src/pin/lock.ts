@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { nixAttrName, nixString, parseNixHash, toNix32, toSri } from '../nix/index.ts';
 import { writeFileAtomic } from '../util/index.ts';
-import { dockerToolsOf, nix2containerOf, type PrefetchResult } from './prefetch.ts';
+import type { DecidingLayer } from './lock-extract.ts';
+import type { PrefetchResult } from './prefetch.ts';
 
 /** The lock file format version; bump on incompatible changes. */
 export const LOCK_VERSION = 1;
@@ -38,8 +39,11 @@ export interface LockEntry {
   /** Registry host and repository, for `nix2container.pullImageFromManifest`. */
   registry: string;
   repository: string;
-  dockerTools: { hash: string };
-  nix2container: { sha256: string };
+  /** Absent for an entry made with `lock add --no-hash` (no layer fetched; for lading's fetchImage). */
+  dockerTools?: { hash: string };
+  nix2container?: { sha256: string };
+  /** `lock add --extract PATH`: the layer that decides each path (extractFile needs it and those above). */
+  extract?: Record<string, DecidingLayer>;
   /** The instance manifest, exactly as served (text). */
   manifest: string;
   /** When this entry last changed (ISO 8601). */
@@ -120,8 +124,8 @@ export function lockEntryFrom(r: PrefetchResult, tag: string, pinInstance: boole
     finalImageTag: r.finalImageTag,
     registry: r.registry,
     repository: r.repository,
-    dockerTools: { hash: toSri(dockerToolsOf(r).hash) },
-    nix2container: { sha256: toSri(nix2containerOf(r).hash) },
+    dockerTools: r.dockerTools && { hash: toSri(r.dockerTools.hash) },
+    nix2container: r.nix2container && { sha256: toSri(r.nix2container.hash) },
     manifest: r.manifest.toString('utf8'),
     updated: new Date().toISOString(),
   };
@@ -146,23 +150,26 @@ export function renderLockNix(lock: LockFile, opts: { legacySha256?: boolean } =
   for (const name of Object.keys(lock.images).sort()) {
     const e = lock.images[name]!;
     const tls = e.tlsVerify === false ? ['      tlsVerify = false;'] : [];
-    // nixpkgs 24.11 and older: pullImage takes only `sha256` (docs/nix-parity.md).
-    const hash = opts.legacySha256
-      ? `      sha256 = ${nixString(toNix32(parseNixHash(e.dockerTools.hash).bytes))};`
-      : `      hash = ${nixString(e.dockerTools.hash)};`;
     const manifestFile = `builtins.toFile ${nixString(`${name}-manifest.json`)} ${nixString(e.manifest)}`;
+    lines.push(`  ${nixAttrName(name)} = {`);
+    // An entry pinned with --no-hash has no hashes for the skopeo-based functions.
+    if (e.dockerTools)
+      lines.push(
+        '    dockerTools = dockerTools.pullImage {',
+        `      imageName = ${nixString(e.imageName)};`,
+        `      imageDigest = ${nixString(e.imageDigest)};`,
+        // nixpkgs 24.11 and older: pullImage takes only `sha256` (docs/nix-parity.md).
+        opts.legacySha256
+          ? `      sha256 = ${nixString(toNix32(parseNixHash(e.dockerTools.hash).bytes))};`
+          : `      hash = ${nixString(e.dockerTools.hash)};`,
+        `      finalImageName = ${nixString(e.finalImageName)};`,
+        `      finalImageTag = ${nixString(e.finalImageTag)};`,
+        `      os = ${nixString(e.os)};`,
+        `      arch = ${nixString(e.arch)};`,
+        ...tls,
+        '    };',
+      );
     lines.push(
-      `  ${nixAttrName(name)} = {`,
-      '    dockerTools = dockerTools.pullImage {',
-      `      imageName = ${nixString(e.imageName)};`,
-      `      imageDigest = ${nixString(e.imageDigest)};`,
-      hash,
-      `      finalImageName = ${nixString(e.finalImageName)};`,
-      `      finalImageTag = ${nixString(e.finalImageTag)};`,
-      `      os = ${nixString(e.os)};`,
-      `      arch = ${nixString(e.arch)};`,
-      ...tls,
-      '    };',
       '    nix2container = nix2container.pullImageFromManifest {',
       `      imageName = ${nixString(e.repository)};`,
       `      imageManifest = ${manifestFile};`,
@@ -172,16 +179,19 @@ export function renderLockNix(lock: LockFile, opts: { legacySha256?: boolean } =
       `      arch = ${nixString(e.arch)};`,
       ...tls,
       '    };',
-      `    nix2containerPullImage = nix2container.pullImage {`,
-      `      imageName = ${nixString(e.imageName)};`,
-      `      imageDigest = ${nixString(e.imageDigest)};`,
-      `      sha256 = ${nixString(e.nix2container.sha256)};`,
-      `      os = ${nixString(e.os)};`,
-      `      arch = ${nixString(e.arch)};`,
-      ...tls,
-      '    };',
-      '  };',
     );
+    if (e.nix2container)
+      lines.push(
+        `    nix2containerPullImage = nix2container.pullImage {`,
+        `      imageName = ${nixString(e.imageName)};`,
+        `      imageDigest = ${nixString(e.imageDigest)};`,
+        `      sha256 = ${nixString(e.nix2container.sha256)};`,
+        `      os = ${nixString(e.os)};`,
+        `      arch = ${nixString(e.arch)};`,
+        ...tls,
+        '    };',
+      );
+    lines.push('  };');
   }
   lines.push('}');
   return `${lines.join('\n')}\n`;

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { BlobCache, IndexStore } from '../../cache/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { type Platform, parsePlatform } from '../../image/index.ts';
@@ -11,6 +11,7 @@ import {
   prefetch,
   readLock,
   renderLockNix,
+  renderLockNixLading,
   writeLock,
 } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
@@ -20,6 +21,7 @@ import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
 import type { RegistryFlags } from '../options.ts';
 import { withRegistryOptions } from '../options.ts';
+import { recordExtract, reportNotFetched } from './lock-extract.ts';
 
 interface LockFlags extends CacheFlags {
   file: string;
@@ -43,6 +45,10 @@ async function prefetchEntry(
     pinInstance: boolean;
     finalImageName?: string;
     finalImageTag?: string;
+    /** `--no-hash`: manifests only, no layer fetched (for lading's fetchImage, which needs no hash). */
+    noHash?: boolean;
+    /** `--extract PATH`: record the layer deciding each path (only the layers above it are read). */
+    extract?: string[];
   },
 ): Promise<LockEntry> {
   const root = cacheRoot(ctx.flags, io);
@@ -57,8 +63,12 @@ async function prefetchEntry(
     cache: new BlobCache(root),
     index: new IndexStore(root),
     jobs: ctx.flags.jobs,
+    ...(input.noHash ? { want: { dockerTools: false, nix2container: false } } : {}),
   });
-  return lockEntryFrom(r, input.tag, input.pinInstance);
+  const entry = lockEntryFrom(r, input.tag, input.pinInstance);
+  if (input.extract?.length) entry.extract = await recordExtract(ctx, r, input.extract, root);
+  if (input.noHash) await reportNotFetched(io, r);
+  return entry;
 }
 
 export function lockCommand(io: CliIo): Command {
@@ -74,7 +84,17 @@ export function lockCommand(io: CliIo): Command {
           .option('--platform <os/arch[/variant]>', 'platform to pin (default linux/amd64)')
           .option('--pin-instance', "pin the platform's manifest digest instead of the index digest")
           .option('--final-image-name <name>', 'name written into the archive')
-          .option('--final-image-tag <tag>', 'tag written into the archive'),
+          .option('--final-image-tag <tag>', 'tag written into the archive')
+          .option(
+            '--no-hash',
+            "fetch no layer: no dockerTools/nix2container hashes (lading's fetchImage needs none)",
+          )
+          .option(
+            '--extract <path>',
+            "record which layer decides PATH (lading's extractFile then fetches only the layers from it up); repeatable",
+            (v: string, prev: string[]) => [...prev, v],
+            [] as string[],
+          ),
       ),
     ),
   ).action(
@@ -86,6 +106,8 @@ export function lockCommand(io: CliIo): Command {
         pinInstance?: boolean;
         finalImageName?: string;
         finalImageTag?: string;
+        hash?: boolean;
+        extract?: string[];
       },
       [string]
     >(io, async (ctx, image) => {
@@ -112,10 +134,15 @@ export function lockCommand(io: CliIo): Command {
         pinInstance: ctx.flags.pinInstance === true,
         finalImageName: ctx.flags.finalImageName,
         finalImageTag: ctx.flags.finalImageTag,
+        noHash: ctx.flags.hash === false,
+        extract: ctx.flags.extract,
       });
       file.images[name] = entry;
       await writeLock(lockPath(ctx, io), file);
-      await writeLine(io.out, `${name}: ${entry.source} ${entry.imageDigest} ${entry.dockerTools.hash}`);
+      await writeLine(
+        io.out,
+        `${name}: ${entry.source} ${entry.imageDigest} ${entry.dockerTools?.hash ?? '(no hash)'}`,
+      );
     }),
   );
   const update = withRegistryOptions(
@@ -163,8 +190,10 @@ export function lockCommand(io: CliIo): Command {
           pinInstance: e.pinInstance,
           finalImageName: e.finalImageName,
           finalImageTag: e.finalImageTag,
+          noHash: e.dockerTools === undefined,
+          extract: Object.keys(e.extract ?? {}),
         });
-        if (next.imageDigest === e.imageDigest && next.dockerTools.hash === e.dockerTools.hash) {
+        if (next.imageDigest === e.imageDigest && next.dockerTools?.hash === e.dockerTools?.hash) {
           await writeLine(io.out, `${name}: unchanged (${e.imageDigest})`);
           continue;
         }
@@ -184,12 +213,22 @@ export function lockCommand(io: CliIo): Command {
       .option(
         '--legacy-sha256',
         'write sha256 = "<nix32>" instead of hash: pullImage of nixpkgs 24.11 and older takes no hash',
+      )
+      .addOption(
+        new Option(
+          '--target <target>',
+          "whose functions: nixpkgs' and nix2container's, or lading's nix/lib.nix",
+        )
+          .choices(['nixpkgs', 'lading'])
+          .default('nixpkgs'),
       ),
   ).action(
-    action<LockFlags & { output?: string; legacySha256?: boolean }, []>(io, async (ctx) => {
-      const text = renderLockNix(await readLock(lockPath(ctx, io)), {
-        legacySha256: ctx.flags.legacySha256,
-      });
+    action<LockFlags & { output?: string; legacySha256?: boolean; target?: string }, []>(io, async (ctx) => {
+      const lock = await readLock(lockPath(ctx, io));
+      const text =
+        ctx.flags.target === 'lading'
+          ? renderLockNixLading(lock)
+          : renderLockNix(lock, { legacySha256: ctx.flags.legacySha256 });
       if (ctx.flags.output) await writeOutputFile(resolve(io.cwd, ctx.flags.output), text);
       else io.out.write(escapeTerminal(text, { keepNewlines: true }));
     }),
@@ -220,7 +259,9 @@ Examples:
   lading lock add alpine:3.20
   lading lock add --name app --platform linux/arm64 ghcr.io/org/app:1.4
   lading lock update
-  lading lock nix -o images.nix`,
+  lading lock nix -o images.nix
+  lading lock add --no-hash --extract /usr/bin/tool ghcr.io/org/agent:1.4
+  lading lock nix --target lading -o images.nix   # for lading's nix/lib.nix (fetchImage)`,
   );
   return lock;
 }
