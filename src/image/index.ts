@@ -1,4 +1,15 @@
 export { type ImageConfig, parseConfig } from './config.ts';
+export type {
+  BlobReadOptions,
+  BlobSink,
+  ExistingLayer,
+  ImageSink,
+  ImageSource,
+  RawManifest,
+  ReuseOutcome,
+  WholeImage,
+  WholeImageSink,
+} from './contracts.ts';
 export { convertImageManifest, convertIndex, isFormat, type ManifestFormat } from './convert.ts';
 export { type Descriptor, parseDescriptor } from './descriptor.ts';
 export {

@@ -6,7 +6,7 @@ import { type Descriptor, detectMediaType, manifestDigest } from '../image/index
 import { holdTemp, sweepStaleTemps, tempName, writeFileAtomic } from '../util/index.ts';
 import { checkDirDestination } from './destination.ts';
 import { fileTail, layerSizeHintFrom, openBlobFile, readSmallFile, writeBlobFile } from './files.ts';
-import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+import type { BlobSink, ImageSource, RawManifest } from './transport.ts';
 
 /** skopeo's `version` file, exactly. */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
@@ -59,7 +59,8 @@ export class DirSource implements ImageSource {
  * Writes a skopeo `dir:` layout. Everything is staged in a temp directory beside the destination
  * and renamed into place on commit, so a failed copy leaves nothing where the result belongs.
  */
-export class DirSink implements ImageSink {
+export class DirSink implements BlobSink {
+  readonly kind = 'blobs';
   readonly name: string;
   readonly root: string;
   readonly acceptsIndex = true;
@@ -82,8 +83,8 @@ export class DirSink implements ImageSink {
     return this.#ready;
   }
 
-  async hasBlob(): Promise<boolean> {
-    return false;
+  async reuseBlob(): Promise<undefined> {
+    return undefined;
   }
 
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<void> {
