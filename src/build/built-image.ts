@@ -10,10 +10,10 @@ import {
   type ImageConfig,
   type ImageSource,
   MediaType,
+  type Platform,
   parseConfig,
-  parseManifest,
   type RawManifest,
-  selectPlatform,
+  selectImage,
 } from '../image/index.ts';
 import {
   planFingerprint,
@@ -371,31 +371,10 @@ async function readBase(
   signal?: AbortSignal,
   hostArch = 'amd64',
 ): Promise<{ config: ImageConfig; layers: Descriptor[] }> {
-  let m = await base.topManifest(signal);
-  let parsed = parseManifest(m.bytes, m.mediaType, base.name);
-  if (parsed.kind === 'index') {
-    const wanted = {
-      os: spec.os,
-      architecture: spec.architecture ?? hostArch,
-      ...(spec.variant ? { variant: spec.variant } : {}),
-    };
-    const i = selectPlatform(
-      wanted,
-      parsed.manifests.map((d) => d.platform),
-    );
-    if (i < 0)
-      throw new LadingError(
-        ErrorCode.NoMatchingPlatform,
-        `fromImage ${base.name} has no ${wanted.os}/${wanted.architecture} image`,
-      );
-    m = await base.manifest(parsed.manifests[i]!.digest, signal);
-    parsed = parseManifest(m.bytes, m.mediaType, base.name);
-  }
-  if (parsed.kind !== 'image')
-    throw new LadingError(
-      ErrorCode.ManifestUnsupported,
-      `fromImage ${base.name}: ${parsed.mediaType} cannot be a base`,
-    );
-  const configBytes = await readAll(await base.blob(parsed.config, { signal }));
-  return { config: parseConfig(configBytes, `${base.name} config`), layers: parsed.layers };
+  const wanted: Platform = { os: spec.os, architecture: spec.architecture ?? hostArch };
+  if (spec.variant) wanted.variant = spec.variant;
+  // A single-image base is taken as it is (its platform is not checked, as before).
+  const sel = await selectImage(base, { platform: wanted, signal });
+  const configBytes = await readAll(await base.blob(sel.manifest.config, { signal }));
+  return { config: parseConfig(configBytes, `${base.name} config`), layers: sel.manifest.layers };
 }

@@ -42,3 +42,11 @@ export {
   platformMatches,
   selectPlatform,
 } from './platform.ts';
+export {
+  configPlatform,
+  indexPlatforms,
+  type SelectedImage,
+  type SelectOptions,
+  selectFromIndex,
+  selectImage,
+} from './select.ts';

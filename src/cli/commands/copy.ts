@@ -8,7 +8,6 @@ import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
-import { assertSourcePlatform } from '../image-source.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import {
   type PlatformFlags,
@@ -139,11 +138,9 @@ Examples:
         env: io.env,
       });
       try {
-        // Asked for one platform, a single-platform source of another is an error (as for unpack).
-        if (!ctx.flags.all && explicit && platforms.length === 1)
-          await assertSourcePlatform(source, platforms[0]!);
+        // Platforms asked for are explicit: the library refuses a single-platform source of another.
         const r = await copyImage(source, sink, {
-          platforms,
+          platforms: explicit ? platforms : undefined,
           all: ctx.flags.all,
           format: ctx.flags.format,
           preserveDigests: ctx.flags.preserveDigests,
