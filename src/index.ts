@@ -46,7 +46,9 @@ export {
 } from './layers/index.ts';
 export * as nix from './nix/index.ts';
 export {
+  dockerToolsOf,
   type LockFile,
+  nix2containerOf,
   type PrefetchInput,
   type PrefetchResult,
   prefetch,
