@@ -43,7 +43,6 @@ export {
   selectPlatform,
 } from './platform.ts';
 export {
-  configPlatform,
   indexPlatforms,
   type SelectedImage,
   type SelectOptions,

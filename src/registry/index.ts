@@ -41,13 +41,11 @@ export {
 export { MAX_LIST_BYTES, MAX_PAGES, PageWalk } from './pagination.ts';
 export { RegistryPool, type RegistryPoolOptions } from './pool.ts';
 export {
-  fetchManifest,
   indexPlatforms,
   type ResolvedImage,
   type ResolvedInstance,
   type ResolveOptions,
   resolveImage,
-  selectFromIndex,
 } from './resolve.ts';
 export {
   DEFAULT_TIMEOUT_MS,

@@ -9,7 +9,6 @@ import {
   type Manifest,
   type Platform,
   parseConfig,
-  parseManifest,
   type RawManifest,
   selectImage,
 } from '../image/index.ts';
@@ -54,17 +53,7 @@ export interface ResolveOptions {
   signal?: AbortSignal;
 }
 
-/** Fetches and parses the top-level manifest of `ref`. */
-export async function fetchManifest(
-  client: RegistryClient,
-  ref: Reference,
-  signal?: AbortSignal,
-): Promise<{ fetched: FetchedManifest; manifest: Manifest }> {
-  const fetched = await client.getManifest(ref, signal);
-  return { fetched, manifest: parseManifest(fetched.bytes, fetched.contentType, String(ref)) };
-}
-
-export { indexPlatforms, selectFromIndex } from '../image/index.ts';
+export { indexPlatforms } from '../image/index.ts';
 
 /** A repository read straight through the client, as the image selector reads sources. */
 function clientSource(client: RegistryClient, ref: Reference): ImageSource {
