@@ -47,6 +47,8 @@ export interface ImageSource {
    * engine labels every layer gzip, as containers/image does): copy reads their first bytes.
    */
   readonly untrustedLayerTypes?: boolean;
+  /** Blob bytes fetched over the network so far, for a source that fetches (not from a cache). */
+  readonly fetchedBytes?: number;
 }
 
 /** One image with everything needed to write it as a whole (what docker-archive sinks take). */
