@@ -9,9 +9,10 @@ export {
   type CopyOptions,
   type CopyResult,
   copyImage,
+  type ImageLayers,
+  imageLayers,
   openSink,
   openSource,
-  selectImage,
 } from './copy/index.ts';
 export { type Digest, parseDigest, sha256, VerifyStream } from './digest/index.ts';
 export { ErrorCode, hasCode, isLadingError, LadingError } from './errors/index.ts';
@@ -28,6 +29,10 @@ export {
   parseConfig,
   parseManifest,
   parsePlatform,
+  type RawManifest,
+  type SelectedImage,
+  type SelectOptions,
+  selectImage,
 } from './image/index.ts';
 export {
   decompress,
@@ -41,7 +46,9 @@ export {
 } from './layers/index.ts';
 export * as nix from './nix/index.ts';
 export {
+  dockerToolsOf,
   type LockFile,
+  nix2containerOf,
   type PrefetchInput,
   type PrefetchResult,
   prefetch,

@@ -61,13 +61,44 @@ test('imports only go down the levels', () => {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) {
       const spec = m[1]!;
-      if (/^(node:)?(https?|net|tls)$/.test(spec) && NO_NETWORK.has(folder))
+      if (/^(node:)?(https?|http2|net|tls|dgram)$/.test(spec) && NO_NETWORK.has(folder))
         violations.push(`${rel} imports ${spec}`);
       if (!spec.startsWith('.')) continue;
       const target = relative(src, join(file, '..', spec)).split('/')[0]!;
       if (target === folder || !(target in LEVEL)) continue;
       if (LEVEL[target]! >= LEVEL[folder]!)
         violations.push(`${rel} (level ${LEVEL[folder]}) imports ${target} (level ${LEVEL[target]})`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});
+
+test('folders that must not touch the network do not load it through getBuiltinModule either', () => {
+  const violations: string[] = [];
+  for (const file of files(src)) {
+    const rel = relative(src, file);
+    if (!NO_NETWORK.has(rel.split('/')[0]!)) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/getBuiltinModule\s*\(\s*['"`]([^'"`]+)['"`]/g))
+      if (/^(node:)?(https?|http2|net|tls|dgram)$/.test(m[1]!)) violations.push(`${rel} loads ${m[1]}`);
+    if (/getBuiltinModule\s*\(\s*[^'"`\s]/.test(text)) violations.push(`${rel} loads a computed builtin`);
+  }
+  assert.deepEqual(violations, []);
+});
+
+test("imports from another folder go through that folder's index", () => {
+  const violations: string[] = [];
+  for (const file of files(src)) {
+    const rel = relative(src, file);
+    const folder = rel.split('/')[0]!;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) {
+      const spec = m[1]!;
+      if (!spec.startsWith('.')) continue;
+      const target = relative(src, join(file, '..', spec));
+      if (target.split('/')[0] === folder || !target.includes('/')) continue;
+      // A folder's index (or a sub-folder's, such as transports/docker-archive/index.ts).
+      if (!target.endsWith('/index.ts')) violations.push(`${rel} imports ${target}`);
     }
   }
   assert.deepEqual(violations, []);

@@ -5,12 +5,15 @@ import { Readable } from 'node:stream';
 import { type Digest, sha256, VerifyStream } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
+  type BlobReadOptions,
   type Descriptor,
   type ImageConfig,
+  type ImageSource,
   MediaType,
+  type Platform,
   parseConfig,
-  parseManifest,
-  selectPlatform,
+  type RawManifest,
+  selectImage,
 } from '../image/index.ts';
 import {
   planFingerprint,
@@ -25,25 +28,6 @@ import { addNixDatabase } from './nix-database.ts';
 import { closureOf, type GraphEntry, popularityOrder, splitLayers } from './popularity.ts';
 import type { BuildSpec, HistorySpec, LayerGroup, RewriteRule } from './spec.ts';
 
-/** A manifest as sources hold it (the transports' `RawManifest`, restated: build sits beside them). */
-export interface BuiltManifest {
-  bytes: Buffer;
-  mediaType: string;
-  digest: Digest;
-}
-
-/** What a base image is read through (the transports' `ImageSource`). */
-export interface BaseSource {
-  readonly name: string;
-  topManifest(signal?: AbortSignal): Promise<BuiltManifest>;
-  manifest(digest: Digest, signal?: AbortSignal): Promise<BuiltManifest>;
-  blob(
-    desc: Descriptor,
-    opts?: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
-  ): Promise<Readable>;
-  close(): Promise<void>;
-}
-
 /** One layer lading makes: the inputs it is re-created from on demand. */
 export interface BuiltLayer {
   descriptor: Descriptor;
@@ -53,7 +37,7 @@ export interface BuiltLayer {
 
 export interface BuildOptions {
   /** The opened `fromImage` (required when the spec has one). */
-  base?: BaseSource;
+  base?: ImageSource;
   /** Layers hashed at once (default 4). */
   jobs?: number;
   /** Digests of layers whose files have not changed since they were last hashed. */
@@ -233,14 +217,14 @@ function ociLayer(d: Descriptor): Descriptor {
  * An image built from a spec, as an image source: lazy (layers are hashed once when built and
  * re-created from the files on every read, verified), base layers passed through from the base.
  */
-export class BuiltImage {
+export class BuiltImage implements ImageSource {
   readonly name: string;
   readonly layers: BuiltLayer[];
   readonly manifestBytes: Buffer;
   readonly manifestDigest: Digest;
   readonly configBytes: Buffer;
   readonly configDigest: Digest;
-  readonly #base: BaseSource | undefined;
+  readonly #base: ImageSource | undefined;
   readonly #baseLayers: Set<string>;
 
   private constructor(
@@ -249,7 +233,7 @@ export class BuiltImage {
     baseLayers: Descriptor[],
     config: Buffer,
     manifest: Buffer,
-    base: BaseSource | undefined,
+    base: ImageSource | undefined,
   ) {
     this.name = name;
     this.layers = layers;
@@ -325,19 +309,16 @@ export class BuiltImage {
     return new BuiltImage(name, layers, baseLayers, config, manifest, opts.base);
   }
 
-  async topManifest(): Promise<BuiltManifest> {
+  async topManifest(): Promise<RawManifest> {
     return { bytes: this.manifestBytes, mediaType: MediaType.OciManifest, digest: this.manifestDigest };
   }
 
-  async manifest(digest: Digest): Promise<BuiltManifest> {
+  async manifest(digest: Digest): Promise<RawManifest> {
     if (digest === this.manifestDigest) return this.topManifest();
     throw new LadingError(ErrorCode.NotFound, `${this.name}: no manifest ${digest}`);
   }
 
-  async blob(
-    desc: Descriptor,
-    opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
-  ): Promise<Readable> {
+  async blob(desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
     if (desc.digest === this.configDigest) return Readable.from([this.configBytes]);
     const mine = this.layers.find((l) => l.descriptor.digest === desc.digest);
     if (mine) {
@@ -348,13 +329,11 @@ export class BuiltImage {
       });
       const tar = reproducibleTar(mine.paths);
       tar.on('error', (err) => verify.destroy(err));
+      // Bytes since the last report (the contract), not a running total. tar is already piped,
+      // so this listener does not start a flow the consumer would miss.
       if (opts.onProgress) {
-        let n = 0;
         const report = opts.onProgress;
-        tar.on('data', (c: Buffer) => {
-          n += c.length;
-          report(n);
-        });
+        tar.on('data', (c: Buffer) => report(c.length));
       }
       return tar.pipe(verify);
     }
@@ -387,36 +366,15 @@ function pick(h: HistorySpec): HistorySpec {
 }
 
 async function readBase(
-  base: BaseSource,
+  base: ImageSource,
   spec: BuildSpec,
   signal?: AbortSignal,
   hostArch = 'amd64',
 ): Promise<{ config: ImageConfig; layers: Descriptor[] }> {
-  let m = await base.topManifest(signal);
-  let parsed = parseManifest(m.bytes, m.mediaType, base.name);
-  if (parsed.kind === 'index') {
-    const wanted = {
-      os: spec.os,
-      architecture: spec.architecture ?? hostArch,
-      ...(spec.variant ? { variant: spec.variant } : {}),
-    };
-    const i = selectPlatform(
-      wanted,
-      parsed.manifests.map((d) => d.platform),
-    );
-    if (i < 0)
-      throw new LadingError(
-        ErrorCode.NoMatchingPlatform,
-        `fromImage ${base.name} has no ${wanted.os}/${wanted.architecture} image`,
-      );
-    m = await base.manifest(parsed.manifests[i]!.digest, signal);
-    parsed = parseManifest(m.bytes, m.mediaType, base.name);
-  }
-  if (parsed.kind !== 'image')
-    throw new LadingError(
-      ErrorCode.ManifestUnsupported,
-      `fromImage ${base.name}: ${parsed.mediaType} cannot be a base`,
-    );
-  const configBytes = await readAll(await base.blob(parsed.config, { signal }));
-  return { config: parseConfig(configBytes, `${base.name} config`), layers: parsed.layers };
+  const wanted: Platform = { os: spec.os, architecture: spec.architecture ?? hostArch };
+  if (spec.variant) wanted.variant = spec.variant;
+  // A single-image base is taken as it is (its platform is not checked, as before).
+  const sel = await selectImage(base, { platform: wanted, signal });
+  const configBytes = await readAll(await base.blob(sel.manifest.config, { signal }));
+  return { config: parseConfig(configBytes, `${base.name} config`), layers: sel.manifest.layers };
 }

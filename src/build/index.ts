@@ -1,9 +1,7 @@
 export {
-  type BaseSource,
   type BuildOptions,
   BuiltImage,
   type BuiltLayer,
-  type BuiltManifest,
   hostArchitecture,
   mergeConfig,
   planLayers,

@@ -1,15 +1,6 @@
-import { openSource, type SelectedImage, selectImage, withDiffIds } from '../copy/index.ts';
-import { Limits, readAtMost } from '../digest/index.ts';
-import { ErrorCode, LadingError } from '../errors/index.ts';
-import {
-  type Descriptor,
-  formatPlatform,
-  type Platform,
-  parseConfig,
-  parseManifest,
-  selectPlatform,
-} from '../image/index.ts';
-import { type ImageSource, parseLocation } from '../transports/index.ts';
+import { type ImageLayers, imageLayers, openSource, withDiffIds } from '../copy/index.ts';
+import { type ImageSource, selectImage } from '../image/index.ts';
+import { parseLocation } from '../transports/index.ts';
 import { type CacheFlags, cacheFrom } from './cache-options.ts';
 import type { CommandContext } from './context.ts';
 import type { CliIo } from './io.ts';
@@ -17,15 +8,16 @@ import { type PlatformFlags, platformFrom, type RegistryFlags } from './options.
 
 /**
  * Opens IMAGE (any transport), selects the asked platform's image, runs `fn` on it, and closes
- * the source: what unpack, export and extract share. With `--platform` (or `--override-*`), a
- * single-platform image of another platform is an error (its config says). The config's diff_ids
- * are attached to the layers, so every layer read is verified uncompressed too.
+ * the source: what unpack, export and extract share. The platform policy is the library's
+ * ({@link selectImage}): with `--platform` (or `--override-*`), a single-platform image of another
+ * platform is an error. The config's diff_ids are attached to the layers, so every layer read is
+ * verified uncompressed too.
  */
 export async function withImage<T>(
   ctx: CommandContext<PlatformFlags & CacheFlags & RegistryFlags>,
   io: CliIo,
   image: string,
-  fn: (sel: SelectedImage, source: ImageSource) => Promise<T>,
+  fn: (sel: ImageLayers, source: ImageSource) => Promise<T>,
 ): Promise<T> {
   const source = openSource(parseLocation(image), {
     pool: ctx.pool(),
@@ -34,42 +26,10 @@ export async function withImage<T>(
     env: io.env,
   });
   try {
-    const { platform, explicit } = platformFrom(ctx.flags);
-    const sel = await selectImage(source, platform);
-    if (explicit && sel.top === sel.instance) await assertPlatform(source, sel.manifest.config, platform);
+    const sel = await selectImage(source, platformFrom(ctx.flags));
     // Every layer read is checked against its diff_id too (exit 5 on a mismatch).
-    return await fn(await withDiffIds(source, sel), source);
+    return await fn(await withDiffIds(source, imageLayers(source, sel)), source);
   } finally {
     await source.close();
   }
-}
-
-/**
- * With a platform asked for explicitly: a source whose top level is one image (not an index) must
- * be of that platform (its config says); an index is left to the platform selection.
- */
-export async function assertSourcePlatform(source: ImageSource, platform: Platform): Promise<void> {
-  const top = await source.topManifest();
-  const parsed = parseManifest(top.bytes, top.mediaType, source.name);
-  if (parsed.kind === 'image') await assertPlatform(source, parsed.config, platform);
-}
-
-async function assertPlatform(
-  source: ImageSource,
-  configDesc: Descriptor,
-  platform: Platform,
-): Promise<void> {
-  const config = parseConfig(
-    await readAtMost(await source.blob(configDesc), Limits.config, `config of ${source.name}`),
-    `config of ${source.name}`,
-  );
-  if (!config.architecture) return;
-  const has: Platform = { os: config.os ?? 'linux', architecture: config.architecture };
-  if (config.variant) has.variant = config.variant;
-  if (selectPlatform(platform, [has]) === -1)
-    throw new LadingError(
-      ErrorCode.PlatformMismatch,
-      `${source.name} is a single-platform image for ${formatPlatform(has)}, not ${formatPlatform(platform)}`,
-      { expected: formatPlatform(platform), found: formatPlatform(has) },
-    );
 }

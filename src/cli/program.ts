@@ -15,14 +15,13 @@ import { prefetchCommand } from './commands/prefetch.ts';
 import { tagsCommand } from './commands/tags.ts';
 import { unpackCommand } from './commands/unpack.ts';
 import type { CliIo } from './io.ts';
-
-export const VERSION = '0.1.0';
+import { ladingVersion } from './version.ts';
 
 /** The `lading` command with every subcommand. */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('lading')
     .description('Move container images between OCI/Docker registries, local disks and Nix.')
-    .version(VERSION, '-V, --version')
+    .version(ladingVersion(), '-V, --version')
     .option('-q, --quiet', 'print no warnings or progress')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({

@@ -4,7 +4,6 @@ import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
   convertIndex,
   type Descriptor,
-  formatPlatform,
   hostPlatform,
   type ImageManifest,
   type IndexManifest,
@@ -13,18 +12,30 @@ import {
   type Platform,
   parseConfig,
   parseManifest,
-  selectPlatform,
+  selectFromIndex,
+  selectImage,
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
-import type { ExistingLayer, ImageSink, ImageSource, RawManifest, WholeImage } from '../transports/index.ts';
+import type {
+  BlobSink,
+  ImageSink,
+  ImageSource,
+  RawManifest,
+  ReuseOutcome,
+  WholeImage,
+  WholeImageSink,
+} from '../transports/index.ts';
+import { BlobReuse } from './blob-reuse.ts';
+import { checkCompressLevel } from './compress-level.ts';
 import {
   convertImage,
   optionsFor,
   refuseIfPreserving,
   refuseRecompressIfPreserving,
 } from './convert-image.ts';
-import { effectiveLevel, layerBytesCompression, layerTarget, sameForm } from './layer-bytes.ts';
+import { effectiveLevel, layerBytesCompression, layerTarget } from './layer-bytes.ts';
 import { layerCompression, layerMediaType, recompressStream, Staging } from './recompress.ts';
+import { sha256Tap } from './sha256-tap.ts';
 import { mapLimit, readAtMostFrom } from './util.ts';
 
 /** What the orchestrator reports while it works (rendered by the CLI's progress display). */
@@ -36,7 +47,11 @@ export type CopyEvent =
   | { type: 'manifest'; digest: Digest; mediaType: string };
 
 export interface CopyOptions {
-  /** Platforms to copy from an index (default: the host's). Several keep an index of just those. */
+  /**
+   * Platforms to copy from an index (default: the host's). Several keep an index of just those.
+   * Given, they are asked for explicitly: one platform and a single-platform source of another
+   * platform is an error (E_PLATFORM_MISMATCH), as in every command ({@link selectImage}).
+   */
   platforms?: Platform[];
   /** Copy the whole index, every platform, unchanged. */
   all?: boolean;
@@ -108,55 +123,22 @@ export async function copyImage(
     blobsSkipped: 0,
     bytesCopied: 0,
   };
+  checkCompressLevel(opts.compress, opts.compressLevel);
   const staging = new Staging();
   try {
     const top = await src.topManifest(opts.signal);
     const parsed = parseManifest(top.bytes, top.mediaType, src.name);
-    if (parsed.kind === 'schema1') {
-      throw new LadingError(
-        ErrorCode.ManifestUnsupported,
-        `${src.name} is a Docker schema1 manifest, which lading does not copy`,
-      );
-    }
-    if (parsed.kind === 'index') {
-      const wanted = opts.platforms?.length ? opts.platforms : [hostPlatform()];
-      if (opts.all || (wanted.length > 1 && dst.acceptsIndex)) {
-        if (!dst.acceptsIndex) {
-          throw new LadingError(
-            ErrorCode.BadArgument,
-            `${dst.name} holds one image; --all needs a destination that stores an index`,
-          );
-        }
-        const chosen = opts.all ? parsed.manifests : wanted.map((p) => pick(parsed, p, src.name));
-        const written: Descriptor[] = [];
-        for (const d of dedupe(chosen)) {
-          const inst = await src.manifest(d.digest, opts.signal);
-          const kind = parseManifest(inst.bytes, inst.mediaType, `${src.name}@${d.digest}`).kind;
-          const out = kind === 'image' ? await copyOne(src, dst, inst, false, opts, result, staging) : inst;
-          if (kind !== 'image') await dst.putManifest(inst, false, opts.signal);
-          written.push({ ...d, digest: out.digest, size: out.bytes.length, mediaType: out.mediaType });
-        }
-        const converting = opts.format !== undefined && !isFormat(top.mediaType, opts.format);
-        if (converting) refuseIfPreserving(opts, top.mediaType, opts.format!, src.name);
-        const changed = written.some((w, i) => w.digest !== dedupe(chosen)[i]!.digest);
-        const index = converting
-          ? convertIndex(written, opts.format!, parsed.annotations)
-          : changed
-            ? rewrittenIndex(top, parsed, dedupe(chosen), written)
-            : opts.all
-              ? top
-              : filteredIndex(top, parsed, dedupe(chosen));
-        await dst.putManifest(index, true, opts.signal);
-        opts.onEvent?.({ type: 'manifest', digest: index.digest, mediaType: index.mediaType });
-        result.digest = index.digest;
-        result.mediaType = index.mediaType;
-      } else {
-        const d = pick(parsed, wanted[0]!, src.name);
-        const inst = await src.manifest(d.digest, opts.signal);
-        await copyOne(src, dst, inst, true, opts, result, staging);
-      }
+    const wanted = opts.platforms?.length ? opts.platforms : [hostPlatform()];
+    if (parsed.kind === 'index' && (opts.all || (wanted.length > 1 && dst.acceptsIndex))) {
+      await copyIndex(src, dst, top, parsed, wanted, opts, result, staging);
     } else {
-      await copyOne(src, dst, top, true, opts, result, staging);
+      // One image: the selector holds the platform policy (and refuses schema1).
+      const sel = await selectImage(src, {
+        platform: wanted[0],
+        explicit: opts.platforms?.length === 1 && !opts.all,
+        signal: opts.signal,
+      });
+      await copyOne(src, dst, sel.instance, true, opts, result, staging);
     }
     await dst.commit(opts.signal);
     return result;
@@ -168,23 +150,46 @@ export async function copyImage(
   }
 }
 
-function pick(index: IndexManifest, p: Platform, where: string): Descriptor {
-  const i = selectPlatform(
-    p,
-    index.manifests.map((d) => d.platform),
-  );
-  const d = i === -1 ? undefined : index.manifests[i];
-  if (!d) {
-    const have = index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : m.digest));
+/** Copies the chosen instances of an index (or all of them) and writes the index they make. */
+async function copyIndex(
+  src: ImageSource,
+  dst: ImageSink,
+  top: RawManifest,
+  parsed: IndexManifest,
+  wanted: Platform[],
+  opts: CopyOptions,
+  result: CopyResult,
+  staging: Staging,
+): Promise<void> {
+  if (!dst.acceptsIndex) {
     throw new LadingError(
-      ErrorCode.NoMatchingPlatform,
-      `no image for platform ${formatPlatform(p)} in ${where}; it has: ${have.join(', ')}`,
-      {
-        expected: formatPlatform(p),
-      },
+      ErrorCode.BadArgument,
+      `${dst.name} holds one image; --all needs a destination that stores an index`,
     );
   }
-  return d;
+  const chosen = opts.all ? parsed.manifests : wanted.map((p) => selectFromIndex(parsed, p, src.name));
+  const written: Descriptor[] = [];
+  for (const d of dedupe(chosen)) {
+    const inst = await src.manifest(d.digest, opts.signal);
+    const kind = parseManifest(inst.bytes, inst.mediaType, `${src.name}@${d.digest}`).kind;
+    const out = kind === 'image' ? await copyOne(src, dst, inst, false, opts, result, staging) : inst;
+    if (kind !== 'image') await dst.putManifest(inst, false, opts.signal);
+    written.push({ ...d, digest: out.digest, size: out.bytes.length, mediaType: out.mediaType });
+  }
+  const converting = opts.format !== undefined && !isFormat(top.mediaType, opts.format);
+  if (converting) refuseIfPreserving(opts, top.mediaType, opts.format!, src.name);
+  const changed = written.some((w, i) => w.digest !== dedupe(chosen)[i]!.digest);
+  const index = converting
+    ? convertIndex(written, opts.format!, parsed.annotations)
+    : changed
+      ? rewrittenIndex(top, parsed, dedupe(chosen), written)
+      : opts.all
+        ? top
+        : filteredIndex(top, parsed, dedupe(chosen));
+  await dst.putManifest(index, true, opts.signal);
+  opts.onEvent?.({ type: 'manifest', digest: index.digest, mediaType: index.mediaType });
+  result.digest = index.digest;
+  result.mediaType = index.mediaType;
 }
 
 function dedupe(ds: Descriptor[]): Descriptor[] {
@@ -225,7 +230,7 @@ function rewrittenIndex(
 function recompressPlan(
   image: ImageManifest,
   manifestMediaType: string,
-  dst: ImageSink,
+  dst: BlobSink,
   opts: CopyOptions,
   where: string,
   actual: Map<number, Compression>,
@@ -254,17 +259,6 @@ function withLayers(m: RawManifest, layers: Map<number, Descriptor>): RawManifes
   return { bytes, digest: sha256(bytes), mediaType: m.mediaType };
 }
 
-/** The destination's existing layers, read once per sink (best effort: none when unreadable). */
-const existingBySink = new WeakMap<ImageSink, Promise<ExistingLayer[]>>();
-function existingLayers(dst: ImageSink, signal?: AbortSignal): Promise<ExistingLayer[]> {
-  let p = existingBySink.get(dst);
-  if (!p) {
-    p = dst.existingLayers ? dst.existingLayers(signal).catch(() => []) : Promise.resolve([]);
-    existingBySink.set(dst, p);
-  }
-  return p;
-}
-
 /** Copies one image manifest's blobs and the manifest itself (used by {@link copyImage} and index creation). */
 export async function copyOne(
   src: ImageSource,
@@ -275,246 +269,204 @@ export async function copyOne(
   result: CopyResult,
   staging: Staging,
 ): Promise<RawManifest> {
-  let image = asImage(source, `${src.name}@${source.digest}`);
-  let m: RawManifest = source;
-  // Converting changes the manifest (and, to OCI, the config): the layers are the same bytes.
-  if (opts.format && !isFormat(source.mediaType, opts.format) && !dst.writeImage)
-    ({ manifest: m, image, source: src } = await convertImage(src, source, image, opts.format, opts));
-  if (dst.writeImage && opts.compress !== undefined) {
-    throw new LadingError(
-      ErrorCode.BadArgument,
-      `${dst.name} stores layers as they come; --dest-compress-format needs an oci:, dir: or registry destination`,
-    );
-  }
-  const plan = dst.writeImage
-    ? new Map()
-    : recompressPlan(
-        image,
-        m.mediaType,
-        dst,
-        opts,
-        dst.name,
-        await layerBytesCompression(src, image, opts.signal),
-      );
-  if (plan.size) refuseRecompressIfPreserving(opts, `${src.name}@${source.digest}`, dst.name);
-  if (dst.writeImage) {
-    const configBytes = await readAtMostFrom(
-      await src.blob(image.config, { signal: opts.signal }),
-      `config of ${src.name}`,
-    );
-    parseConfig(configBytes, `config ${image.config.digest}`);
-    const whole: WholeImage = {
-      manifest: m,
-      configDescriptor: image.config,
-      configBytes,
-      layers: image.layers,
-      blob: (d, o) => src.blob(d, o),
-    };
-    if (src.readBlob) whole.readBlob = (d, onData, signal) => src.readBlob!(d, onData, signal);
-    if (src.layerSizeHint) whole.sizeHint = (d, signal) => src.layerSizeHint!(d, signal);
-    await dst.writeImage(whole, opts.signal);
-  } else {
-    const kept = image.layers.filter((_l, i) => !plan.has(i));
-    const blobs = dedupe([image.config, ...kept]);
-    // Largest first, so the long transfers start early.
-    const order = [...blobs].sort((a, b) => b.size - a.size);
-    const staged = new Map<string, Promise<Descriptor>>();
-    const newLayers = new Map<number, Descriptor>();
-    // Before compressing anything, look for the same uncompressed layer at the destination (its
-    // tag's current image): matching diff_ids need no compression and no upload.
-    const info = opts.blobInfo;
-    const dstLoc = dst.location;
-    const remember = async (d: Digest): Promise<void> => {
-      if (!info) return;
-      if (dstLoc) await info.addLocation(d, dstLoc).catch(() => {});
-      if (src.location) await info.addLocation(d, src.location).catch(() => {});
-    };
-    // A blob seen before in another repository of the destination's registry is mounted from there.
-    const mountKnown = async (d: Descriptor): Promise<boolean> => {
-      if (!info || !dstLoc || !dst.mountFrom) return false;
-      for (const l of await info.locations(d.digest).catch(() => [])) {
-        if (l.registry !== dstLoc.registry || l.repository === dstLoc.repository) continue;
-        if (await dst.mountFrom(d, l.repository, opts.signal)) return true;
-      }
-      return false;
-    };
-    const skipped = (d: Descriptor, reason: 'exists' | 'mounted'): void => {
-      result.blobsSkipped++;
-      opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason });
-    };
-    let diffIds: Digest[] = [];
-    let existing: ExistingLayer[] = [];
-    if (plan.size && (dst.existingLayers || info)) {
-      existing = await existingLayers(dst, opts.signal);
-      if (existing.length || info) {
-        const configBytes = await readAtMostFrom(
-          await src.blob(image.config, { signal: opts.signal }),
-          `config of ${src.name}`,
-        );
-        diffIds = parseConfig(configBytes, `config ${image.config.digest}`).rootfs?.diff_ids ?? [];
-        if (diffIds.length !== image.layers.length) diffIds = [];
-      }
-    }
-    const recompressOne = async (i: number): Promise<void> => {
-      const l = image.layers[i]!;
-      const { to, mediaType } = plan.get(i)!;
-      const diffId = diffIds[i];
-      // Asked for a compression (and level), a layer at the destination is reused only when it is
-      // known to be that form: the result must not depend on what is there.
-      const known =
-        opts.compress !== undefined && info && diffId && to !== 'none'
-          ? (await info.compressedOf(diffId).catch(() => []))
-              .filter((c) => sameForm(c, to, opts.compressLevel))
-              .map((c) => c.digest)
-          : undefined;
-      const have = diffId
-        ? existing.find(
-            (e) =>
-              e.diffId === diffId &&
-              layerCompression(e.descriptor.mediaType) === to &&
-              (opts.compress === undefined || known?.includes(e.descriptor.digest)),
-          )
-        : undefined;
-      if (have) {
-        result.blobsSkipped++;
-        opts.onEvent?.({
-          type: 'blob-skip',
-          digest: have.descriptor.digest,
-          size: have.descriptor.size,
-          reason: 'exists',
-        });
-        newLayers.set(i, { ...l, mediaType, digest: have.descriptor.digest, size: have.descriptor.size });
-        return;
-      }
-      // A compressed form of this layer made in an earlier run, already in the destination's
-      // registry (this repository, or one to mount from).
-      if (diffId && info && to !== 'none') {
-        for (const c of await info.compressedOf(diffId).catch(() => [])) {
-          if (!sameForm(c, to, opts.compressLevel)) continue;
-          const cand: Descriptor = { mediaType, digest: c.digest, size: c.size };
-          const reason = (await dst.hasBlob(cand, opts.signal))
-            ? 'exists'
-            : (await mountKnown(cand))
-              ? 'mounted'
-              : undefined;
-          if (!reason) continue;
-          skipped(cand, reason);
-          await remember(cand.digest);
-          newLayers.set(i, { ...l, ...cand });
-          return;
-        }
-      }
-      const key = `${l.digest} ${to} ${mediaType}`;
-      let p = staged.get(key);
-      if (!p) {
-        p = (async () => {
-          opts.onEvent?.({ type: 'blob-start', digest: l.digest, size: l.size, mediaType: l.mediaType });
-          const openSource = () =>
-            src.blob(l, {
-              signal: opts.signal,
-              onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: l.digest, bytes }),
-            });
-          if (dst.putBlobStream) {
-            // Compressed straight into the upload; the digest is computed on the way and given last.
-            const r = await dst.putBlobStream(
-              async () => recompressStream(await openSource(), to, opts.compressLevel),
-              opts.signal,
-            );
-            const descriptor: Descriptor = { mediaType, digest: r.digest, size: r.size };
-            if (l.annotations) descriptor.annotations = l.annotations;
-            result.blobsCopied++;
-            result.bytesCopied += r.size;
-            if (info && diffId && to !== 'none')
-              await info
-                .addPair(r.digest, r.size, diffId, to, effectiveLevel(to, opts.compressLevel))
-                .catch(() => {});
-            await remember(r.digest);
-            opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
-            return descriptor;
-          }
-          const s = await staging.recompress(
-            await src.blob(l, {
-              signal: opts.signal,
-              onProgress: (bytes) => opts.onEvent?.({ type: 'blob-progress', digest: l.digest, bytes }),
-            }),
-            l,
-            to,
-            mediaType,
-            opts.compressLevel,
-            opts.signal,
-          );
-          if (await dst.hasBlob(s.descriptor, opts.signal)) skipped(s.descriptor, 'exists');
-          else if (await mountKnown(s.descriptor)) skipped(s.descriptor, 'mounted');
-          else {
-            await dst.putBlob(s.descriptor, s.open, opts.signal);
-            result.blobsCopied++;
-            result.bytesCopied += s.descriptor.size;
-          }
-          if (info && diffId && to !== 'none')
-            await info
-              .addPair(
-                s.descriptor.digest,
-                s.descriptor.size,
-                diffId,
-                to,
-                effectiveLevel(to, opts.compressLevel),
-              )
-              .catch(() => {});
-          await remember(s.descriptor.digest);
-          opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
-          return s.descriptor;
-        })();
-        staged.set(key, p);
-      }
-      newLayers.set(i, await p);
-    };
-    const work: (() => Promise<void>)[] = [
-      ...[...plan.keys()].map((i) => () => recompressOne(i)),
-      ...order.map((d) => () => copyBlob(d)),
-    ];
-    const copyBlob = async (d: Descriptor): Promise<void> => {
-      if (await dst.hasBlob(d, opts.signal)) {
-        skipped(d, 'exists');
-        await remember(d.digest);
-        return;
-      }
-      if ((dst.reuseBlob && (await dst.reuseBlob(d, opts.signal))) || (await mountKnown(d))) {
-        skipped(d, 'mounted');
-        await remember(d.digest);
-        return;
-      }
-      opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
-      const onProgress = (bytes: number): void =>
-        opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes });
-      const readBlob = src.readBlob?.bind(src);
-      const put = () =>
-        // Files from a registry: socket -> file on one thread, no stream (the reader verifies).
-        readBlob && dst.putBlobFrom
-          ? dst.putBlobFrom(
-              d,
-              { verified: true, read: (onData) => readBlob(d, onData, opts.signal, onProgress) },
-              opts.signal,
-            )
-          : dst.putBlob(d, () => src.blob(d, { signal: opts.signal, onProgress }), opts.signal);
-      // A cache entry found corrupt on the way is removed by then: once more fetches it afresh.
-      await put().catch((err: unknown) => {
-        if (!isCorruptCacheEntry(err)) throw err;
-        return put();
-      });
-      result.blobsCopied++;
-      result.bytesCopied += d.size;
-      await remember(d.digest);
-      opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size });
-    };
-    await mapLimit(work, opts.jobs ?? 6, (w) => w());
-    if (newLayers.size) m = withLayers(m, newLayers);
-  }
-  if (!dst.writeImage) await dst.putManifest(m, top, opts.signal);
+  const image = asImage(source, `${src.name}@${source.digest}`);
+  const m =
+    dst.kind === 'whole-image'
+      ? await copyWhole(src, dst, source, image, opts)
+      : await copyBlobs(src, dst, source, image, top, opts, result, staging);
   opts.onEvent?.({ type: 'manifest', digest: m.digest, mediaType: m.mediaType });
   result.images.push(m.digest);
   if (top) {
     result.digest = m.digest;
     result.mediaType = m.mediaType;
   }
+  return m;
+}
+
+/** Hands the image to a sink that writes it at once (docker-archive, engine). */
+async function copyWhole(
+  src: ImageSource,
+  dst: WholeImageSink,
+  m: RawManifest,
+  image: ImageManifest,
+  opts: CopyOptions,
+): Promise<RawManifest> {
+  if (opts.compress !== undefined) {
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `${dst.name} stores layers as they come; --dest-compress-format needs an oci:, dir: or registry destination`,
+    );
+  }
+  const configBytes = await readAtMostFrom(
+    await src.blob(image.config, { signal: opts.signal }),
+    `config of ${src.name}`,
+  );
+  parseConfig(configBytes, `config ${image.config.digest}`);
+  const whole: WholeImage = {
+    manifest: m,
+    configDescriptor: image.config,
+    configBytes,
+    layers: image.layers,
+    blob: (d, o) => src.blob(d, o),
+  };
+  if (src.readBlob) whole.readBlob = (d, onData, signal) => src.readBlob!(d, onData, signal);
+  if (src.layerSizeHint) whole.sizeHint = (d, signal) => src.layerSizeHint!(d, signal);
+  await dst.writeImage(whole, opts.signal);
+  return m;
+}
+
+/** Blobs one by one (skipping what the destination has, reusing what it can), then the manifest. */
+async function copyBlobs(
+  original: ImageSource,
+  dst: BlobSink,
+  source: RawManifest,
+  parsed: ImageManifest,
+  top: boolean,
+  opts: CopyOptions,
+  result: CopyResult,
+  staging: Staging,
+): Promise<RawManifest> {
+  let src = original;
+  let image = parsed;
+  let m: RawManifest = source;
+  // Converting changes the manifest (and, to OCI, the config): the layers are the same bytes.
+  if (opts.format && !isFormat(source.mediaType, opts.format))
+    ({ manifest: m, image, source: src } = await convertImage(src, source, image, opts.format, opts));
+  const plan = recompressPlan(
+    image,
+    m.mediaType,
+    dst,
+    opts,
+    dst.name,
+    await layerBytesCompression(src, image, opts.signal),
+  );
+  if (plan.size) refuseRecompressIfPreserving(opts, `${src.name}@${source.digest}`, dst.name);
+  const kept = image.layers.filter((_l, i) => !plan.has(i));
+  // Largest first, so the long transfers start early.
+  const order = dedupe([image.config, ...kept]).sort((a, b) => b.size - a.size);
+  const staged = new Map<string, Promise<Descriptor>>();
+  const newLayers = new Map<number, Descriptor>();
+  const reuse = new BlobReuse(dst, src, opts.blobInfo, opts);
+  const progress = (d: Descriptor) => (bytes: number) =>
+    opts.onEvent?.({ type: 'blob-progress', digest: d.digest, bytes });
+  const skipped = (d: Descriptor, reason: ReuseOutcome): void => {
+    result.blobsSkipped++;
+    opts.onEvent?.({ type: 'blob-skip', digest: d.digest, size: d.size, reason });
+  };
+  // Before compressing anything, look for the same uncompressed layer at the destination:
+  // a verified match needs no compression and no upload.
+  let diffIds: Digest[] = [];
+  if (plan.size && reuse.looksByDiffId) {
+    const configBytes = await readAtMostFrom(
+      await src.blob(image.config, { signal: opts.signal }),
+      `config of ${src.name}`,
+    );
+    diffIds = parseConfig(configBytes, `config ${image.config.digest}`).rootfs?.diff_ids ?? [];
+    if (diffIds.length !== image.layers.length) diffIds = [];
+  }
+  const compressOne = async (l: Descriptor, to: Compression, mediaType: string): Promise<Descriptor> => {
+    opts.onEvent?.({ type: 'blob-start', digest: l.digest, size: l.size, mediaType: l.mediaType });
+    const openSource = () => src.blob(l, { signal: opts.signal, onProgress: progress(l) });
+    let descriptor: Descriptor;
+    if (dst.putBlobStream) {
+      // Compressed straight into the upload; the digest is computed on the way and given last.
+      let tap = sha256Tap();
+      const r = await dst.putBlobStream(async () => {
+        tap = sha256Tap();
+        return recompressStream(await openSource(), to, opts.compressLevel, tap);
+      }, opts.signal);
+      descriptor = { mediaType, digest: r.digest, size: r.size };
+      if (l.annotations) descriptor.annotations = l.annotations;
+      result.blobsCopied++;
+      result.bytesCopied += r.size;
+      await reuse.recordPair(
+        r.digest,
+        r.size,
+        tap.digest(),
+        to,
+        to === 'none' ? undefined : effectiveLevel(to, opts.compressLevel),
+      );
+    } else {
+      const s = await staging.recompress(
+        await openSource(),
+        l,
+        to,
+        mediaType,
+        opts.compressLevel,
+        opts.signal,
+      );
+      descriptor = s.descriptor;
+      const outcome = await reuse.byDigest(s.descriptor, false);
+      if (outcome) skipped(s.descriptor, outcome);
+      else {
+        await dst.putBlob(s.descriptor, s.open, opts.signal);
+        result.blobsCopied++;
+        result.bytesCopied += s.descriptor.size;
+      }
+      await reuse.recordPair(
+        s.descriptor.digest,
+        s.descriptor.size,
+        s.diffId,
+        to,
+        to === 'none' ? undefined : effectiveLevel(to, opts.compressLevel),
+      );
+    }
+    await reuse.remember(descriptor.digest);
+    opts.onEvent?.({ type: 'blob-done', digest: l.digest, size: l.size });
+    return descriptor;
+  };
+  const recompressOne = async (i: number): Promise<void> => {
+    const l = image.layers[i]!;
+    const { to, mediaType } = plan.get(i)!;
+    const diffId = diffIds[i];
+    const found = diffId ? await reuse.byDiffId(diffId, to, mediaType) : undefined;
+    if (found) {
+      skipped(found.descriptor, found.outcome);
+      newLayers.set(i, { ...l, ...found.descriptor });
+      return;
+    }
+    const key = `${l.digest} ${to} ${mediaType}`;
+    let p = staged.get(key);
+    if (!p) {
+      p = compressOne(l, to, mediaType);
+      staged.set(key, p);
+    }
+    newLayers.set(i, await p);
+  };
+  const copyBlob = async (d: Descriptor): Promise<void> => {
+    const outcome = await reuse.byDigest(d);
+    if (outcome) {
+      skipped(d, outcome);
+      return;
+    }
+    opts.onEvent?.({ type: 'blob-start', digest: d.digest, size: d.size, mediaType: d.mediaType });
+    const onProgress = progress(d);
+    const readBlob = src.readBlob?.bind(src);
+    const put = () =>
+      // Files from a registry: socket -> file on one thread, no stream (the reader verifies).
+      readBlob && dst.putBlobFrom
+        ? dst.putBlobFrom(
+            d,
+            { verified: true, read: (onData) => readBlob(d, onData, opts.signal, onProgress) },
+            opts.signal,
+          )
+        : dst.putBlob(d, () => src.blob(d, { signal: opts.signal, onProgress }), opts.signal);
+    // A cache entry found corrupt on the way is removed by then: once more fetches it afresh.
+    await put().catch((err: unknown) => {
+      if (!isCorruptCacheEntry(err)) throw err;
+      return put();
+    });
+    result.blobsCopied++;
+    result.bytesCopied += d.size;
+    await reuse.remember(d.digest);
+    opts.onEvent?.({ type: 'blob-done', digest: d.digest, size: d.size });
+  };
+  const work: (() => Promise<void>)[] = [
+    ...[...plan.keys()].map((i) => () => recompressOne(i)),
+    ...order.map((d) => () => copyBlob(d)),
+  ];
+  await mapLimit(work, opts.jobs ?? 6, (w) => w());
+  if (newLayers.size) m = withLayers(m, newLayers);
+  await dst.putManifest(m, top, opts.signal);
   return m;
 }

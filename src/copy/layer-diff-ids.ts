@@ -2,7 +2,7 @@ import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { parseConfig } from '../image/index.ts';
 import type { ImageSource } from '../transports/index.ts';
-import type { SelectedImage } from './image-layers.ts';
+import type { ImageLayers } from './image-layers.ts';
 
 /**
  * The selected image with each layer's diff_id (from its config) attached, so that whoever
@@ -13,11 +13,13 @@ import type { SelectedImage } from './image-layers.ts';
  */
 export async function withDiffIds(
   source: ImageSource,
-  sel: SelectedImage,
+  sel: ImageLayers,
   signal?: AbortSignal,
-): Promise<SelectedImage> {
+): Promise<ImageLayers> {
   const what = `config of ${source.name}`;
-  const bytes = await readAtMost(await source.blob(sel.manifest.config, { signal }), Limits.config, what);
+  const bytes =
+    sel.config?.bytes ??
+    (await readAtMost(await source.blob(sel.manifest.config, { signal }), Limits.config, what));
   const diffIds = parseConfig(bytes, what).rootfs?.diff_ids;
   if (!diffIds) return sel;
   if (diffIds.length !== sel.layers.length)

@@ -11,6 +11,7 @@ import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType } from '../image/index.ts';
 import { type Compression, decompress, parallelGzip } from '../layers/index.ts';
 import { makeTempDir } from '../util/index.ts';
+import { sha256Tap } from './sha256-tap.ts';
 
 /** The compression a layer media type declares, or undefined for a type that is not a layer tar. */
 export function layerCompression(mediaType: string): Compression | undefined {
@@ -47,9 +48,22 @@ export function layerMediaType(manifestMediaType: string, compression: Compressi
       : MediaType.OciLayer;
 }
 
-/** `source` (gzip, zstd or plain, by magic bytes) decompressed and compressed again as `to`. */
-export function recompressStream(source: Readable, to: Compression, level: number | undefined): Readable {
-  const plain = decompress(source);
+/**
+ * `source` (gzip, zstd or plain, by magic bytes) decompressed and compressed again as `to`. The
+ * uncompressed bytes pass through `tap` when given (to hash them: the layer's real diff_id).
+ */
+export function recompressStream(
+  source: Readable,
+  to: Compression,
+  level: number | undefined,
+  tap?: Transform,
+): Readable {
+  let plain = decompress(source);
+  if (tap) {
+    const d = plain;
+    d.once('error', (err) => tap.destroy(err));
+    plain = d.pipe(tap);
+  }
   if (to === 'none') return plain;
   // gzip is compressed on several threads (in 1 MiB blocks, deterministic); zstd on one.
   if (to === 'gzip') return parallelGzip(plain, { level: level ?? 6 });
@@ -64,6 +78,8 @@ export function recompressStream(source: Readable, to: Compression, level: numbe
 /** A re-encoded layer staged in a temporary file; its digest and size are known. */
 export interface StagedBlob {
   descriptor: Descriptor;
+  /** The sha256 of the uncompressed bytes, computed on the way. */
+  diffId: Digest;
   open(): Promise<Readable>;
 }
 
@@ -94,6 +110,7 @@ export class Staging {
   ): Promise<StagedBlob> {
     const path = join(await this.#root(), `blob-${this.#n++}`);
     const hash = createHash('sha256');
+    const plainTap = sha256Tap();
     let size = 0;
     const tap = new Transform({
       transform(chunk: Buffer, _enc, cb) {
@@ -103,7 +120,9 @@ export class Staging {
       },
     });
     try {
-      await pipeline([recompressStream(source, to, level), tap, createWriteStream(path)], { signal });
+      await pipeline([recompressStream(source, to, level, plainTap), tap, createWriteStream(path)], {
+        signal,
+      });
     } catch (err) {
       await rm(path, { force: true });
       if (err instanceof LadingError) throw err;
@@ -119,7 +138,11 @@ export class Staging {
     // Foreign-layer URLs point at the old bytes, so they are dropped.
     const descriptor: Descriptor = { mediaType, digest, size };
     if (from.annotations) descriptor.annotations = from.annotations;
-    return { descriptor, open: async () => createReadStream(path, { highWaterMark: 1 << 20 }) };
+    return {
+      descriptor,
+      diffId: plainTap.digest(),
+      open: async () => createReadStream(path, { highWaterMark: 1 << 20 }),
+    };
   }
 
   async close(): Promise<void> {

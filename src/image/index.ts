@@ -1,4 +1,16 @@
 export { type ImageConfig, parseConfig } from './config.ts';
+export type {
+  BlobReader,
+  BlobReadOptions,
+  BlobSink,
+  ExistingLayer,
+  ImageSink,
+  ImageSource,
+  RawManifest,
+  ReuseOutcome,
+  WholeImage,
+  WholeImageSink,
+} from './contracts.ts';
 export { convertImageManifest, convertIndex, isFormat, type ManifestFormat } from './convert.ts';
 export { type Descriptor, parseDescriptor } from './descriptor.ts';
 export {
@@ -31,3 +43,10 @@ export {
   platformMatches,
   selectPlatform,
 } from './platform.ts';
+export {
+  indexPlatforms,
+  type SelectedImage,
+  type SelectOptions,
+  selectFromIndex,
+  selectImage,
+} from './select.ts';

@@ -8,7 +8,7 @@ export {
 export { type ExportOptions, type ExportResult, exportRootfs } from './export.ts';
 export { type ExtractedPath, type ExtractOptions, type ExtractResult, extractPaths } from './extract-file.ts';
 export { GO_TAR_END, type GoTarHeader, goTarHeader, goTarPadding } from './go-tar.ts';
-export { inflatePieces, SyncInflater, syncInflateWorks } from './inflate-sync.ts';
+export { inflatePieces, syncInflateWorks } from './inflate-sync.ts';
 export { GZIP_BLOCK, type ParallelGzipOptions, parallelGzip } from './parallel-gzip.ts';
 export {
   type PermRule,

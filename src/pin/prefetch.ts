@@ -5,11 +5,10 @@ import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import {
   type Descriptor,
   formatPlatform,
-  type ImageManifest,
+  type ImageSource,
   type Platform,
   parseConfig,
-  parseManifest,
-  selectPlatform,
+  selectImage,
 } from '../image/index.ts';
 import {
   fixName,
@@ -28,7 +27,7 @@ import {
   dockerArchiveHash,
   writeDockerArchive,
 } from '../transports/docker-archive/index.ts';
-import { DIR_VERSION, DirSink, type ImageSource, RegistrySource } from '../transports/index.ts';
+import { DIR_VERSION, DirSink, RegistrySource } from '../transports/index.ts';
 import { archiveHashOnePass } from './archive-pass.ts';
 import { BlobFeed } from './blob-feed.ts';
 
@@ -40,6 +39,11 @@ export interface PrefetchInput {
   tag?: string;
   digest?: Digest;
   platform: Platform;
+  /**
+   * Whether `platform` was asked for (default true): then a single-platform image of another
+   * platform is an error instead of a result labelled with the wrong platform.
+   */
+  platformExplicit?: boolean;
   /** Pin the platform's manifest digest instead of the index digest (NixOS/nixpkgs#283098). */
   pinInstance?: boolean;
   /**
@@ -145,43 +149,6 @@ export function nix2containerName(imageName: string): string {
   return sanitizeDerivationName(fixName(`docker-image-${imageName}`));
 }
 
-/** Selects the platform's image from an index, or checks nothing for a single image. */
-async function selectInstance(source: ImageSource, platform: Platform, what: string, signal?: AbortSignal) {
-  const top = await source.topManifest(signal);
-  const parsed = parseManifest(top.bytes, top.mediaType, what);
-  if (parsed.kind === 'schema1') {
-    throw new LadingError(
-      ErrorCode.ManifestUnsupported,
-      `${what} is a Docker schema1 manifest, which Nix's pull functions cannot use`,
-    );
-  }
-  if (parsed.kind === 'image') return { top, instance: top, image: parsed, index: undefined };
-  const i = selectPlatform(
-    platform,
-    parsed.manifests.map((d) => d.platform),
-  );
-  const chosen = parsed.manifests[i];
-  if (!chosen) {
-    const have = parsed.manifests
-      .map((d) => (d.platform ? formatPlatform(d.platform) : d.digest))
-      .filter((p) => p !== 'unknown/unknown');
-    throw new LadingError(
-      ErrorCode.NoMatchingPlatform,
-      `no image for platform ${formatPlatform(platform)} in ${what}; it has: ${have.join(', ')}`,
-      {
-        expected: formatPlatform(platform),
-        found: have.join(', '),
-      },
-    );
-  }
-  const instance = await source.manifest(chosen.digest, signal);
-  const image = parseManifest(instance.bytes, instance.mediaType, `${what}@${chosen.digest}`);
-  if (image.kind !== 'image') {
-    throw new LadingError(ErrorCode.ManifestUnsupported, `${what}@${chosen.digest} is not an image manifest`);
-  }
-  return { top, instance, image: image as ImageManifest, index: parsed };
-}
-
 /**
  * Computes what `dockerTools.pullImage` and `nix2container.pullImage` need, without Nix or
  * skopeo: blobs are fetched once (verified, in parallel) into the cache, then the docker-archive
@@ -220,7 +187,12 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
       input.onFetch?.(n);
     },
   });
-  const { top, instance, image, index } = await selectInstance(source, input.platform, what, input.signal);
+  const sel = await selectImage(source, {
+    platform: input.platform,
+    explicit: input.platformExplicit ?? true,
+    signal: input.signal,
+  });
+  const { top, instance, index, manifest: image } = sel;
   const finalImageName = input.finalImageName ?? input.imageName;
   // nix-prefetch-docker: --final-image-tag, else --image-tag, else latest, whatever the digest.
   const finalImageTag = input.finalImageTag ?? input.tag ?? 'latest';
@@ -363,9 +335,7 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
   }
   const flatHash = wantFlat && hashes.dockerTools ? parseNixHash(hashes.dockerTools) : undefined;
   const narHash = wantNar && hashes.nix2container ? parseNixHash(hashes.nix2container) : undefined;
-  const chosenPlatform = index
-    ? index.manifests.find((d) => d.digest === instance.digest)?.platform
-    : undefined;
+  const chosenPlatform = sel.descriptor?.platform;
   const os = chosenPlatform?.os ?? input.platform.os;
   const arch = chosenPlatform?.architecture ?? input.platform.architecture;
   const variant = chosenPlatform?.variant ?? input.platform.variant;

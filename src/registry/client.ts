@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { type Digest, Limits, parseDigest, readAtMost } from '../digest/index.ts';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { MANIFEST_ACCEPT, manifestDigest } from '../image/index.ts';
@@ -12,7 +11,9 @@ import { responseError } from './errors.ts';
 import { Http, type HttpOptions, type HttpResponse, isLoopbackHost, type SendOptions } from './http.ts';
 import { foreignChallengeError, mayAnswerChallenge } from './origin-policy.ts';
 import { PageWalk } from './pagination.ts';
+import { drain, header } from './response.ts';
 import { clientCertAlert } from './tls-alert.ts';
+import { mountBlob, type UploadOptions, uploadBlob, uploadBlobStream } from './upload.ts';
 
 export interface RegistryClientOptions extends HttpOptions, CertDirOptions {
   /** Registry host as in references (`docker.io`, `127.0.0.1:5000`). */
@@ -57,6 +58,8 @@ export interface RequestOptions {
   retry?: boolean;
   /** Full URL instead of `path` (upload locations). */
   url?: URL;
+  /** Send no credentials (a URL on another origin than the registry's). */
+  anonymous?: boolean;
 }
 
 const DEFAULT_JOBS = 6;
@@ -138,7 +141,7 @@ export class RegistryClient {
         if (isCertificateError(err)) break;
         continue;
       }
-      await res.body.dump().catch(() => {});
+      await drain(res);
       if (res.status === 401) {
         // A challenge only counts from the registry itself, not from where /v2/ redirected to.
         if (mayAnswerChallenge(res.url, base.origin)) this.auth.learn(res);
@@ -190,7 +193,9 @@ export class RegistryClient {
     const url = opts.url ?? new URL(opts.path, base);
     let scopes = opts.scopes ?? [`repository:${opts.repository}:pull`];
     for (let attempt = 0; ; attempt++) {
-      const authz = await this.auth.authorization(opts.repository, scopes, opts.signal);
+      const authz = opts.anonymous
+        ? undefined
+        : await this.auth.authorization(opts.repository, scopes, opts.signal);
       const headers = { ...opts.headers };
       if (authz) headers.authorization = authz;
       const res = await this.http.send(url, {
@@ -200,9 +205,9 @@ export class RegistryClient {
         signal: opts.signal,
         retry: opts.retry,
       });
-      if (res.status !== 401 || attempt >= 2) return res;
+      if (res.status !== 401 || attempt >= 2 || opts.anonymous) return res;
       if (!mayAnswerChallenge(res.url, base.origin)) {
-        await res.body.dump().catch(() => {});
+        await drain(res);
         throw foreignChallengeError(res.url, this.registry, opts.method);
       }
       const before = this.auth.scheme;
@@ -218,11 +223,12 @@ export class RegistryClient {
       } else if (!authz && !this.auth.scheme) {
         return res;
       }
-      await res.body.dump().catch(() => {});
+      await drain(res);
     }
   }
 
-  async #errorFor(
+  /** The LadingError for a failed response (secrets redacted). */
+  async errorFor(
     res: HttpResponse,
     method: string,
     what: string,
@@ -247,9 +253,9 @@ export class RegistryClient {
     await this.base(signal);
     const res = await this.request({ method: 'GET', path: '/v2/', repository: '', scopes: [], signal });
     if (res.status !== 200) {
-      throw await this.#errorFor(res, 'GET', `login to ${this.registry}`, '');
+      throw await this.errorFor(res, 'GET', `login to ${this.registry}`, '');
     }
-    await res.body.dump().catch(() => {});
+    await drain(res);
   }
 
   /** HEAD of a manifest: the digest without downloading (a HEAD is not a Docker Hub pull). */
@@ -262,10 +268,10 @@ export class RegistryClient {
         headers: { accept: MANIFEST_ACCEPT },
         signal,
       });
-      await res.body.dump().catch(() => {});
+      await drain(res);
       if (res.status === 404) return undefined;
       if (res.status !== 200)
-        throw await this.#errorFor(res, 'HEAD', `manifest ${ref}`, ref.repository, String(ref));
+        throw await this.errorFor(res, 'HEAD', `manifest ${ref}`, ref.repository, String(ref));
       const dcd = header(res, 'docker-content-digest');
       const length = header(res, 'content-length');
       return {
@@ -290,7 +296,7 @@ export class RegistryClient {
         headers: { accept: MANIFEST_ACCEPT },
         signal,
       });
-      if (res.status !== 200) throw await this.#errorFor(res, 'GET', what, ref.repository, String(ref));
+      if (res.status !== 200) throw await this.errorFor(res, 'GET', what, ref.repository, String(ref));
       const bytes = await readAtMost(res.body, Limits.manifest, what);
       const algorithm = ref.digest?.startsWith('sha512:') ? 'sha512' : 'sha256';
       const digest = manifestDigest(bytes, algorithm);
@@ -327,10 +333,10 @@ export class RegistryClient {
         repository,
         signal,
       });
-      await res.body.dump().catch(() => {});
+      await drain(res);
       if (res.status === 200) return true;
       if (res.status === 404) return false;
-      throw await this.#errorFor(res, 'HEAD', `blob ${digest} in ${this.registry}/${repository}`, repository);
+      throw await this.errorFor(res, 'HEAD', `blob ${digest} in ${this.registry}/${repository}`, repository);
     });
   }
 
@@ -405,7 +411,7 @@ export class RegistryClient {
         signal,
       });
       if (res.status !== 206) {
-        await res.body.dump().catch(() => {});
+        await drain(res);
         return undefined;
       }
       const tail = await readAtMost(res.body, n, `the end of blob ${digest}`);
@@ -429,7 +435,7 @@ export class RegistryClient {
         this.request({ method: 'GET', path: current, repository, signal }),
       );
       if (res.status !== 200)
-        throw await this.#errorFor(res, 'GET', `tags of ${this.registry}/${repository}`, repository);
+        throw await this.errorFor(res, 'GET', `tags of ${this.registry}/${repository}`, repository);
       const raw = await readAtMost(res.body, Limits.manifest, `tag list of ${repository}`);
       walk.read(raw.length);
       let json: { tags?: unknown };
@@ -450,228 +456,48 @@ export class RegistryClient {
    * Tries a cross-repository mount of `digest` from `fromRepository` (same registry). Returns true
    * when the registry mounted it; false when it started an ordinary upload instead (cancelled).
    */
-  async mountBlob(
+  mountBlob(
     repository: string,
     digest: Digest,
     fromRepository: string,
     signal?: AbortSignal,
   ): Promise<boolean> {
-    return this.limiter.run(async () => {
-      const q = new URLSearchParams({ mount: digest, from: fromRepository });
-      const res = await this.request({
-        method: 'POST',
-        path: `/v2/${repository}/blobs/uploads/?${q}`,
-        repository,
-        scopes: [`repository:${repository}:pull,push`, `repository:${fromRepository}:pull`],
-        signal,
-        retry: true,
-      });
-      await res.body.dump().catch(() => {});
-      if (res.status === 201) return true;
-      if (res.status === 202) {
-        const loc = header(res, 'location');
-        if (loc) {
-          const del = await this.request({
-            method: 'DELETE',
-            url: new URL(loc, res.url),
-            path: '',
-            repository,
-            scopes: [`repository:${repository}:pull,push`],
-            signal,
-          }).catch(() => undefined);
-          await del?.body.dump().catch(() => {});
-        }
-        return false;
-      }
-      throw await this.#errorFor(
-        res,
-        'POST',
-        `mount of ${digest} into ${this.registry}/${repository}`,
-        repository,
-      );
-    });
+    return this.limiter.run(() => mountBlob(this, repository, digest, fromRepository, signal));
   }
 
   /**
-   * Uploads a blob: `POST` to start, then one streaming `PUT ?digest=` (monolithic), or `PATCH`
-   * chunks of `chunkSize` bytes followed by the closing `PUT` (chunked). The registry checks the
-   * digest; `open` is called again for each retry, so a broken upload starts over cleanly.
+   * Uploads a blob: monolithic (one streaming `PUT ?digest=`) or in `chunkSize` PATCH chunks
+   * (registry/upload.ts). The registry checks the digest; `open` is called again for each retry.
    */
-  async uploadBlob(
+  uploadBlob(
     repository: string,
     digest: Digest,
     size: number,
     open: () => Promise<Readable>,
-    opts: { chunkSize?: number; signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+    opts: UploadOptions = {},
   ): Promise<void> {
-    const scopes = [`repository:${repository}:pull,push`];
-    const what = `upload of ${digest} to ${this.registry}/${repository}`;
-    await this.limiter.run(async () => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const start = await this.request({
-            method: 'POST',
-            path: `/v2/${repository}/blobs/uploads/`,
-            repository,
-            scopes,
-            signal: opts.signal,
-            retry: true,
-          });
-          await start.body.dump().catch(() => {});
-          if (start.status !== 202) throw await this.#errorFor(start, 'POST', what, repository);
-          let location = new URL(header(start, 'location') ?? '', start.url);
-          const body = await open();
-          if (opts.chunkSize && opts.chunkSize < size) {
-            let offset = 0;
-            for await (const chunk of chunked(body, opts.chunkSize)) {
-              const res = await this.request({
-                method: 'PATCH',
-                url: location,
-                path: '',
-                repository,
-                scopes,
-                headers: {
-                  'content-type': 'application/octet-stream',
-                  'content-length': String(chunk.length),
-                  'content-range': `${offset}-${offset + chunk.length - 1}`,
-                },
-                body: chunk,
-                signal: opts.signal,
-                retry: false,
-              });
-              await res.body.dump().catch(() => {});
-              if (res.status !== 202) throw await this.#errorFor(res, 'PATCH', what, repository);
-              offset += chunk.length;
-              opts.onProgress?.(chunk.length);
-              location = new URL(header(res, 'location') ?? location.href, res.url);
-            }
-            location.searchParams.set('digest', digest);
-            const done = await this.request({
-              method: 'PUT',
-              url: location,
-              path: '',
-              repository,
-              scopes,
-              headers: { 'content-length': '0' },
-              signal: opts.signal,
-              retry: false,
-            });
-            await done.body.dump().catch(() => {});
-            if (done.status !== 201) throw await this.#errorFor(done, 'PUT', what, repository);
-          } else {
-            location.searchParams.set('digest', digest);
-            let upload: Readable = body;
-            if (opts.onProgress) {
-              const onProgress = opts.onProgress;
-              upload = body.pipe(
-                new Transform({
-                  transform(chunk: Buffer, _enc, cb) {
-                    onProgress(chunk.length);
-                    cb(null, chunk);
-                  },
-                }),
-              );
-              body.once('error', (err) => upload.destroy(err));
-            }
-            const res = await this.request({
-              method: 'PUT',
-              url: location,
-              path: '',
-              repository,
-              scopes,
-              headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-              body: upload,
-              signal: opts.signal,
-              retry: false,
-            });
-            await res.body.dump().catch(() => {});
-            if (res.status !== 201) throw await this.#errorFor(res, 'PUT', what, repository);
-          }
-          return;
-        } catch (err) {
-          const retryable = isLadingError(err) ? err.temporary === true : true;
-          if (!retryable || attempt >= this.http.retry.times || opts.signal?.aborted) throw err;
-          this.http.debug(`${what} failed (${(err as Error).message}); starting over`);
-        }
-      }
-    });
+    return this.limiter.run(() => uploadBlob(this, repository, digest, size, open, opts));
   }
 
   /**
-   * Uploads a blob whose digest is known only at its end (a layer compressed on the fly): `POST`,
-   * one streaming `PATCH` hashed while it is sent, then `PUT ?digest=` with the computed digest,
-   * which the registry checks. `open` is called again for each retry. Returns digest and size.
+   * Uploads a blob whose digest is known only at its end (a layer compressed on the fly), hashed
+   * while it is sent. Returns digest and size.
    */
-  async uploadBlobStream(
+  uploadBlobStream(
     repository: string,
     open: () => Promise<Readable>,
-    opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+    opts: Omit<UploadOptions, 'chunkSize'> = {},
   ): Promise<{ digest: Digest; size: number }> {
-    const scopes = [`repository:${repository}:pull,push`];
-    const what = `streamed upload to ${this.registry}/${repository}`;
-    return this.limiter.run(async () => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const start = await this.request({
-            method: 'POST',
-            path: `/v2/${repository}/blobs/uploads/`,
-            repository,
-            scopes,
-            signal: opts.signal,
-            retry: true,
-          });
-          await start.body.dump().catch(() => {});
-          if (start.status !== 202) throw await this.#errorFor(start, 'POST', what, repository);
-          let location = new URL(header(start, 'location') ?? '', start.url);
-          const body = await open();
-          const hash = createHash('sha256');
-          let size = 0;
-          const onProgress = opts.onProgress;
-          const tap = new Transform({
-            transform(chunk: Buffer, _enc, cb) {
-              hash.update(chunk);
-              size += chunk.length;
-              onProgress?.(chunk.length);
-              cb(null, chunk);
-            },
-          });
-          body.once('error', (err) => tap.destroy(err));
-          const res = await this.request({
-            method: 'PATCH',
-            url: location,
-            path: '',
-            repository,
-            scopes,
-            headers: { 'content-type': 'application/octet-stream' },
-            body: body.pipe(tap),
-            signal: opts.signal,
-            retry: false,
-          });
-          await res.body.dump().catch(() => {});
-          if (res.status !== 202) throw await this.#errorFor(res, 'PATCH', what, repository);
-          const digest = `sha256:${hash.digest('hex')}` as Digest;
-          location = new URL(header(res, 'location') ?? location.href, res.url);
-          location.searchParams.set('digest', digest);
-          const done = await this.request({
-            method: 'PUT',
-            url: location,
-            path: '',
-            repository,
-            scopes,
-            headers: { 'content-length': '0' },
-            signal: opts.signal,
-            retry: false,
-          });
-          await done.body.dump().catch(() => {});
-          if (done.status !== 201) throw await this.#errorFor(done, 'PUT', what, repository);
-          return { digest, size };
-        } catch (err) {
-          const retryable = isLadingError(err) ? err.temporary === true : true;
-          if (!retryable || attempt >= this.http.retry.times || opts.signal?.aborted) throw err;
-          this.http.debug(`${what} failed (${(err as Error).message}); starting over`);
-        }
-      }
-    });
+    return this.limiter.run(() => uploadBlobStream(this, repository, open, opts));
+  }
+
+  /** Retries a failed upload gets (from --retry-times). */
+  get retryTimes(): number {
+    return this.http.retry.times;
+  }
+
+  debug(line: string): void {
+    this.http.debug(line);
   }
 
   /** Pushes a manifest under a tag or its digest; checks the digest the registry reports. */
@@ -694,8 +520,8 @@ export class RegistryClient {
         body: Buffer.from(bytes),
         signal,
       });
-      await res.body.dump().catch(() => {});
-      if (res.status !== 201 && res.status !== 200) throw await this.#errorFor(res, 'PUT', what, repository);
+      await drain(res);
+      if (res.status !== 201 && res.status !== 200) throw await this.errorFor(res, 'PUT', what, repository);
       const dcd = header(res, 'docker-content-digest');
       if (dcd && dcd !== digest) {
         throw new LadingError(
@@ -718,28 +544,6 @@ export class RegistryClient {
   }
 }
 
-/** Re-chunks a stream into buffers of exactly `size` bytes (the last may be shorter). */
-async function* chunked(stream: Readable, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let have = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    let chunk = c;
-    while (have + chunk.length >= size) {
-      const take = size - have;
-      parts.push(chunk.subarray(0, take));
-      yield Buffer.concat(parts, size);
-      chunk = chunk.subarray(take);
-      parts = [];
-      have = 0;
-    }
-    if (chunk.length) {
-      parts.push(chunk);
-      have += chunk.length;
-    }
-  }
-  if (have) yield Buffer.concat(parts, have);
-}
-
 const CERT_ERRORS =
   /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/;
 
@@ -757,11 +561,6 @@ function isCertificateError(err: unknown): boolean {
   return [e?.code, e?.cause?.code, e?.cause?.cause?.code].some(
     (c) => typeof c === 'string' && CERT_ERRORS.test(c),
   );
-}
-
-function header(res: HttpResponse, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /** The next page from an RFC 5988 `Link: </v2/…?last=x&n=y>; rel="next"` header (same origin only). */

@@ -1,6 +1,6 @@
 export type { CredentialLookup, RegistryCredential } from './authenticator.ts';
 export { Authenticator } from './authenticator.ts';
-export { type BlobReadOptions, closeBlobConnections, openBlobReadable, readBlob } from './blob-reader.ts';
+export { type BlobReadOptions, readBlob } from './blob-reader.ts';
 export {
   type CertDirOptions,
   certsForHost,
@@ -42,13 +42,11 @@ export {
 export { MAX_LIST_BYTES, MAX_PAGES, PageWalk } from './pagination.ts';
 export { RegistryPool, type RegistryPoolOptions } from './pool.ts';
 export {
-  fetchManifest,
   indexPlatforms,
   type ResolvedImage,
   type ResolvedInstance,
   type ResolveOptions,
   resolveImage,
-  selectFromIndex,
 } from './resolve.ts';
 export {
   DEFAULT_TIMEOUT_MS,

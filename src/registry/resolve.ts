@@ -1,17 +1,16 @@
 import type { Digest } from '../digest/index.ts';
-import { ErrorCode, LadingError } from '../errors/index.ts';
 import {
   type Descriptor,
-  formatPlatform,
-  hostPlatform,
+  detectMediaType,
   type ImageConfig,
   type ImageManifest,
+  type ImageSource,
   type IndexManifest,
   type Manifest,
   type Platform,
   parseConfig,
-  parseManifest,
-  selectPlatform,
+  type RawManifest,
+  selectImage,
 } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
 import type { FetchedManifest, RegistryClient } from './client.ts';
@@ -54,106 +53,66 @@ export interface ResolveOptions {
   signal?: AbortSignal;
 }
 
-/** Fetches and parses the top-level manifest of `ref`. */
-export async function fetchManifest(
-  client: RegistryClient,
-  ref: Reference,
-  signal?: AbortSignal,
-): Promise<{ fetched: FetchedManifest; manifest: Manifest }> {
-  const fetched = await client.getManifest(ref, signal);
-  return { fetched, manifest: parseManifest(fetched.bytes, fetched.contentType, String(ref)) };
-}
+export { indexPlatforms } from '../image/index.ts';
 
-/** Lists the platforms an index offers, for messages. */
-export function indexPlatforms(index: IndexManifest): string[] {
-  return index.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : `(no platform: ${d.digest})`));
-}
-
-/** Picks the index entry for `platform`, or throws E_NO_MATCHING_PLATFORM listing what there is. */
-export function selectFromIndex(index: IndexManifest, platform: Platform, ref: string): Descriptor {
-  // Attestation manifests (buildkit) carry platform unknown/unknown and are never selected.
-  const i = selectPlatform(
-    platform,
-    index.manifests.map((d) => d.platform),
-  );
-  const chosen = i === -1 ? undefined : index.manifests[i];
-  if (!chosen) {
-    const have = indexPlatforms(index).filter((p) => p !== 'unknown/unknown');
-    throw new LadingError(
-      ErrorCode.NoMatchingPlatform,
-      `no image for platform ${formatPlatform(platform)} in ${ref}; it has: ${have.join(', ') || 'no platforms'}`,
-      { ref, expected: formatPlatform(platform), found: have.join(', ') },
-    );
-  }
-  return chosen;
+/** A repository read straight through the client, as the image selector reads sources. */
+function clientSource(client: RegistryClient, ref: Reference): ImageSource {
+  const raw = (m: FetchedManifest): RawManifest => ({
+    bytes: m.bytes,
+    digest: m.digest,
+    mediaType: detectMediaType(JSON.parse(m.bytes.toString('utf8')), m.contentType),
+  });
+  return {
+    name: String(ref),
+    topManifest: async (signal) => raw(await client.getManifest(ref, signal)),
+    manifest: async (digest, signal) => raw(await client.getManifest(ref.withDigest(digest), signal)),
+    blob: (d, o) => client.openBlob(ref.repository, d.digest, { size: d.size, ...o }),
+    close: async () => {},
+  };
 }
 
 /**
- * Resolves `ref` to one platform's image manifest and config, verifying every digest on the way.
+ * Resolves `ref` to one platform's image manifest and config, verifying every digest on the way
+ * (the platform policy is {@link selectImage}'s).
  */
 export async function resolveImage(
   client: RegistryClient,
   ref: Reference,
   opts: ResolveOptions = {},
 ): Promise<ResolvedImage> {
-  const platform = opts.platform ?? hostPlatform();
-  const { fetched, manifest } = await fetchManifest(client, ref, opts.signal);
-  const top = { ref, digest: fetched.digest, mediaType: manifest.mediaType, bytes: fetched.bytes, manifest };
-  if (manifest.kind === 'schema1') {
-    throw new LadingError(
-      ErrorCode.ManifestUnsupported,
-      `${ref} is a Docker schema1 manifest: lading reads it (inspect) but cannot pull it; push it again with a current client`,
-      { ref: String(ref), found: manifest.mediaType },
-    );
-  }
-  if (manifest.kind === 'index') {
-    const chosen = selectFromIndex(manifest, platform, String(ref));
-    const instanceRef = ref.withDigest(chosen.digest);
-    const inst = await fetchManifest(client, instanceRef, opts.signal);
-    if (inst.manifest.kind !== 'image') {
-      throw new LadingError(
-        ErrorCode.ManifestUnsupported,
-        `${instanceRef} (selected for ${formatPlatform(platform)}) is a ${inst.manifest.mediaType}, not an image manifest`,
-        { ref: String(instanceRef) },
-      );
-    }
-    const image = await withConfig(client, instanceRef, inst.fetched, inst.manifest, opts.signal);
-    image.descriptor = chosen;
-    return { ...top, index: manifest, image };
-  }
-  const image = await withConfig(client, ref.withDigest(fetched.digest), fetched, manifest, opts.signal);
-  if (opts.platformExplicit && image.config.architecture) {
-    const has: Platform = { os: image.config.os ?? 'linux', architecture: image.config.architecture };
-    if (image.config.variant) has.variant = image.config.variant;
-    if (selectPlatform(platform, [has]) === -1) {
-      throw new LadingError(
-        ErrorCode.PlatformMismatch,
-        `${ref} is a single-platform image for ${formatPlatform(has)}, not ${formatPlatform(platform)}`,
-        { ref: String(ref), expected: formatPlatform(platform), found: formatPlatform(has) },
-      );
-    }
-  }
-  return { ...top, image };
-}
-
-async function withConfig(
-  client: RegistryClient,
-  ref: Reference,
-  fetched: FetchedManifest,
-  manifest: ImageManifest,
-  signal?: AbortSignal,
-): Promise<ResolvedInstance> {
-  const configBytes = await client.getBlobBytes(ref.repository, manifest.config.digest, {
-    size: manifest.config.size,
-    signal,
+  const sel = await selectImage(clientSource(client, ref), {
+    platform: opts.platform,
+    explicit: opts.platformExplicit,
+    signal: opts.signal,
   });
-  return {
-    ref,
-    digest: fetched.digest,
-    mediaType: manifest.mediaType,
-    bytes: fetched.bytes,
-    manifest,
+  const topManifest: Manifest = sel.index ?? sel.manifest;
+  const instanceRef = ref.withDigest(sel.instance.digest);
+  const configBytes =
+    sel.config?.bytes ??
+    (await client.getBlobBytes(ref.repository, sel.manifest.config.digest, {
+      size: sel.manifest.config.size,
+      signal: opts.signal,
+    }));
+  const image: ResolvedInstance = {
+    ref: instanceRef,
+    digest: sel.instance.digest,
+    mediaType: sel.manifest.mediaType,
+    bytes: sel.instance.bytes,
+    manifest: sel.manifest,
     configBytes,
-    config: parseConfig(configBytes, `config ${manifest.config.digest} of ${ref}`),
+    config:
+      sel.config?.parsed ??
+      parseConfig(configBytes, `config ${sel.manifest.config.digest} of ${instanceRef}`),
   };
+  if (sel.descriptor) image.descriptor = sel.descriptor;
+  const resolved: ResolvedImage = {
+    ref,
+    digest: sel.top.digest,
+    mediaType: topManifest.mediaType,
+    bytes: sel.top.bytes,
+    manifest: topManifest,
+    image,
+  };
+  if (sel.index) resolved.index = sel.index;
+  return resolved;
 }

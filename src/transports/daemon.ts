@@ -14,7 +14,7 @@ import { makeTempDir } from '../util/index.ts';
 import { dockerArchiveStream } from './docker-archive/index.ts';
 import { archiveInputFor } from './docker-archive-sink.ts';
 import { DockerArchiveSource } from './docker-archive-source.ts';
-import type { ImageSink, ImageSource, RawManifest, WholeImage } from './transport.ts';
+import type { ImageSource, RawManifest, WholeImage, WholeImageSink } from './transport.ts';
 
 /** The Docker Engine API socket: `DOCKER_HOST=unix://…`, else `/var/run/docker.sock`. */
 export function dockerSocket(env: NodeJS.ProcessEnv): string {
@@ -93,7 +93,8 @@ function runPodman(bin: string, args: string[], input?: Readable): { stdout: Rea
  * `/images/load`, `podman:NAME:TAG` through `podman load`), as a docker-archive stream: nothing
  * is staged on disk.
  */
-export class DaemonSink implements ImageSink {
+export class DaemonSink implements WholeImageSink {
+  readonly kind = 'whole-image';
   readonly name: string;
   readonly acceptsIndex = false;
   readonly #ref: Reference;
@@ -171,18 +172,6 @@ export class DaemonSink implements ImageSink {
     } finally {
       await close();
     }
-  }
-
-  async hasBlob(): Promise<boolean> {
-    return false;
-  }
-
-  async putBlob(_d: Descriptor, _open: () => Promise<Readable>): Promise<void> {
-    throw new LadingError(ErrorCode.Internal, 'engine sinks take whole images (writeImage)');
-  }
-
-  async putManifest(_m: RawManifest): Promise<void> {
-    throw new LadingError(ErrorCode.Internal, 'engine sinks take whole images (writeImage)');
   }
 
   async commit(): Promise<void> {}

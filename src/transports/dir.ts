@@ -6,7 +6,6 @@ import { type Descriptor, detectMediaType, manifestDigest } from '../image/index
 import { holdTemp, sweepStaleTemps, tempName, writeFileAtomic } from '../util/index.ts';
 import { checkDirDestination } from './destination.ts';
 import {
-  type BlobReader,
   fileTail,
   layerSizeHintFrom,
   openBlobFile,
@@ -14,7 +13,7 @@ import {
   writeBlobFile,
   writeBlobFileFrom,
 } from './files.ts';
-import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+import type { BlobReader, BlobSink, ImageSource, RawManifest } from './transport.ts';
 
 /** skopeo's `version` file, exactly. */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
@@ -67,7 +66,8 @@ export class DirSource implements ImageSource {
  * Writes a skopeo `dir:` layout. Everything is staged in a temp directory beside the destination
  * and renamed into place on commit, so a failed copy leaves nothing where the result belongs.
  */
-export class DirSink implements ImageSink {
+export class DirSink implements BlobSink {
+  readonly kind = 'blobs';
   readonly name: string;
   readonly root: string;
   readonly acceptsIndex = true;
@@ -90,8 +90,8 @@ export class DirSink implements ImageSink {
     return this.#ready;
   }
 
-  async hasBlob(): Promise<boolean> {
-    return false;
+  async reuseBlob(): Promise<undefined> {
+    return undefined;
   }
 
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<void> {

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
 import { parseConfig } from '../image/index.ts';
@@ -11,7 +10,7 @@ import {
   writeDockerArchive,
   writeDockerArchiveParallel,
 } from './docker-archive/index.ts';
-import type { ImageSink, RawManifest, WholeImage } from './transport.ts';
+import type { WholeImage, WholeImageSink } from './transport.ts';
 
 /** Builds the archive writer's input from a whole image (layers decompressed on the fly). */
 export function archiveInputFor(
@@ -52,7 +51,8 @@ export function archiveInputFor(
  * Writes a docker-archive (`docker-archive:FILE[:NAME:TAG]`), byte-identical to skopeo's. The file
  * appears only when complete; an existing file is refused. `-` streams it to `out`.
  */
-export class DockerArchiveSink implements ImageSink {
+export class DockerArchiveSink implements WholeImageSink {
+  readonly kind = 'whole-image';
   readonly name: string;
   readonly acceptsIndex = false;
   readonly #path: string;
@@ -90,18 +90,6 @@ export class DockerArchiveSink implements ImageSink {
       if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
       await writeDockerArchive(input, this.#path, { hash: false });
     }
-  }
-
-  async hasBlob(): Promise<boolean> {
-    return false;
-  }
-
-  async putBlob(_d: unknown, _open: () => Promise<Readable>): Promise<void> {
-    throw new LadingError(ErrorCode.Internal, 'docker-archive sinks take whole images (writeImage)');
-  }
-
-  async putManifest(_m: RawManifest): Promise<void> {
-    throw new LadingError(ErrorCode.Internal, 'docker-archive sinks take whole images (writeImage)');
   }
 
   async commit(): Promise<void> {}

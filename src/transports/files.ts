@@ -14,7 +14,7 @@ import {
   verifyBytes,
 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, layerCompression } from '../image/index.ts';
+import { type BlobReader, type Descriptor, layerCompression } from '../image/index.ts';
 import { ioError, releaseTemp, tempPathFor, writeFileAtomic } from '../util/index.ts';
 
 /** Pipes `source` through a verifier for `desc`; errors of either end up on the result. */
@@ -53,16 +53,6 @@ export async function writeBlobFile(
 ): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true });
   await writeFileAtomic(path, verified(source, desc, path), { mode, fsync });
-}
-
-/**
- * Reads a blob's bytes for {@link writeBlobFileFrom}: hands each piece to `onData` (valid only
- * during the call) and resolves once they all came; `verified` says it resolves only after the
- * digest and size checked out (a registry's blob reader), so they need not be hashed again.
- */
-export interface BlobReader {
-  read(onData: (piece: Buffer) => void): Promise<void>;
-  verified: boolean;
 }
 
 /**

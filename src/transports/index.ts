@@ -16,10 +16,13 @@ export {
 } from './registry.ts';
 export { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
 export type {
+  BlobSink,
   ExistingLayer,
   ImageSink,
   ImageSource,
   RawManifest,
+  ReuseOutcome,
   TransportRef,
   WholeImage,
+  WholeImageSink,
 } from './transport.ts';

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { type Digest, parseDigest, sha256, VerifyStream } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, MediaType } from '../image/index.ts';
+import { type BlobReadOptions, type Descriptor, MediaType } from '../image/index.ts';
 import { type PermRule, reproducibleTar, type TarPath } from '../layers/index.ts';
 import { GoStruct, type GoValue, goMarshal } from './docker-archive/index.ts';
 import type { ImageSource, RawManifest } from './transport.ts';
@@ -233,10 +233,7 @@ export class Nix2containerSource implements ImageSource {
     throw new LadingError(ErrorCode.NotFound, `${this.name}: no manifest ${digest}`, { ref: this.name });
   }
 
-  async blob(
-    desc: Descriptor,
-    opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
-  ): Promise<Readable> {
+  async blob(desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
     const { config, configDigest, layers } = await this.#load();
     if (desc.digest === configDigest) return Readable.from([config]);
     const layer = layers.find((l) => l.descriptor.digest === desc.digest);
@@ -251,13 +248,10 @@ export class Nix2containerSource implements ImageSource {
       source: `${this.name} ${desc.digest}`,
     });
     raw.on('error', (err: Error) => verify.destroy(err));
+    // Bytes since the last report (the contract), not a running total.
     if (opts.onProgress) {
       const report = opts.onProgress;
-      let n = 0;
-      raw.on('data', (c: Buffer) => {
-        n += c.length;
-        report(n);
-      });
+      raw.on('data', (c: Buffer) => report(c.length));
     }
     return raw.pipe(verify);
   }

@@ -13,7 +13,7 @@ import { checkNewFile } from './destination.ts';
 import { verified } from './files.ts';
 import { OciLayoutSink } from './oci-layout.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
-import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+import type { BlobSink, ImageSource, RawManifest, ReuseOutcome } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
@@ -117,7 +117,8 @@ export class OciArchiveSource implements ImageSource {
  * Writes an OCI layout into a tar file. The layout is staged in a temp directory, packed into a
  * temp file beside FILE, and renamed into place on commit (`-` streams the tar to `out`).
  */
-export class OciArchiveSink implements ImageSink {
+export class OciArchiveSink implements BlobSink {
+  readonly kind = 'blobs';
   readonly name: string;
   readonly acceptsIndex = true;
   readonly ociOnly = true;
@@ -144,8 +145,8 @@ export class OciArchiveSink implements ImageSink {
     return this.#layout;
   }
 
-  async hasBlob(desc: Descriptor): Promise<boolean> {
-    return (await this.#sink()).hasBlob(desc);
+  async reuseBlob(desc: Descriptor): Promise<ReuseOutcome | undefined> {
+    return (await this.#sink()).reuseBlob(desc);
   }
 
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<void> {

@@ -14,7 +14,6 @@ import {
 } from '../util/index.ts';
 import { checkOciDestination } from './destination.ts';
 import {
-  type BlobReader,
   fileTail,
   layerSizeHintFrom,
   openBlobFile,
@@ -22,7 +21,7 @@ import {
   writeBlobFile,
   writeBlobFileFrom,
 } from './files.ts';
-import type { ImageSink, ImageSource, RawManifest } from './transport.ts';
+import type { BlobReader, BlobSink, ImageSource, RawManifest, ReuseOutcome } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}';
@@ -133,7 +132,8 @@ export class OciLayoutSource implements ImageSource {
 }
 
 /** Writes into an OCI image layout (`oci:DIR[:TAG]`); an existing layout gains the image. */
-export class OciLayoutSink implements ImageSink {
+export class OciLayoutSink implements BlobSink {
+  readonly kind = 'blobs';
   readonly name: string;
   readonly root: string;
   readonly tag: string | undefined;
@@ -170,12 +170,12 @@ export class OciLayoutSink implements ImageSink {
     return this.#ready;
   }
 
-  async hasBlob(desc: Descriptor): Promise<boolean> {
+  async reuseBlob(desc: Descriptor): Promise<ReuseOutcome | undefined> {
     await this.#prepare();
     try {
-      return (await stat(blobPath(this.root, desc.digest))).size === desc.size;
+      return (await stat(blobPath(this.root, desc.digest))).size === desc.size ? 'exists' : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   }
 

@@ -6,7 +6,7 @@ import { type Descriptor, detectMediaType, parseConfig, parseManifest } from '..
 import type { Reference } from '../reference/index.ts';
 import { type RegistryClient, readBlob } from '../registry/index.ts';
 import { fileTail, layerSizeHintFrom } from './files.ts';
-import type { ExistingLayer, ImageSink, ImageSource, RawManifest } from './transport.ts';
+import type { BlobSink, ExistingLayer, ImageSource, RawManifest, ReuseOutcome } from './transport.ts';
 
 export interface RegistrySourceOptions {
   /** Verified blobs and manifests are read from and written to this cache. */
@@ -200,7 +200,8 @@ export interface RegistrySinkOptions {
 }
 
 /** A registry repository as a destination: HEAD to skip, mount when possible, upload, push manifests. */
-export class RegistrySink implements ImageSink {
+export class RegistrySink implements BlobSink {
+  readonly kind = 'blobs';
   readonly name: string;
   readonly client: RegistryClient;
   readonly ref: Reference;
@@ -217,12 +218,30 @@ export class RegistrySink implements ImageSink {
     this.#opts = opts;
   }
 
-  hasBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
-    return this.client.blobExists(this.ref.repository, desc.digest, signal).catch((err) => {
+  /** HEAD first; then a cross-repository mount from the source repository, then from `mountFrom`. */
+  async reuseBlob(
+    desc: Descriptor,
+    opts: { mountFrom?: readonly string[]; fromSource?: boolean; signal?: AbortSignal } = {},
+  ): Promise<ReuseOutcome | undefined> {
+    const signal = opts.signal;
+    const exists = await this.client.blobExists(this.ref.repository, desc.digest, signal).catch((err) => {
       // A registry that refuses HEAD for pull-less tokens: upload instead.
       if (hasCode(err, ErrorCode.Denied, ErrorCode.Unauthorized)) return false;
       throw err;
     });
+    if (exists) return 'exists';
+    const from = this.#opts.mountFrom;
+    const repos = [...(opts.mountFrom ?? [])];
+    if (opts.fromSource !== false && from && from.registry === this.ref.registry)
+      repos.unshift(from.repository);
+    for (const repo of new Set(repos)) {
+      if (repo === this.ref.repository) continue;
+      const mounted = await this.client
+        .mountBlob(this.ref.repository, desc.digest, repo, signal)
+        .catch(() => false);
+      if (mounted) return 'mounted';
+    }
+    return undefined;
   }
 
   async existingLayers(signal?: AbortSignal): Promise<ExistingLayer[]> {
@@ -269,7 +288,16 @@ export class RegistrySink implements ImageSink {
       );
       const diffIds = config.rootfs?.diff_ids ?? [];
       if (diffIds.length !== m.layers.length) continue;
-      for (const [i, descriptor] of m.layers.entries()) out.push({ diffId: diffIds[i]!, descriptor });
+      for (const [i, descriptor] of m.layers.entries())
+        out.push({
+          diffId: diffIds[i]!,
+          descriptor,
+          open: (s) =>
+            this.client.openBlob(this.ref.repository, descriptor.digest, {
+              size: descriptor.size,
+              signal: s,
+            }),
+        });
     }
     return out;
   }
@@ -279,19 +307,6 @@ export class RegistrySink implements ImageSink {
     signal?: AbortSignal,
   ): Promise<{ digest: Digest; size: number }> {
     return this.client.uploadBlobStream(this.ref.repository, open, { signal });
-  }
-
-  mountFrom(desc: Descriptor, repository: string, signal?: AbortSignal): Promise<boolean> {
-    if (repository === this.ref.repository) return Promise.resolve(false);
-    return this.client.mountBlob(this.ref.repository, desc.digest, repository, signal).catch(() => false);
-  }
-
-  async reuseBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
-    const from = this.#opts.mountFrom;
-    if (!from || from.registry !== this.ref.registry || from.repository === this.ref.repository) return false;
-    return this.client
-      .mountBlob(this.ref.repository, desc.digest, from.repository, signal)
-      .catch(() => false);
   }
 
   async putBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal): Promise<void> {

@@ -5,7 +5,9 @@ import { chmod, mkdir, mkdtemp, readFile, stat, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { parseManifest } from '../../src/image/index.ts';
 import { reproducibleTar } from '../../src/layers/index.ts';
+import { Nix2containerSource } from '../../src/transports/index.ts';
 import { requireBin, run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
 
@@ -82,6 +84,22 @@ async function fixture() {
 }
 
 describe('nix2container:IMAGE.json source', () => {
+  test('onProgress reports bytes since the last call: the reports add up to each layer size', async () => {
+    const f = await fixture();
+    const src = new Nix2containerSource(f.imageJson);
+    const top = await src.topManifest();
+    const m = parseManifest(top.bytes, top.mediaType, 'n2c');
+    assert.equal(m.kind, 'image');
+    if (m.kind !== 'image') return;
+    for (const l of m.layers) {
+      let reported = 0;
+      let read = 0;
+      for await (const c of await src.blob(l, { onProgress: (n) => (reported += n) })) read += c.length;
+      assert.equal(read, l.size);
+      assert.equal(reported, l.size, `${l.digest}: reports sum to the layer size`);
+    }
+  });
+
   test('lading copy reads it; skopeo and umoci accept the result; config as Go marshals it', async () => {
     requireBin('skopeo');
     requireBin('umoci');

@@ -50,6 +50,10 @@ export interface FaultRule {
   ignoreRange?: boolean;
   /** Set (string) or remove (null) response headers of a forwarded request. */
   responseHeaders?: Record<string, string | null>;
+  /** Point a forwarded response's registry `Location` at this origin (e.g. another proxy) instead of this proxy. */
+  locationTo?: string;
+  /** Set request headers before forwarding (a storage backend that authorises by its own means). */
+  requestHeaders?: Record<string, string>;
 }
 
 export interface ProxyLogEntry {
@@ -177,6 +181,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const headers = withoutHopByHop(req.headers);
     headers.host = up.host;
     if (rule?.ignoreRange) delete headers.range;
+    for (const [k, v] of Object.entries(rule?.requestHeaders ?? {})) headers[k.toLowerCase()] = v;
     const proxied = httpRequest(
       { host: up.hostname, port: up.port, method: req.method, path, headers },
       (upRes) => {
@@ -185,7 +190,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         const out = withoutHopByHop(upRes.headers);
         if (typeof out.location === 'string') {
           const loc = new URL(out.location, upstream);
-          if (loc.origin === up.origin) out.location = self + loc.pathname + loc.search;
+          if (loc.origin === up.origin) out.location = (rule?.locationTo ?? self) + loc.pathname + loc.search;
         }
         if (rule?.ignoreRange) delete out['accept-ranges'];
         for (const [k, v] of Object.entries(rule?.responseHeaders ?? {})) {

@@ -9,7 +9,7 @@ import {
   specError,
 } from '../../build/index.ts';
 import { BlobInfoCache } from '../../cache/index.ts';
-import { copyImage, openSink, openSource } from '../../copy/index.ts';
+import { checkCompressLevel, copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheFrom, cacheRoot, withCacheOptions } from '../cache-options.ts';
@@ -68,20 +68,11 @@ Examples:
       const dst = parseLocation(ctx.flags.output);
       const level = ctx.flags.destCompressLevel;
       const fmt = ctx.flags.destCompressFormat;
-      if (level !== undefined) {
-        // As copy checks it.
-        if (!fmt || fmt === 'none')
-          throw new LadingError(
-            ErrorCode.BadArgument,
-            '--dest-compress-level needs --dest-compress-format gzip or zstd',
-          );
-        const [lo, hi] = fmt === 'gzip' ? [1, 9] : [1, 22];
-        if (!/^\d{1,2}$/.test(level) || Number(level) < lo || Number(level) > hi)
-          throw new LadingError(
-            ErrorCode.BadArgument,
-            `--dest-compress-level: expected ${lo}-${hi} for ${fmt}, got ${JSON.stringify(level)}`,
-          );
-      }
+      // The library's check, with the flags' names.
+      const compressLevel = checkCompressLevel(fmt, level, {
+        format: '--dest-compress-format',
+        level: '--dest-compress-level',
+      });
       let text: string;
       let baseDir = io.cwd;
       if (specArg === '-') text = await readStdin(io.stdin);
@@ -141,7 +132,7 @@ Examples:
         const r = await copyImage(image, sink, {
           onEvent: progress.onEvent,
           compress: fmt,
-          compressLevel: level === undefined ? undefined : Number(level),
+          compressLevel,
           jobs: ctx.flags.jobs,
           // Where blobs were seen, and which compressed blobs hold which layers: cross-repository
           // mounts and no second compression, as for copy.

@@ -1,14 +1,12 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
-import { copyImage, openSink, openSource } from '../../copy/index.ts';
-import { ErrorCode, LadingError } from '../../errors/index.ts';
+import { checkCompressLevel, copyImage, openSink, openSource } from '../../copy/index.ts';
 import { parsePlatform } from '../../image/index.ts';
 import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
-import { assertSourcePlatform } from '../image-source.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import {
   type PlatformFlags,
@@ -97,21 +95,11 @@ Examples:
       const dst = parseLocation(dstArg);
       const level = ctx.flags.destCompressLevel;
       const fmt = ctx.flags.destCompressFormat;
-      if (level !== undefined) {
-        const [lo, hi] = fmt === 'gzip' ? [1, 9] : fmt === 'zstd' ? [1, 22] : [0, -1];
-        if (!fmt || fmt === 'none') {
-          throw new LadingError(
-            ErrorCode.BadArgument,
-            '--dest-compress-level needs --dest-compress-format gzip or zstd',
-          );
-        }
-        if (!/^\d{1,2}$/.test(level) || Number(level) < lo || Number(level) > hi) {
-          throw new LadingError(
-            ErrorCode.BadArgument,
-            `--dest-compress-level: expected ${lo}-${hi} for ${fmt}, got ${JSON.stringify(level)}`,
-          );
-        }
-      }
+      // The library's check, with the flags' names.
+      const compressLevel = checkCompressLevel(fmt, level, {
+        format: '--dest-compress-format',
+        level: '--dest-compress-level',
+      });
       const cache = await cacheFrom(ctx.flags, io);
       const asked = ctx.flags.platform ? undefined : platformFrom(ctx.flags);
       const platforms = ctx.flags.platform
@@ -139,16 +127,14 @@ Examples:
         env: io.env,
       });
       try {
-        // Asked for one platform, a single-platform source of another is an error (as for unpack).
-        if (!ctx.flags.all && explicit && platforms.length === 1)
-          await assertSourcePlatform(source, platforms[0]!);
+        // Platforms asked for are explicit: the library refuses a single-platform source of another.
         const r = await copyImage(source, sink, {
-          platforms,
+          platforms: explicit ? platforms : undefined,
           all: ctx.flags.all,
           format: ctx.flags.format,
           preserveDigests: ctx.flags.preserveDigests,
           compress: ctx.flags.destCompressFormat,
-          compressLevel: level === undefined ? undefined : Number(level),
+          compressLevel,
           jobs: ctx.flags.jobs,
           blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
           onEvent: progress.onEvent,

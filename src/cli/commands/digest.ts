@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { formatPlatform, isIndexMediaType, parseManifest } from '../../image/index.ts';
-import { selectFromIndex } from '../../registry/index.ts';
+import { formatPlatform, isIndexMediaType, parseManifest, selectImage } from '../../image/index.ts';
+import { RegistrySource } from '../../transports/index.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';
 import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
@@ -41,17 +41,18 @@ Examples:
       }
       let instanceDigest: string | undefined;
       let platform: string | undefined;
-      if (!digest) {
+      if (!digest && wantInstance) {
+        // The library's selector: an index's entry, or a single image checked against the platform.
+        const asked = platformFrom(ctx.flags);
+        const sel = await selectImage(new RegistrySource(client, ref), asked);
+        digest = sel.top.digest;
+        mediaType = (sel.index ?? sel.manifest).mediaType;
+        platform = formatPlatform(asked.platform);
+        instanceDigest = sel.instance.digest;
+      } else if (!digest) {
         const m = await client.getManifest(ref);
         digest = m.digest;
-        const parsed = parseManifest(m.bytes, m.contentType, String(ref));
-        mediaType = parsed.mediaType;
-        if (wantInstance) {
-          const { platform: p } = platformFrom(ctx.flags);
-          platform = formatPlatform(p);
-          if (parsed.kind === 'index') instanceDigest = selectFromIndex(parsed, p, String(ref)).digest;
-          else instanceDigest = digest;
-        }
+        mediaType = parseManifest(m.bytes, m.contentType, String(ref)).mediaType;
       }
       if (ctx.flags.json) {
         await writeJson(io.out, {

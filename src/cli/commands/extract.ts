@@ -2,7 +2,6 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { assertComplete, extractPaths } from '../../layers/index.ts';
-import { RegistrySource } from '../../transports/index.ts';
 import { outputTarget } from '../../util/index.ts';
 import { type CacheFlags, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
@@ -50,7 +49,7 @@ Examples:
       await withImage(ctx, io, image, async (sel, source) => {
         const dest = resolve(io.cwd, ctx.flags.output ?? '.');
         const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
-        const fetched = source instanceof RegistrySource ? source.fetchedBytes : r.bytesRead;
+        const fetched = source.fetchedBytes ?? r.bytesRead;
         const summary = {
           image: sel.instance.digest,
           results: r.results,

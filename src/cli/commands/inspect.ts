@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { openSource, selectImage } from '../../copy/index.ts';
+import { openSource } from '../../copy/index.ts';
 import { Limits, readAtMost } from '../../digest/index.ts';
 import {
   formatPlatform,
@@ -9,6 +9,7 @@ import {
   type Platform,
   parseConfig,
   parseManifest,
+  selectImage,
 } from '../../image/index.ts';
 import { indexPlatforms, resolveImage } from '../../registry/index.ts';
 import { parseLocation } from '../../transports/index.ts';
@@ -72,12 +73,14 @@ Examples:
             await writeBytes(io, (await source.topManifest()).bytes);
             return;
           }
-          const sel = await selectImage(source, platform);
-          const configBytes = await readAtMost(
-            await source.blob(sel.manifest.config),
-            Limits.config,
-            `config of ${source.name}`,
-          );
+          const sel = await selectImage(source, { platform, explicit });
+          const configBytes =
+            sel.config?.bytes ??
+            (await readAtMost(
+              await source.blob(sel.manifest.config),
+              Limits.config,
+              `config of ${source.name}`,
+            ));
           const top = parseManifest(sel.top.bytes, sel.top.mediaType, source.name);
           r = {
             name: source.name,

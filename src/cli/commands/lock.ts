@@ -42,6 +42,8 @@ async function prefetchEntry(
     imageName: string;
     tag: string;
     platform: Platform;
+    /** Asked for with --platform: a single-platform image of another platform is refused. */
+    platformExplicit: boolean;
     pinInstance: boolean;
     finalImageName?: string;
     finalImageTag?: string;
@@ -57,6 +59,7 @@ async function prefetchEntry(
     imageName: input.imageName,
     tag: input.tag,
     platform: input.platform,
+    platformExplicit: input.platformExplicit,
     pinInstance: input.pinInstance,
     finalImageName: input.finalImageName,
     finalImageTag: input.finalImageTag,
@@ -131,6 +134,7 @@ export function lockCommand(io: CliIo): Command {
         imageName,
         tag: ref.tag ?? 'latest',
         platform: parsePlatform(ctx.flags.platform ?? 'linux/amd64'),
+        platformExplicit: ctx.flags.platform !== undefined,
         pinInstance: ctx.flags.pinInstance === true,
         finalImageName: ctx.flags.finalImageName,
         finalImageTag: ctx.flags.finalImageTag,
@@ -187,6 +191,8 @@ export function lockCommand(io: CliIo): Command {
           imageName: e.imageName,
           tag: e.tag,
           platform: parsePlatform(e.platform),
+          // The entry's platform may be the default: re-pinned as it was added.
+          platformExplicit: false,
           pinInstance: e.pinInstance,
           finalImageName: e.finalImageName,
           finalImageTag: e.finalImageTag,

@@ -4,10 +4,10 @@ import { chmod, copyFile, lstat, mkdir, readdir, rm, stat, symlink, writeFile } 
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { BlobCache } from '../../cache/index.ts';
-import { copyImage, selectImage } from '../../copy/index.ts';
+import { copyImage, imageLayers, withDiffIds } from '../../copy/index.ts';
 import { type Digest, digestHex, parseDigest } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
-import { parseManifest } from '../../image/index.ts';
+import { type Platform, parseManifest, selectImage } from '../../image/index.ts';
 import { assertComplete, extractPaths, type LayerBlob, unpackRootfs } from '../../layers/index.ts';
 import { prefetch } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
@@ -176,6 +176,11 @@ function lockedLayers(b: NixBuildEnv): LayerBlob[] {
   });
 }
 
+/** The platform's image of `source` with its layers, each layer's diff_id checked as it is read. */
+async function layersOf(source: ImageSource, platform: Platform) {
+  return withDiffIds(source, imageLayers(source, await selectImage(source, { platform })));
+}
+
 /** One file out of an image, symlinks followed, whiteouts respected; executable when it was. */
 async function extractFile(b: NixBuildEnv): Promise<void> {
   const path = b.need('path');
@@ -185,7 +190,7 @@ async function extractFile(b: NixBuildEnv): Promise<void> {
   if (b.opt('layers') !== undefined) layers = lockedLayers(b);
   else {
     source = await imageSource(b.need('image'));
-    layers = (await selectImage(source, b.platform())).layers;
+    layers = (await layersOf(source, b.platform())).layers;
   }
   try {
     const r = await extractPaths(layers, [path], { dest });
@@ -210,7 +215,7 @@ async function extractFile(b: NixBuildEnv): Promise<void> {
 async function unpack(b: NixBuildEnv): Promise<void> {
   const source = await imageSource(b.need('image'));
   try {
-    const sel = await selectImage(source, b.platform());
+    const sel = await layersOf(source, b.platform());
     const r = await unpackRootfs(sel.layers, b.out, {
       applyOwners: false,
       onProblem: (p) => b.log(`lading: layer ${p.layer}: ${p.message}`),

@@ -137,6 +137,7 @@ Examples:
           tag,
           digest: digest ? parseDigest(digest, 'image digest') : undefined,
           platform,
+          platformExplicit: Boolean(f.platform || f.arch || (f.os && f.os !== 'linux')),
           pinInstance: f.pinInstance,
           finalImageName: f.finalImageName,
           finalImageTag: f.finalImageTag,
