@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { ImageLocation } from '../transports/index.ts';
-import { escapeTerminal } from '../util/index.ts';
+import { escapeTerminal, removeHeldTemps } from '../util/index.ts';
 
 /** Writes diagnostic text to standard error with control characters escaped (see writeLine). */
 export function writeErr(io: CliIo, text: string): void {
@@ -19,7 +19,20 @@ export interface CliIo {
   stdinIsTty: boolean;
 }
 
+/**
+ * The reader of standard output went away (`lading … | head -1`): stop at once and quietly, with
+ * status 0, as a program killed by SIGPIPE would stop (Node ignores SIGPIPE, so without this the
+ * pending write's `error` event would end the process with a stack trace). Temp files in progress
+ * are removed first. Any other write error is left to crash as before: it is a bug.
+ */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err;
+  removeHeldTemps();
+  process.exit(0);
+}
+
 export function processIo(): CliIo {
+  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError);
   return {
     out: process.stdout,
     err: process.stderr,

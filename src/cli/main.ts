@@ -28,10 +28,9 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     // Interrupted (Ctrl-C): the failure is the interruption's doing; the signal handler exits.
     if (tempsClosed()) return exitCodeFor(err);
     const debug = argv.includes('--debug');
-    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') {
-      // The reader of our output went away (`lading … | head`): not a bug of ours.
-      io.err.write('lading: error: the output pipe was closed before everything was written (EPIPE)\n');
-      return ExitCode.Failure;
+    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE' && io.out.destroyed) {
+      // The reader of our output went away (`lading … | head`): not a failure, nothing to say.
+      return ExitCode.Ok;
     }
     if (isLadingError(err)) {
       // Messages quote what registries and images said: printed escaped (escapeTerminal).
