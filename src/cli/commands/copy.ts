@@ -4,7 +4,7 @@ import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { parsePlatform } from '../../image/index.ts';
-import { formatLocation, parseLocation } from '../../transports/index.ts';
+import { formatLocation, type ImageLocation, parseLocation } from '../../transports/index.ts';
 import { writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
@@ -35,6 +35,29 @@ interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
 function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
+
+/** `pull`'s source: a registry reference, with or without `docker://`; any other transport is refused. */
+function pullSource(arg: string): ImageLocation {
+  if (arg.startsWith('docker://')) return parseLocation(arg);
+  const colon = arg.indexOf(':');
+  const prefix = colon === -1 ? '' : arg.slice(0, colon);
+  if (LOCAL_TRANSPORTS.has(prefix))
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `pull takes a registry reference (NAME[:TAG], or docker://NAME[:TAG]), not ${JSON.stringify(arg)}: to copy from ${prefix}:, run lading copy ${arg} DESTINATION`,
+    );
+  return parseLocation(`docker://${arg}`);
+}
+
+const LOCAL_TRANSPORTS = new Set([
+  'oci',
+  'oci-archive',
+  'dir',
+  'docker-archive',
+  'docker-daemon',
+  'podman',
+  'nix2container',
+]);
 
 export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command {
   const cmd = new Command(name);
@@ -91,9 +114,7 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, srcArg, dstArg) => {
-      const src = parseLocation(
-        name === 'pull' && !srcArg.startsWith('docker://') ? `docker://${srcArg}` : srcArg,
-      );
+      const src = name === 'pull' ? pullSource(srcArg) : parseLocation(srcArg);
       const dst = parseLocation(dstArg);
       const level = ctx.flags.destCompressLevel;
       const fmt = ctx.flags.destCompressFormat;
