@@ -16,6 +16,8 @@ export interface CliIo {
   cwd: string;
   /** Whether stderr is a terminal (progress bars) . */
   errIsTty: boolean;
+  /** The width of that terminal now (it can change while a command runs). */
+  errColumns?: () => number | undefined;
   stdinIsTty: boolean;
 }
 
@@ -40,6 +42,7 @@ export function processIo(): CliIo {
     env: process.env,
     cwd: process.cwd(),
     errIsTty: process.stderr.isTTY === true,
+    errColumns: () => process.stderr.columns,
     stdinIsTty: process.stdin.isTTY === true,
   };
 }

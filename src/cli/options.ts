@@ -89,7 +89,10 @@ export function withRegistryOptions(cmd: Command): Command {
     )
     .option('--credential-file <path>', "hocker's credential file (USERNAME=/PASSWORD= or BEARER_TOKEN=)")
     .addOption(
-      new Option('--tls-verify [bool]', 'require HTTPS and verify certificates; --tls-verify=false allows plain HTTP')
+      new Option(
+        '--tls-verify [bool]',
+        'require HTTPS and verify certificates; --tls-verify=false allows plain HTTP',
+      )
         .argParser(parseBool('--tls-verify'))
         .default(undefined),
     )

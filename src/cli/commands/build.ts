@@ -16,7 +16,6 @@ import { type CacheFlags, cacheFrom, cacheRoot, withCacheOptions } from '../cach
 import { action } from '../context.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
-import { Progress } from '../render/progress.ts';
 
 interface Flags extends CacheFlags {
   output: string;
@@ -130,12 +129,7 @@ Examples:
         await base?.close();
         throw err;
       });
-      const progress = new Progress({
-        out: io.err,
-        tty: io.errIsTty,
-        quiet: ctx.flags.quiet,
-        label: `build → ${formatLocation(dst)}`,
-      });
+      const progress = ctx.progress({ label: `build → ${formatLocation(dst)}` });
       const sink = openSink(dst, { pool: ctx.pool(), stdout: io.out, env: io.env });
       try {
         const r = await copyImage(image, sink, {
@@ -147,6 +141,7 @@ Examples:
           // mounts and no second compression, as for copy.
           blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
         });
+        progress.finish();
         if (ctx.flags.json)
           await writeResult(
             dst,
@@ -167,7 +162,6 @@ Examples:
           );
         else await writeResult(dst, io, ctx.flags.quiet, r.digest);
       } finally {
-        progress.finish();
         await image.close();
       }
     }),

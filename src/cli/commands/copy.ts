@@ -18,7 +18,6 @@ import {
   withRegistryOptions,
   withSideRegistryOptions,
 } from '../options.ts';
-import { Progress } from '../render/progress.ts';
 
 interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
   all?: boolean;
@@ -139,12 +138,7 @@ Examples:
         ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
         : [asked!.platform];
       const explicit = asked ? asked.explicit : true;
-      const progress = new Progress({
-        out: io.err,
-        tty: io.errIsTty,
-        quiet: ctx.flags.quiet,
-        label: `${formatLocation(src)} → ${formatLocation(dst)}`,
-      });
+      const progress = ctx.progress({ label: `${formatLocation(src)} → ${formatLocation(dst)}` });
       const source = openSource(src, {
         pool: ctx.pool('src'),
         cache,
@@ -193,7 +187,6 @@ Examples:
           );
         else await writeResult(dst, io, ctx.flags.quiet, r.digest);
       } finally {
-        progress.finish();
         await source.close();
       }
     }),

@@ -47,34 +47,41 @@ Examples:
       const target = resolve(io.cwd, ctx.flags.output ?? '.');
       if (paths.length === 1 && !(await stat(target).catch(() => undefined))?.isDirectory())
         await outputTarget(target);
-      await withImage(ctx, io, image, async (sel, source) => {
-        const dest = resolve(io.cwd, ctx.flags.output ?? '.');
-        const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
-        const fetched = source instanceof RegistrySource ? source.fetchedBytes : r.bytesRead;
-        const summary = {
-          image: sel.instance.digest,
-          results: r.results,
-          problems: r.problems,
-          layersOpened: r.layersOpened,
-          layers: r.layerCount,
-          bytesRead: r.bytesRead,
-          bytesFetched: fetched,
-          imageBytes: sel.totalSize,
-        };
-        if (ctx.flags.json) await writeJson(io.out, summary);
-        if (!ctx.flags.quiet) {
-          for (const x of r.results)
+      await withImage(
+        ctx,
+        io,
+        image,
+        async (sel, source, workDone) => {
+          const dest = resolve(io.cwd, ctx.flags.output ?? '.');
+          const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
+          workDone();
+          const fetched = source instanceof RegistrySource ? source.fetchedBytes : r.bytesRead;
+          const summary = {
+            image: sel.instance.digest,
+            results: r.results,
+            problems: r.problems,
+            layersOpened: r.layersOpened,
+            layers: r.layerCount,
+            bytesRead: r.bytesRead,
+            bytesFetched: fetched,
+            imageBytes: sel.totalSize,
+          };
+          if (ctx.flags.json) await writeJson(io.out, summary);
+          if (!ctx.flags.quiet) {
+            for (const x of r.results)
+              writeErr(
+                io,
+                `${x.path}${x.resolvedPath !== x.path.replace(/^\/+/, '') ? ` (-> /${x.resolvedPath})` : ''} -> ${x.dest}\n`,
+              );
             writeErr(
               io,
-              `${x.path}${x.resolvedPath !== x.path.replace(/^\/+/, '') ? ` (-> /${x.resolvedPath})` : ''} -> ${x.dest}\n`,
+              `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
             );
-          writeErr(
-            io,
-            `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
-          );
-        }
-        assertComplete(r, dest);
-      });
+          }
+          assertComplete(r, dest);
+        },
+        { what: 'extract', whole: false },
+      );
     }),
   );
 }

@@ -130,6 +130,7 @@ Examples:
       const scratch = f.cache === false ? await makeTempDir(tmpdir(), 'prefetch') : undefined;
       const cache = new BlobCache(scratch ?? root);
       const index = scratch ? undefined : new IndexStore(root);
+      const progress = ctx.progress({ label: `prefetch ${imageName}` });
       try {
         const r = await prefetch({
           pool: ctx.pool(),
@@ -145,6 +146,7 @@ Examples:
           archivePath: f.output,
           dirPath: f.dir,
           jobs: f.jobs,
+          onFetch: (n) => progress.addBytes(n),
           // Only what the output shows: the NAR hash needs no decompression, the manifest and
           // docker2nix outputs need no layer at all.
           want: {
@@ -152,6 +154,7 @@ Examples:
             nix2container: f.format === 'nix2container' || f.format === 'json',
           },
         });
+        progress.finish();
         if (!f.quiet && f.format === 'dockertools')
           writeErr(io, `${renderInfoLines(r, { legacySha256: f.legacySha256 }).join('\n')}\n`);
         if (!f.quiet && r.indexDigest && f.format === 'dockertools') {
