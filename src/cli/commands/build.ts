@@ -16,6 +16,7 @@ import { type CacheFlags, cacheFrom, cacheRoot, withCacheOptions } from '../cach
 import { action } from '../context.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
+import { prepareDestination } from '../output-path.ts';
 
 interface Flags extends CacheFlags {
   output: string;
@@ -64,7 +65,8 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string]>(io, async (ctx, specArg) => {
-      const dst = parseLocation(ctx.flags.output);
+      let dst = parseLocation(ctx.flags.output);
+      dst = await prepareDestination(io.cwd, dst);
       const level = ctx.flags.destCompressLevel;
       const fmt = ctx.flags.destCompressFormat;
       if (level !== undefined) {

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { copyImage, openSink, openSource } from '../../copy/index.ts';
@@ -18,6 +17,7 @@ import {
   withRegistryOptions,
   withSideRegistryOptions,
 } from '../options.ts';
+import { prepareDestination, prepareOutput } from '../output-path.ts';
 
 interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
   all?: boolean;
@@ -114,7 +114,7 @@ Examples:
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, srcArg, dstArg) => {
       const src = name === 'pull' ? pullSource(srcArg) : parseLocation(srcArg);
-      const dst = parseLocation(dstArg);
+      let dst = parseLocation(dstArg);
       const level = ctx.flags.destCompressLevel;
       const fmt = ctx.flags.destCompressFormat;
       if (level !== undefined) {
@@ -132,6 +132,11 @@ Examples:
           );
         }
       }
+      // Every path written is checked (and its parents made) before anything is read.
+      dst = await prepareDestination(io.cwd, dst);
+      const digestfile = ctx.flags.digestfile
+        ? await prepareOutput(io.cwd, ctx.flags.digestfile, 'file', `--digestfile ${ctx.flags.digestfile}`)
+        : undefined;
       const cache = await cacheFrom(ctx.flags, io);
       const asked = ctx.flags.platform ? undefined : platformFrom(ctx.flags);
       const platforms = ctx.flags.platform
@@ -169,7 +174,7 @@ Examples:
           onEvent: progress.onEvent,
         });
         progress.finish();
-        if (ctx.flags.digestfile) await writeOutputFile(resolve(io.cwd, ctx.flags.digestfile), r.digest);
+        if (digestfile) await writeOutputFile(digestfile, r.digest);
         if (ctx.flags.json)
           await writeResult(
             dst,

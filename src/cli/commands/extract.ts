@@ -9,6 +9,7 @@ import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
 import { type CliIo, writeErr, writeJson } from '../io.ts';
 import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { prepareOutput } from '../output-path.ts';
 import { formatBytes } from '../render/progress.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
@@ -43,16 +44,25 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string, string[]]>(io, async (ctx, image, paths) => {
+      // One path and -o not an existing directory: -o is the file's name; else a directory.
+      const named = resolve(io.cwd, ctx.flags.output ?? '.');
+      const isDir = await stat(named).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
+      const dest = await prepareOutput(
+        io.cwd,
+        ctx.flags.output ?? '.',
+        paths.length === 1 && !isDir ? 'file' : 'directory',
+        `-o ${ctx.flags.output ?? '.'}`,
+      );
       // One path to a destination that is not a directory: judged before the image is opened.
-      const target = resolve(io.cwd, ctx.flags.output ?? '.');
-      if (paths.length === 1 && !(await stat(target).catch(() => undefined))?.isDirectory())
-        await outputTarget(target);
+      if (paths.length === 1 && !isDir) await outputTarget(dest);
       await withImage(
         ctx,
         io,
         image,
         async (sel, source, workDone) => {
-          const dest = resolve(io.cwd, ctx.flags.output ?? '.');
           const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
           workDone();
           const fetched = source instanceof RegistrySource ? source.fetchedBytes : r.bytesRead;

@@ -6,6 +6,7 @@ import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.t
 import { action } from '../context.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
+import { prepareDestination } from '../output-path.ts';
 
 interface Flags extends CacheFlags {
   json?: boolean;
@@ -45,7 +46,8 @@ Example:
   );
   create.action(
     action<Flags, [string, string[]]>(io, async (ctx, dstArg, imageArgs) => {
-      const dst = parseLocation(dstArg);
+      let dst = parseLocation(dstArg);
+      dst = await prepareDestination(io.cwd, dst);
       const srcs = imageArgs.map((a) => parseLocation(a));
       const cache = await cacheFrom(ctx.flags, io);
       const progress = ctx.progress({ label: `index → ${formatLocation(dst)}` });

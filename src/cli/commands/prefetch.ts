@@ -21,6 +21,7 @@ import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.t
 import { action } from '../context.ts';
 import { type CliIo, writeErr, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
+import { prepareOutput } from '../output-path.ts';
 
 interface Flags extends CacheFlags {
   imageName?: string;
@@ -125,6 +126,10 @@ Examples:
       if (f.platform) platform = parsePlatform(f.platform);
       else platform = parsePlatform(`${f.os ?? 'linux'}/${normaliseArch(f.arch ?? 'amd64')}`);
       const platformGiven = f.platform !== undefined || f.os !== undefined || f.arch !== undefined;
+      const archivePath = f.output
+        ? await prepareOutput(io.cwd, f.output, 'file', `-o ${f.output}`)
+        : undefined;
+      const dirPath = f.dir ? await prepareOutput(io.cwd, f.dir, 'directory', `--dir ${f.dir}`) : undefined;
       const root = cacheRoot(f, io);
       // Hashing reads blobs more than once, so --no-cache still stages them, in a temp dir.
       const scratch = f.cache === false ? await makeTempDir(tmpdir(), 'prefetch') : undefined;
@@ -143,8 +148,8 @@ Examples:
           finalImageTag: f.finalImageTag,
           cache,
           index,
-          archivePath: f.output,
-          dirPath: f.dir,
+          archivePath,
+          dirPath,
           jobs: f.jobs,
           onFetch: (n) => progress.addBytes(n),
           // Only what the output shows: the NAR hash needs no decompression, the manifest and

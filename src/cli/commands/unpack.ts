@@ -10,6 +10,7 @@ import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
 import { type CliIo, writeJson } from '../io.ts';
 import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { prepareOutput } from '../output-path.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
   json?: boolean;
@@ -58,6 +59,8 @@ Examples:
           `${dest} is ${state.what}: unpack writes into a new or empty directory (nothing was changed)`,
           { path: dest },
         );
+      // Missing parents are made; a parent that is a file is named (README, Output paths).
+      await prepareOutput(io.cwd, dirArg, 'directory', dirArg);
       let entries: string[] | undefined;
       try {
         entries = await readdir(dest);
