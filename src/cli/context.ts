@@ -21,7 +21,7 @@ export interface CommandContext<F> {
    * The command's progress display on stderr (live on a terminal, periodic lines otherwise,
    * nothing with -q); warnings are written above it while it runs.
    */
-  progress: (opts: { label: string; total?: number; unit?: string }) => Progress;
+  progress: (opts: { label: string; total?: number; unit?: string; plainFinal?: boolean }) => Progress;
 }
 
 /** Wraps a command action: builds the context, and closes the registry pool afterwards. */

@@ -135,7 +135,7 @@ Examples:
       const scratch = f.cache === false ? await makeTempDir(tmpdir(), 'prefetch') : undefined;
       const cache = new BlobCache(scratch ?? root);
       const index = scratch ? undefined : new IndexStore(root);
-      const progress = ctx.progress({ label: `prefetch ${imageName}` });
+      const progress = ctx.progress({ label: `prefetch ${imageName}`, plainFinal: false });
       try {
         const r = await prefetch({
           pool: ctx.pool(),

@@ -27,6 +27,11 @@ export interface ProgressOptions {
   total?: number;
   /** What the blobs are called in the summary (default "blobs"). */
   unit?: string;
+  /**
+   * Without a terminal, whether a last line is written at the end (default true); prefetch keeps
+   * its stderr to nix-prefetch-docker's `->` lines when it ends within one interval.
+   */
+  plainFinal?: boolean;
 }
 
 /** `811.7 B/s`, `1.5 KiB`: one decimal place at most, whole bytes as they are. */
@@ -240,6 +245,7 @@ export class Progress {
     this.#finished = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    if (!this.#o.quiet && (this.#blobs.size > 0 || this.#bytes > 0)) this.#render(true);
+    if (this.#o.quiet || (this.#blobs.size === 0 && this.#bytes === 0)) return;
+    if (this.#o.tty || this.#o.plainFinal !== false) this.#render(true);
   }
 }
