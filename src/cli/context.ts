@@ -46,6 +46,16 @@ export function action<F extends object, A extends unknown[]>(
       if (shown) shown.print(line);
       else io.err.write(line);
     };
+    // A password prompt must not be drawn over: the display leaves the screen while it is asked.
+    const holdProgress = async <T>(fn: () => Promise<T>): Promise<T> => {
+      const held = shown;
+      held?.pause();
+      try {
+        return await fn();
+      } finally {
+        held?.resume();
+      }
+    };
     const pools = new Map<Side | undefined, RegistryPool>();
     const ctx: CommandContext<F & RegistryFlags> = {
       io,
@@ -54,7 +64,11 @@ export function action<F extends object, A extends unknown[]>(
       pool: (side) => {
         let pool = pools.get(side);
         if (!pool) {
-          pool = registryPool(sideFlags(flags as F & RegistryFlags & SideRegistryFlags, side), io, warn);
+          pool = registryPool(
+            sideFlags(flags as F & RegistryFlags & SideRegistryFlags, side),
+            { ...io, holdProgress },
+            warn,
+          );
           pools.set(side, pool);
         }
         return pool;

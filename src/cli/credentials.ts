@@ -34,8 +34,10 @@ export function credentialResolver(
   return async (registry, repository) => {
     let creds: { username: string; password: string } | undefined;
     if (given) {
-      if (given.password === undefined && !asked)
-        asked = promptHidden(io, `Password for ${given.username} at ${registry}: `);
+      if (given.password === undefined && !asked) {
+        const ask = () => promptHidden(io, `Password for ${given.username} at ${registry}: `);
+        asked = io.holdProgress ? io.holdProgress(ask) : ask();
+      }
       const password = given.password ?? (await asked!);
       creds = { username: given.username, password };
     }

@@ -19,6 +19,8 @@ export interface CliIo {
   /** The width of that terminal now (it can change while a command runs). */
   errColumns?: () => number | undefined;
   stdinIsTty: boolean;
+  /** Runs `fn` (a prompt) with the command's live progress display off the screen. */
+  holdProgress?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 /**

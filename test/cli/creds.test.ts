@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { removeAtExit } from '../helpers/bins.ts';
 import { LADING_BIN, runCli } from '../helpers/cli.ts';
 import { buildLayout, pushLayoutRaw, smallImage } from '../helpers/images.ts';
 import { runOnPty } from '../helpers/pty.ts';
@@ -38,6 +42,30 @@ test('--creds USER on a terminal asks for the password once, without echoing it'
   assert.ok(!r.output.includes(password), `the password was echoed: ${r.output}`);
   assert.equal(r.output.split('Password for').length - 1, 1, 'asked once');
   assert.ok(r.output.includes(digest), r.output);
+});
+
+test('the password prompt is not drawn over by the progress display while it waits', async () => {
+  const dest = await mkdtemp(join(tmpdir(), 'lading-creds-'));
+  removeAtExit(dest);
+  const prompt = `Password for alice at ${reg.host}: `;
+  const r = await runOnPty(
+    [
+      process.execPath,
+      LADING_BIN,
+      'copy',
+      '--tls-verify=false',
+      '--creds',
+      'alice',
+      `docker://${reg.host}/creds/app:v1`,
+      `oci:${join(dest, 'layout')}:1`,
+    ],
+    { answers: [{ when: 'Password for alice', type: `${DEFAULT_USERS.alice}\r`, afterMs: 1000 }] },
+  );
+  assert.equal(r.code, 0, r.output);
+  const after = r.output.slice(r.output.indexOf(prompt) + prompt.length);
+  // What follows the prompt while the user types: readline's cursor column, then the line end
+  // (no redraw over it).
+  assert.match(after, /^(\x1b\[\d+G)?\r?\n/, JSON.stringify(after.slice(0, 80)));
 });
 
 test('--creds USER with a wrong password typed is an authentication failure (status 3)', async () => {

@@ -36,7 +36,7 @@ const ref = () => `${proxy.host}/progress/a-rather-long-repository-name-for-the-
 /** Every blob download waits, so the display is redrawn many times while it runs. */
 function slowBlobs(): void {
   proxy.clear();
-  proxy.addRule({ method: 'GET', path: /\/blobs\//, delayMs: 400, times: 100 });
+  proxy.addRule({ method: 'GET', path: /\/blobs\//, delayMs: 700, times: 100 });
 }
 const summary = /\(\d+\/\d+ (blobs|layers), /;
 const longRate = /\d\.\d{2,} (B|KiB|MiB|GiB)\/s/;

@@ -29,6 +29,7 @@ while True:
             break
         out += chunk
     while answers and answers[0]["when"].encode() in out:
+        time.sleep(answers[0].get("afterMs", 0) / 1000)
         os.write(fd, answers.pop(0)["type"].encode())
     if status is None:
         p, st = os.waitpid(pid, os.WNOHANG)
@@ -51,7 +52,8 @@ export async function runOnPty(
     cols?: number;
     rows?: number;
     env?: NodeJS.ProcessEnv;
-    answers?: { when: string; type: string }[];
+    /** Typed once `when` shows, `afterMs` later (a user taking time to type). */
+    answers?: { when: string; type: string; afterMs?: number }[];
   } = {},
 ): Promise<PtyResult> {
   const python = requireBin('python3', 'python3');

@@ -94,6 +94,7 @@ export class Progress {
   readonly #start = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #finished = false;
+  #paused = false;
   /** Bytes reported without blobs ({@link addBytes}): what a transfer knows only as a count. */
   #bytes = 0;
   /** Lines the live display holds on the terminal now (the cursor is on the line below them). */
@@ -189,7 +190,19 @@ export class Progress {
     return `  ${b.digest.slice(7, 19)} ${bar} ${pct}  ${formatBytes(Math.min(b.done, b.size || b.done))} / ${formatBytes(b.size)}${rate}`;
   }
 
+  /** Takes the live display off the screen and stops redrawing it until {@link resume}. */
+  pause(): void {
+    this.#paused = true;
+    if (this.#o.tty && this.#drawn > 0) this.#o.out.write(`\r\x1b[${this.#drawn}A\x1b[J`);
+    this.#drawn = 0;
+  }
+
+  resume(): void {
+    this.#paused = false;
+  }
+
   #render(final: boolean): void {
+    if (this.#paused && !final) return;
     if (!this.#o.tty) {
       if (this.#blobs.size === 0 && this.#bytes === 0 && !final) return;
       this.#o.out.write(`${this.#summary(final)}\n`);
