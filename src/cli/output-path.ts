@@ -38,7 +38,7 @@ export async function prepareOutput(
   if (kind === 'file' && here === 'directory')
     throw new LadingError(
       ErrorCode.BadArgument,
-      `${shown} is a directory: give the name of the file to write`,
+      `${shown} is a directory: name a file to write`,
       { path: abs },
     );
   if (kind === 'directory' && here === 'other')

@@ -139,7 +139,7 @@ test('a parent that is a file, or a destination of the other kind: exit 2 before
       ['copy', `docker://${ref}`, 'oci-archive:afile/x.tar'],
       `cannot write oci-archive:afile/x.tar: ${afile} is a file`,
     ],
-    [['export', ref, '-o', '.'], '-o . is a directory: give the name of the file to write'],
+    [['export', ref, '-o', '.'], '-o . is a directory: name a file to write'],
     [
       ['extract', ref, '/usr/bin/hello', '/etc/os-release', '-o', 'afile'],
       '-o afile is a file, not a directory',
