@@ -36,11 +36,9 @@ export async function prepareOutput(
   const here = await kindOf(abs);
   if (!checkKind && here !== undefined) return abs;
   if (kind === 'file' && here === 'directory')
-    throw new LadingError(
-      ErrorCode.BadArgument,
-      `${shown} is a directory: name a file to write`,
-      { path: abs },
-    );
+    throw new LadingError(ErrorCode.BadArgument, `${shown} is a directory: name a file to write`, {
+      path: abs,
+    });
   if (kind === 'directory' && here === 'other')
     throw new LadingError(
       ErrorCode.BadArgument,
