@@ -22,7 +22,7 @@ export function closureOf(graph: GraphEntry[], roots: string[]): Set<string> {
 }
 
 /**
- * nix2container's popularity order (compat-nix.md §5.3): nodes get sequential IDs in graph order
+ * nix2container's popularity order (its `nix/layers.go`, `closure/`): nodes get sequential IDs in graph order
  * (each entry's path, then its references); edges go path → reference, self-references dropped;
  * every node starts at 1 and, in topological order (referrers first), adds its score to each node
  * it references — the number of root-to-node paths. Sorted by score descending, ties by higher ID

@@ -3,16 +3,17 @@ import { ErrorCode, LadingError } from '../errors/index.ts';
 import type { RegistryCredential } from '../registry/index.ts';
 import type { CliIo } from './io.ts';
 import type { RegistryFlags } from './options.ts';
+import { promptHidden } from './prompt.ts';
 
-/** Splits `--creds user[:password]`; a missing password is an error (no prompt in non-interactive use). */
-export function parseCredsFlag(value: string): { username: string; password: string } {
+/** Splits `--creds user[:password]`; without `:` the password is undefined (asked for on a terminal). */
+export function parseCredsFlag(value: string): { username: string; password: string | undefined } {
   const i = value.indexOf(':');
-  if (i <= 0) {
+  if (i === 0 || value === '')
     throw new LadingError(
       ErrorCode.BadArgument,
-      '--creds takes USER:PASSWORD (use lading login for a prompt)',
+      '--creds takes USER:PASSWORD, or USER to be asked for the password',
     );
-  }
+  if (i === -1) return { username: value, password: undefined };
   return { username: value.slice(0, i), password: value.slice(i + 1) };
 }
 
@@ -22,13 +23,29 @@ export function credentialResolver(
   io: CliIo,
   warn: (msg: string) => void,
 ): (registry: string, repository: string) => Promise<RegistryCredential> {
-  const creds = typeof flags.creds === 'string' ? parseCredsFlag(flags.creds) : undefined;
+  const given = typeof flags.creds === 'string' ? parseCredsFlag(flags.creds) : undefined;
+  if (given && given.password === undefined && !io.stdinIsTty)
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `--creds ${given.username} has no password, and there is no terminal to ask for it on: give --creds USER:PASSWORD, or store it once with lading login REGISTRY -u ${given.username} --password-stdin`,
+    );
+  // Asked once, on the first registry that needs it (not echoed), and used for every request.
+  let asked: Promise<string> | undefined;
   return async (registry, repository) => {
+    let creds: { username: string; password: string } | undefined;
+    if (given) {
+      if (given.password === undefined && !asked) {
+        const ask = () => promptHidden(io, `Password for ${given.username} at ${registry}: `);
+        asked = io.holdProgress ? io.holdProgress(ask) : ask();
+      }
+      const password = given.password ?? (await asked!);
+      creds = { username: given.username, password };
+    }
     const { credential, warnings } = await resolveCredential({
       host: registry,
       repository,
       options: {
-        creds: creds,
+        creds,
         registryToken: flags.registryToken,
         noCreds: flags.noCreds,
         authFile: flags.authfile,

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { ImageLocation } from '../transports/index.ts';
-import { escapeTerminal } from '../util/index.ts';
+import { escapeTerminal, removeHeldTemps } from '../util/index.ts';
 
 /** Writes diagnostic text to standard error with control characters escaped (see writeLine). */
 export function writeErr(io: CliIo, text: string): void {
@@ -16,10 +16,27 @@ export interface CliIo {
   cwd: string;
   /** Whether stderr is a terminal (progress bars) . */
   errIsTty: boolean;
+  /** The width of that terminal now (it can change while a command runs). */
+  errColumns?: () => number | undefined;
   stdinIsTty: boolean;
+  /** Runs `fn` (a prompt) with the command's live progress display off the screen. */
+  holdProgress?: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * The reader of standard output went away (`lading … | head -1`): stop at once and quietly, with
+ * status 0, as a program killed by SIGPIPE would stop (Node ignores SIGPIPE, so without this the
+ * pending write's `error` event would end the process with a stack trace). Temp files in progress
+ * are removed first. Any other write error is left to crash as before: it is a bug.
+ */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err;
+  removeHeldTemps();
+  process.exit(0);
 }
 
 export function processIo(): CliIo {
+  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError);
   return {
     out: process.stdout,
     err: process.stderr,
@@ -27,6 +44,7 @@ export function processIo(): CliIo {
     env: process.env,
     cwd: process.cwd(),
     errIsTty: process.stderr.isTTY === true,
+    errColumns: () => process.stderr.columns,
     stdinIsTty: process.stdin.isTTY === true,
   };
 }

@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { isLadingError } from '../errors/index.ts';
+import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { escapeTerminal, redactAuthValues, tempsClosed } from '../util/index.ts';
 
 export { keepBufferMemoryLow, removeHeldTemps, removeTempsThenExit } from '../util/index.ts';
@@ -8,11 +8,41 @@ import { ExitCode, exitCodeFor } from './exit-codes.ts';
 import { type CliIo, processIo } from './io.ts';
 import { buildProgram } from './program.ts';
 
+const BOOL_FLAGS = new Set(['--tls-verify', '--src-tls-verify', '--dest-tls-verify']);
+
+/**
+ * The boolean flags with an optional value (`--tls-verify[=BOOL]`) take it only after `=`, as
+ * skopeo's do: a bare `--tls-verify` means true and never swallows the next argument (the image).
+ * `--tls-verify false` is refused rather than read as an image named "false".
+ */
+export function normaliseBoolFlags(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (!BOOL_FLAGS.has(a)) {
+      out.push(a);
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next !== undefined && /^(true|false|1|0)$/.test(next))
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        `write ${a}=${next} (with "="): a bare ${a} means true and takes no value`,
+      );
+    out.push(`${a}=true`);
+  }
+  return out;
+}
+
 /** Runs the CLI; returns the exit status. Never throws. */
 export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
   const program = buildProgram(io);
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(normaliseBoolFlags(argv), { from: 'user' });
     return ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -28,10 +58,9 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     // Interrupted (Ctrl-C): the failure is the interruption's doing; the signal handler exits.
     if (tempsClosed()) return exitCodeFor(err);
     const debug = argv.includes('--debug');
-    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') {
-      // The reader of our output went away (`lading … | head`): not a bug of ours.
-      io.err.write('lading: error: the output pipe was closed before everything was written (EPIPE)\n');
-      return ExitCode.Failure;
+    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE' && io.out.destroyed) {
+      // The reader of our output went away (`lading … | head`): not a failure, nothing to say.
+      return ExitCode.Ok;
     }
     if (isLadingError(err)) {
       // Messages quote what registries and images said: printed escaped (escapeTerminal).

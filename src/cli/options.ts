@@ -77,7 +77,10 @@ function parsePositiveDuration(name: string) {
 /** Adds the registry options to a command. */
 export function withRegistryOptions(cmd: Command): Command {
   return cmd
-    .option('--creds <user[:password]>', 'credentials for the registry (password prompted if omitted)')
+    .option(
+      '--creds <user[:password]>',
+      'credentials for the registry (without :PASSWORD, asked for on a terminal)',
+    )
     .option('--registry-token <token>', 'a bearer token to send as is')
     .addOption(new Option('--no-creds', 'access the registry anonymously').default(undefined))
     .option(
@@ -86,7 +89,10 @@ export function withRegistryOptions(cmd: Command): Command {
     )
     .option('--credential-file <path>', "hocker's credential file (USERNAME=/PASSWORD= or BEARER_TOKEN=)")
     .addOption(
-      new Option('--tls-verify [bool]', 'require HTTPS and verify certificates (false allows plain HTTP)')
+      new Option(
+        '--tls-verify [bool]',
+        'require HTTPS and verify certificates; --tls-verify=false allows plain HTTP',
+      )
         .argParser(parseBool('--tls-verify'))
         .default(undefined),
     )
@@ -145,7 +151,10 @@ export function withSideRegistryOptions(cmd: Command): Command {
     ['dest', 'destination'],
   ] as const) {
     cmd
-      .option(`--${side}-creds <user:password>`, `credentials for the ${what} registry (instead of --creds)`)
+      .option(
+        `--${side}-creds <user[:password]>`,
+        `credentials for the ${what} registry (instead of --creds; without :PASSWORD, asked for)`,
+      )
       .option(`--${side}-registry-token <token>`, `a bearer token for the ${what} registry`)
       .option(`--${side}-no-creds`, `access the ${what} registry anonymously`)
       .option(`--${side}-authfile <path>`, `auth file for the ${what} registry (instead of --authfile)`)

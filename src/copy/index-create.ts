@@ -32,35 +32,25 @@ export async function createIndex(
   }
   const staging = new Staging();
   try {
-    const entries: Descriptor[] = [];
+    // Every image is read and checked (one image each, a platform each, no platform twice)
+    // before anything is written: a refused index leaves the destination as it was.
+    const planned: { src: ImageSource; top: RawManifest; platform: Platform }[] = [];
     const seen = new Map<string, string>();
     for (const src of sources) {
-      const top = await src.topManifest(opts.signal);
-      const parsed = parseManifest(top.bytes, top.mediaType, src.name);
-      if (parsed.kind !== 'image') {
-        throw new LadingError(
-          ErrorCode.ManifestUnsupported,
-          `${src.name} is ${parsed.kind === 'index' ? 'an index' : 'a schema1 manifest'}; index create takes single-platform images (select one with its digest)`,
-        );
-      }
-      const config = parseConfig(
-        await readAtMostFrom(await src.blob(parsed.config, { signal: opts.signal }), `config of ${src.name}`),
-        `config ${parsed.config.digest} of ${src.name}`,
-      );
-      if (!config.os || !config.architecture) {
-        throw new LadingError(
-          ErrorCode.ManifestInvalid,
-          `${src.name}: its config names no os/architecture, so it has no platform in an index`,
-        );
-      }
-      const platform: Platform = { architecture: config.architecture, os: config.os };
-      if (config.variant) platform.variant = config.variant;
+      const { top, platform } = await platformOf(src, opts.signal);
       const key = `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`;
       const dup = seen.get(key);
       if (dup) {
-        throw new LadingError(ErrorCode.BadArgument, `${src.name} and ${dup} are both ${key}`);
+        throw new LadingError(
+          ErrorCode.BadArgument,
+          `${src.name} and ${dup} are both ${key}: an index holds one image per platform (nothing was written)`,
+        );
       }
       seen.set(key, src.name);
+      planned.push({ src, top, platform });
+    }
+    const entries: Descriptor[] = [];
+    for (const { src, top, platform } of planned) {
       const written: RawManifest = await copyOne(src, dst, top, false, opts, result, staging);
       entries.push({
         mediaType: written.mediaType,
@@ -85,4 +75,32 @@ export async function createIndex(
   } finally {
     await staging.close().catch(() => {});
   }
+}
+
+/** A source's one image and its platform (from its config); an index or schema1 is refused. */
+async function platformOf(
+  src: ImageSource,
+  signal: AbortSignal | undefined,
+): Promise<{ top: RawManifest; platform: Platform }> {
+  const top = await src.topManifest(signal);
+  const parsed = parseManifest(top.bytes, top.mediaType, src.name);
+  if (parsed.kind !== 'image') {
+    throw new LadingError(
+      ErrorCode.ManifestUnsupported,
+      `${src.name} is ${parsed.kind === 'index' ? 'an index' : 'a schema1 manifest'}; index create takes single-platform images (select one with its digest)`,
+    );
+  }
+  const config = parseConfig(
+    await readAtMostFrom(await src.blob(parsed.config, { signal }), `config of ${src.name}`),
+    `config ${parsed.config.digest} of ${src.name}`,
+  );
+  if (!config.os || !config.architecture) {
+    throw new LadingError(
+      ErrorCode.ManifestInvalid,
+      `${src.name}: its config names no os/architecture, so it has no platform in an index`,
+    );
+  }
+  const platform: Platform = { architecture: config.architecture, os: config.os };
+  if (config.variant) platform.variant = config.variant;
+  return { top, platform };
 }

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
-import { Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { ioError, makeTempDir, noSpaceFor, outputTarget, releaseTemp } from '../util/index.ts';
@@ -76,10 +76,16 @@ function inRoot(p: string): string {
 }
 
 /** What the layers scanned so far say about a path. */
+/** The last symlink followed on the way: the link's own path and what it points to. */
+interface Via {
+  link: string;
+  target: string;
+}
+
 type Resolution =
   | { kind: 'found'; path: string; entry: Seen }
-  | { kind: 'absent'; why: string }
-  | { kind: 'unknown'; path: string };
+  | { kind: 'absent'; why: string; via?: Via }
+  | { kind: 'unknown'; path: string; via?: Via };
 
 class ScanState {
   /** Topmost visible entry for each path among the scanned layers. */
@@ -108,6 +114,7 @@ class ScanState {
   /** Follows symlinks (in any component) as far as the scanned layers allow. */
   resolve(input: string): Resolution {
     let path = input;
+    let via: Via | undefined;
     for (let hops = 0; hops <= MAX_HOPS; hops++) {
       const parts = path.split('/');
       let restarted = false;
@@ -120,9 +127,9 @@ class ScanState {
             this.opaque.has('') ||
             ancestors(prefix).some((a) => this.opaque.has(a))
           ) {
-            return { kind: 'absent', why: `${prefix} was deleted` };
+            return { kind: 'absent', why: `${prefix} was deleted`, via };
           }
-          return { kind: 'unknown', path };
+          return { kind: 'unknown', path, via };
         }
         const last = i === parts.length;
         if (e.type === 'symlink') {
@@ -131,13 +138,14 @@ class ScanState {
             e.linkname.startsWith('/') ? e.linkname : `${parts.slice(0, i - 1).join('/')}/${e.linkname}`,
           );
           path = [norm, ...parts.slice(i)].filter(Boolean).join('/');
+          via = { link: prefix, target: e.linkname };
           restarted = true;
           break;
         }
         if (last) return { kind: 'found', path, entry: e };
-        if (e.type !== 'directory') return { kind: 'absent', why: `${prefix} is not a directory` };
+        if (e.type !== 'directory') return { kind: 'absent', why: `${prefix} is not a directory`, via };
       }
-      if (!restarted) return { kind: 'unknown', path };
+      if (!restarted) return { kind: 'unknown', path, via };
       if (path === '') return { kind: 'absent', why: 'resolves to the root' };
     }
     return { kind: 'absent', why: `too many levels of symbolic links from ${input}` };
@@ -294,22 +302,15 @@ export async function extractPaths(
     }
     for (const w of wants) {
       const r = decided.get(w.norm) ?? state.resolve(w.norm);
-      if (r.kind !== 'found') {
-        const why = r.kind === 'absent' ? r.why : 'not in any layer';
-        throw new LadingError(ErrorCode.NotFound, `${w.path} is not in the image (${why})`, { path: w.path });
-      }
+      if (r.kind !== 'found') throw notFound(w.path, w.norm, r);
       let entry = r.entry;
-      let resolvedPath = r.path;
-      // A hardlink: its content is the target's.
-      for (let hops = 0; entry.type === 'file' && entry.linkname && hops < MAX_HOPS; hops++) {
-        const t = state.resolve(entry.linkname);
-        if (t.kind !== 'found')
-          throw new LadingError(
-            ErrorCode.NotFound,
-            `${w.path}: hardlink target ${entry.linkname} is missing`,
-          );
-        resolvedPath = t.path;
-        entry = { ...t.entry, mode: entry.mode };
+      const resolvedPath = r.path;
+      // A hardlink: its content is its target's as the layer that holds the link wrote it, even
+      // when an upper layer deleted or replaced the target's name (unpack, umoci and podman agree).
+      let linked: { layer: number; path: string } | undefined;
+      if (entry.type === 'file' && entry.linkname) {
+        linked = await findLinkTarget(open, entry.layer, entry.linkname, w.path);
+        entry = { ...entry, layer: linked.layer, linkname: '' };
       }
       const target = single ? opts.dest : join(opts.dest, basename(w.norm));
       if (entry.type === 'directory') {
@@ -351,12 +352,13 @@ export async function extractPaths(
           `${w.path} resolves to a ${entry.type}, which cannot be extracted as a file`,
         );
       }
-      const key = `${entry.layer}:${resolvedPath}`;
+      const contentPath = linked ? linked.path : resolvedPath;
+      const key = `${entry.layer}:${contentPath}`;
       // Several requested paths may resolve to one file: it is read once and copied.
       const earlier = delivered.get(key);
       const tmp = earlier
         ? join(staging, `c${tmpCount++}`)
-        : (captured.get(key) ?? (await captureFrom(entry.layer, resolvedPath)));
+        : (captured.get(key) ?? (await captureFrom(entry.layer, contentPath)));
       if (earlier) await copyFile(earlier, tmp);
       captured.delete(key);
       await chmod(tmp, entry.mode & 0o7777);
@@ -384,4 +386,58 @@ export async function extractPaths(
     await rm(staging, { recursive: true, force: true });
     releaseTemp(staging);
   }
+}
+
+/**
+ * Where a hardlink's content is: the file entry of that name in the link's own layer (written
+ * before the link), else in the layers below it; a link to a link is followed.
+ */
+async function findLinkTarget(
+  open: (layer: number) => Promise<Readable>,
+  linkLayer: number,
+  linkname: string,
+  requested: string,
+): Promise<{ layer: number; path: string }> {
+  let name = linkname;
+  let from = linkLayer;
+  for (let hops = 0; hops < MAX_HOPS; hops++) {
+    let next: string | undefined;
+    for (let i = from; i >= 0 && next === undefined; i--) {
+      const stream = await open(i);
+      try {
+        for await (const e of readTar(stream, `layer ${i}`)) {
+          if (e.name !== name) continue;
+          if (e.type === 'file') return { layer: i, path: name };
+          if (e.type === 'link') next = normaliseEntryName(e.linkname) ?? '';
+          break;
+        }
+      } finally {
+        stream.destroy();
+      }
+      if (next !== undefined) from = i;
+    }
+    if (next === undefined || next === '') break;
+    name = next;
+  }
+  throw new LadingError(
+    ErrorCode.NotFound,
+    `${requested} is a hardlink to /${linkname}, whose content is in no layer at or below the link's`,
+    { path: requested },
+  );
+}
+
+/** The error for a requested path that is not there: for a symlink, the link is and its target is not. */
+function notFound(requested: string, norm: string, r: Exclude<Resolution, { kind: 'found' }>): LadingError {
+  const why = r.kind === 'absent' ? r.why : 'not in any layer';
+  if (!r.via)
+    return new LadingError(ErrorCode.NotFound, `${requested} is not in the image (${why})`, {
+      path: requested,
+    });
+  const link = `/${r.via.link} -> ${r.via.target}`;
+  const target = r.kind === 'unknown' ? `/${r.path}` : 'its target';
+  const message =
+    r.via.link === norm
+      ? `${requested} is in the image as a symlink (${link}), but ${target} is not (${why}): a dangling link has no content to extract`
+      : `${requested} leads through the symlink ${link}, and ${target} is not in the image (${why})`;
+  return new LadingError(ErrorCode.NotFound, message, { path: requested });
 }

@@ -8,7 +8,7 @@ import { ErrorCode, LadingError } from '../errors/index.ts';
 import { GO_TAR_END, goTarHeader, goTarPadding } from './go-tar.ts';
 
 /**
- * Reproducible layer tars, following nix2container's rules (compat-nix.md §5.4): every file of
+ * Reproducible layer tars, following nix2container's rules (its `nix/tar.go`): every file of
  * every input path goes into one tree keyed by its destination name, which is then written depth
  * first with children in byte order, absolute names without a trailing slash, synthetic 0755
  * parents, owner 0/0 root/root, mtime 1, symlinks 0777, Go archive/tar header encoding.

@@ -10,7 +10,7 @@ import { GoStruct, type GoValue, goMarshal } from './docker-archive/index.ts';
 import type { ImageSource, RawManifest } from './transport.ts';
 
 /**
- * `nix2container:IMAGE.json`: an image nix2container's `buildImage` describes (compat-nix.md §5.2),
+ * `nix2container:IMAGE.json`: an image nix2container's `buildImage` describes (its `types/types.go`),
  * read directly: layers with `paths` are re-tarred from the store by the reproducible tar writer,
  * `layer-path` layers are read from their file, and the config is built as nix2container builds
  * it (Go `json.Marshal` of an OCI v1.Image). Nothing is stored; every blob is verified.

@@ -552,7 +552,7 @@ async function registryTags(url: string, repo: string): Promise<number> {
   return res.status;
 }
 
-describe('popularity layering (nix2container, compat-nix.md §5.3)', () => {
+describe('popularity layering (nix2container nix/layers.go)', () => {
   // A→B, A→C, B→C, C→D; E alone. IDs in graph order: A0 B1 C2 D3 E4.
   // Root-to-node path counts: A 1, B 1+A = 2, C 1+A+B = 4, D 1+C = 5, E 1.
   // Descending score, ties by higher ID first: D C B E A.

@@ -18,7 +18,7 @@ async function hashOf(s: Readable): Promise<{ digest: string; size: number }> {
   return { digest: `sha256:${h.digest('hex')}`, size };
 }
 
-// Upstream vector (nix2container nix/tar_test.go, compat-nix.md §5.4): tarring
+// Upstream vector (nix2container nix/tar_test.go): tarring
 // `../data/tar-directory` (a 0755 dir holding `file1` = "content file1", 0644, and `symlink` → file1).
 test('the nix2container tar test vector is reproduced', async () => {
   const tmp = await mkdtemp(join(tmpdir(), 'lading-vector-'));

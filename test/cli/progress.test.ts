@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { formatBytes, Progress } from '../../src/cli/render/progress.ts';
+import { fitLabelled, fitLine, formatBytes, Progress } from '../../src/cli/render/progress.ts';
 import type { Digest } from '../../src/digest/index.ts';
 import { runCli } from '../helpers/cli.ts';
 
@@ -31,20 +31,45 @@ test('without a terminal: periodic plain lines with totals, a final line, no esc
   assert.doesNotMatch(text(), /\x1b\[/);
 });
 
-test('on a terminal: per-blob lines redrawn in place; quiet prints nothing', async () => {
+test('on a terminal: blobs in transfer redrawn in place, then only the summary; quiet prints nothing', async () => {
   const tty = capture();
-  const p = new Progress({ out: tty.out, tty: true });
+  const p = new Progress({ out: tty.out, tty: true, columns: () => 60, label: 'copy' });
   p.onEvent({ type: 'blob-start', digest: d('c'), size: 100, mediaType: 'x' });
+  p.onEvent({ type: 'blob-progress', digest: d('c'), bytes: 50 });
+  await new Promise((r) => setTimeout(r, 450));
+  assert.match(tty.text(), /cccccccccccc \[=+ +\] +50%/);
   p.onEvent({ type: 'blob-done', digest: d('c'), size: 100 });
   p.finish();
-  assert.match(tty.text(), /cccccccccccc {2}done/);
+  // Each redraw goes back over the lines it drew and clears what is below.
+  assert.match(
+    tty.text(),
+    /\r\x1b\[2A\x1b\[2Kcopy: 100 B \/ 100 B \(1\/1 blobs, [\d.]+ (B|KiB)\/s, \d\.\ds\)\n\x1b\[J$/,
+  );
   const q = capture();
   const quiet = new Progress({ out: q.out, tty: false, quiet: true, intervalMs: 5 });
   quiet.onEvent({ type: 'blob-start', digest: d('e'), size: 1, mediaType: 'x' });
   await new Promise((r) => setTimeout(r, 20));
   quiet.finish();
   assert.equal(q.text(), '');
+});
+
+test('sizes and rates: one decimal place at most', () => {
   assert.equal(formatBytes(1536), '1.5 KiB');
+  assert.equal(formatBytes(811.7073170731708), '811.7 B');
+  assert.equal(formatBytes(512), '512 B');
+  assert.equal(formatBytes(3 * 1024 * 1024 * 1024 + 1), '3.0 GiB');
+});
+
+test('lines fit the terminal: the label gives way before the numbers', () => {
+  assert.equal(fitLine('abcdef', 80), 'abcdef');
+  assert.equal(fitLine('abcdefghij', 6), 'abcd…');
+  const rest = '1.0 MiB of at least 5.0 MiB (1/6 blobs, 1.2 MiB/s, 0.4s)';
+  const label = 'docker://127.0.0.1:5000/a/long/name:1 → oci:/tmp/a/long/layout/path:1';
+  const line = fitLabelled(label, rest, 80);
+  assert.equal([...line].length, 79);
+  assert.ok(line.endsWith(`: ${rest}`), line);
+  assert.ok(line.startsWith('docker://') && line.includes('…') && line.includes('path:1: '), line);
+  assert.equal(fitLabelled('short', rest, 120), `short: ${rest}`);
 });
 
 test('every command has --help with an example', async () => {

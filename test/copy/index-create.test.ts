@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { requireBin, run } from '../helpers/bins.ts';
 import { runCli } from '../helpers/cli.ts';
+import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import { type BuiltLayout, buildLayout, MULTI_ARCH, multiArchImage, pushLayout } from '../helpers/images.ts';
 import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
 
@@ -131,4 +132,39 @@ test('two images of the same platform are refused and nothing is pushed', async 
     { allowFail: true },
   );
   assert.notEqual(s.code, 0, 'no index was pushed');
+});
+
+test('a refused index pushes nothing at all: every image is checked before the first upload', async () => {
+  // Through a proxy that logs every request: the destination registry must see only reads.
+  const proxy = await startFaultProxy(reg.url);
+  try {
+    const r = await cli([
+      'index',
+      'create',
+      '-q',
+      '--tls-verify=false',
+      `docker://${proxy.host}/idx/dup2:multi`,
+      `oci:${armv7.dir}:latest`,
+      `oci:${arm64.dir}:latest`,
+      `oci:${arm64.dir}:latest`,
+    ]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /are both linux\/arm64\/v8: an index holds one image per platform \(nothing was written\)/,
+    );
+    const writes = proxy.log.filter((e) => e.method !== 'GET' && e.method !== 'HEAD');
+    assert.deepEqual(
+      writes.map((e) => `${e.method} ${e.path}`),
+      [],
+    );
+  } finally {
+    await proxy.stop();
+  }
+  const s = await run(
+    requireBin('skopeo'),
+    ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/idx/dup2@${armv7.digest}`],
+    { allowFail: true },
+  );
+  assert.notEqual(s.code, 0, 'the first image was not pushed either');
 });

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { CliIo } from '../../src/cli/io.ts';
 import { main } from '../../src/cli/main.ts';
 
@@ -30,4 +32,42 @@ export async function runCli(
   };
   const code = await main(args, io);
   return { code, stdout: Buffer.concat(outChunks), stderr: Buffer.concat(errChunks).toString('utf8') };
+}
+
+/** The CLI as installed: `bin/lading` run by this Node. */
+export const LADING_BIN = fileURLToPath(new URL('../../bin/lading', import.meta.url));
+
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/**
+ * Runs `bin/lading` as a separate process, as a user's shell would. `closeStdout` closes the read
+ * end of its standard output at once, as `lading … | head -0` would: every write it makes there
+ * meets a closed pipe (EPIPE).
+ */
+export function runCliProcess(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; closeStdout?: boolean } = {},
+): Promise<ProcessResult> {
+  const child = spawn(process.execPath, [LADING_BIN, ...args], {
+    cwd: opts.cwd,
+    env: opts.env ?? { HOME: '/nonexistent-home', PATH: process.env.PATH },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  if (opts.closeStdout) child.stdout.destroy();
+  else child.stdout.on('data', (c: Buffer) => out.push(c));
+  child.stderr.on('data', (c: Buffer) => err.push(c));
+  child.stdin.end(opts.stdin ?? '');
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }),
+    );
+  });
 }

@@ -414,11 +414,14 @@ describe('nix-prefetch-docker drop-in', () => {
     });
     assert.equal(plat.code, 4);
     assert.match(plat.stderr, /linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7/);
-    const target = join(cache, 'missing-dir', 'x.tar');
+    // Missing parents are made (README, "Output paths"); a parent that is a file cannot be.
+    await writeFile(join(cache, 'a-file'), 'x');
+    const target = join(cache, 'a-file', 'x.tar');
     const unwritable = await runCli(['prefetch', '-o', target, `${anon.host}/pin/small`, 'oci'], {
       env: cacheEnv(cache),
     });
-    assert.notEqual(unwritable.code, 0);
+    assert.equal(unwritable.code, 2);
+    assert.match(unwritable.stderr, /a-file is a file, not a directory/);
     assert.equal(existsSync(target), false);
     assert.equal(unwritable.stdout.length, 0);
   });

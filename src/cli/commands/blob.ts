@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { parseDigest } from '../../digest/index.ts';
@@ -6,6 +5,7 @@ import { writeOutputFile } from '../../util/index.ts';
 import { action } from '../context.ts';
 import type { CliIo } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
+import { prepareOutput } from '../output-path.ts';
 
 export function blobCommand(io: CliIo): Command {
   const cmd = new Command('blob')
@@ -25,8 +25,11 @@ export function blobCommand(io: CliIo): Command {
     action<{ output?: string }, [string, string]>(io, async (ctx, image, digestArg) => {
       const ref = ctx.ref(image);
       const digest = parseDigest(digestArg, 'blob digest');
+      const out = ctx.flags.output
+        ? await prepareOutput(io.cwd, ctx.flags.output, 'file', `-o ${ctx.flags.output}`)
+        : undefined;
       const stream = await ctx.pool().forRef(ref).openBlob(ref.repository, digest);
-      if (ctx.flags.output) await writeOutputFile(resolve(io.cwd, ctx.flags.output), stream);
+      if (out) await writeOutputFile(out, stream);
       else await pipeline(stream, io.out, { end: false });
     }),
   );

@@ -16,7 +16,7 @@ import { type CacheFlags, cacheFrom, cacheRoot, withCacheOptions } from '../cach
 import { action } from '../context.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
-import { Progress } from '../render/progress.ts';
+import { prepareDestination } from '../output-path.ts';
 
 interface Flags extends CacheFlags {
   output: string;
@@ -65,7 +65,8 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string]>(io, async (ctx, specArg) => {
-      const dst = parseLocation(ctx.flags.output);
+      let dst = parseLocation(ctx.flags.output);
+      dst = await prepareDestination(io.cwd, dst);
       const level = ctx.flags.destCompressLevel;
       const fmt = ctx.flags.destCompressFormat;
       // The library's check, with the flags' names.
@@ -121,12 +122,7 @@ Examples:
         await base?.close();
         throw err;
       });
-      const progress = new Progress({
-        out: io.err,
-        tty: io.errIsTty,
-        quiet: ctx.flags.quiet,
-        label: `build → ${formatLocation(dst)}`,
-      });
+      const progress = ctx.progress({ label: `build → ${formatLocation(dst)}` });
       const sink = openSink(dst, { pool: ctx.pool(), stdout: io.out, env: io.env });
       try {
         const r = await copyImage(image, sink, {
@@ -138,6 +134,7 @@ Examples:
           // mounts and no second compression, as for copy.
           blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
         });
+        progress.finish();
         if (ctx.flags.json)
           await writeResult(
             dst,
@@ -158,7 +155,6 @@ Examples:
           );
         else await writeResult(dst, io, ctx.flags.quiet, r.digest);
       } finally {
-        progress.finish();
         await image.close();
       }
     }),

@@ -1,9 +1,9 @@
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { checkCompressLevel, copyImage, openSink, openSource } from '../../copy/index.ts';
+import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { parsePlatform } from '../../image/index.ts';
-import { formatLocation, parseLocation } from '../../transports/index.ts';
+import { formatLocation, type ImageLocation, parseLocation } from '../../transports/index.ts';
 import { writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
@@ -16,7 +16,7 @@ import {
   withRegistryOptions,
   withSideRegistryOptions,
 } from '../options.ts';
-import { Progress } from '../render/progress.ts';
+import { prepareDestination, prepareOutput } from '../output-path.ts';
 
 interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
   all?: boolean;
@@ -33,6 +33,29 @@ interface Flags extends PlatformFlags, CacheFlags, SideRegistryFlags {
 function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
+
+/** `pull`'s source: a registry reference, with or without `docker://`; any other transport is refused. */
+function pullSource(arg: string): ImageLocation {
+  if (arg.startsWith('docker://')) return parseLocation(arg);
+  const colon = arg.indexOf(':');
+  const prefix = colon === -1 ? '' : arg.slice(0, colon);
+  if (LOCAL_TRANSPORTS.has(prefix))
+    throw new LadingError(
+      ErrorCode.BadArgument,
+      `pull takes a registry reference (NAME[:TAG], or docker://NAME[:TAG]), not ${JSON.stringify(arg)}: to copy from ${prefix}:, run lading copy ${arg} DESTINATION`,
+    );
+  return parseLocation(`docker://${arg}`);
+}
+
+const LOCAL_TRANSPORTS = new Set([
+  'oci',
+  'oci-archive',
+  'dir',
+  'docker-archive',
+  'docker-daemon',
+  'podman',
+  'nix2container',
+]);
 
 export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command {
   const cmd = new Command(name);
@@ -89,10 +112,8 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string, string]>(io, async (ctx, srcArg, dstArg) => {
-      const src = parseLocation(
-        name === 'pull' && !srcArg.startsWith('docker://') ? `docker://${srcArg}` : srcArg,
-      );
-      const dst = parseLocation(dstArg);
+      const src = name === 'pull' ? pullSource(srcArg) : parseLocation(srcArg);
+      let dst = parseLocation(dstArg);
       const level = ctx.flags.destCompressLevel;
       const fmt = ctx.flags.destCompressFormat;
       // The library's check, with the flags' names.
@@ -100,18 +121,18 @@ Examples:
         format: '--dest-compress-format',
         level: '--dest-compress-level',
       });
+      // Every path written is checked (and its parents made) before anything is read.
+      dst = await prepareDestination(io.cwd, dst);
+      const digestfile = ctx.flags.digestfile
+        ? await prepareOutput(io.cwd, ctx.flags.digestfile, 'file', `--digestfile ${ctx.flags.digestfile}`)
+        : undefined;
       const cache = await cacheFrom(ctx.flags, io);
       const asked = ctx.flags.platform ? undefined : platformFrom(ctx.flags);
       const platforms = ctx.flags.platform
         ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
         : [asked!.platform];
       const explicit = asked ? asked.explicit : true;
-      const progress = new Progress({
-        out: io.err,
-        tty: io.errIsTty,
-        quiet: ctx.flags.quiet,
-        label: `${formatLocation(src)} → ${formatLocation(dst)}`,
-      });
+      const progress = ctx.progress({ label: `${formatLocation(src)} → ${formatLocation(dst)}` });
       const source = openSource(src, {
         pool: ctx.pool('src'),
         cache,
@@ -140,7 +161,7 @@ Examples:
           onEvent: progress.onEvent,
         });
         progress.finish();
-        if (ctx.flags.digestfile) await writeOutputFile(resolve(io.cwd, ctx.flags.digestfile), r.digest);
+        if (digestfile) await writeOutputFile(digestfile, r.digest);
         if (ctx.flags.json)
           await writeResult(
             dst,
@@ -158,7 +179,6 @@ Examples:
           );
         else await writeResult(dst, io, ctx.flags.quiet, r.digest);
       } finally {
-        progress.finish();
         await source.close();
       }
     }),

@@ -8,6 +8,7 @@ import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
 import { type CliIo, writeErr, writeJson } from '../io.ts';
 import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { prepareOutput } from '../output-path.ts';
 import { formatBytes } from '../render/progress.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
@@ -42,38 +43,54 @@ Examples:
   );
   return cmd.action(
     action<Flags, [string, string[]]>(io, async (ctx, image, paths) => {
+      // One path and -o not an existing directory: -o is the file's name; else a directory.
+      const named = resolve(io.cwd, ctx.flags.output ?? '.');
+      const isDir = await stat(named).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
+      const dest = await prepareOutput(
+        io.cwd,
+        ctx.flags.output ?? '.',
+        paths.length === 1 && !isDir ? 'file' : 'directory',
+        `-o ${ctx.flags.output ?? '.'}`,
+      );
       // One path to a destination that is not a directory: judged before the image is opened.
-      const target = resolve(io.cwd, ctx.flags.output ?? '.');
-      if (paths.length === 1 && !(await stat(target).catch(() => undefined))?.isDirectory())
-        await outputTarget(target);
-      await withImage(ctx, io, image, async (sel, source) => {
-        const dest = resolve(io.cwd, ctx.flags.output ?? '.');
-        const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
-        const fetched = source.fetchedBytes ?? r.bytesRead;
-        const summary = {
-          image: sel.instance.digest,
-          results: r.results,
-          problems: r.problems,
-          layersOpened: r.layersOpened,
-          layers: r.layerCount,
-          bytesRead: r.bytesRead,
-          bytesFetched: fetched,
-          imageBytes: sel.totalSize,
-        };
-        if (ctx.flags.json) await writeJson(io.out, summary);
-        if (!ctx.flags.quiet) {
-          for (const x of r.results)
+      if (paths.length === 1 && !isDir) await outputTarget(dest);
+      await withImage(
+        ctx,
+        io,
+        image,
+        async (sel, source, workDone) => {
+          const r = await extractPaths(sel.layers, paths, { dest, onProblem: (p) => ctx.warn(p.message) });
+          workDone();
+          const fetched = source.fetchedBytes ?? r.bytesRead;
+          const summary = {
+            image: sel.instance.digest,
+            results: r.results,
+            problems: r.problems,
+            layersOpened: r.layersOpened,
+            layers: r.layerCount,
+            bytesRead: r.bytesRead,
+            bytesFetched: fetched,
+            imageBytes: sel.totalSize,
+          };
+          if (ctx.flags.json) await writeJson(io.out, summary);
+          if (!ctx.flags.quiet) {
+            for (const x of r.results)
+              writeErr(
+                io,
+                `${x.path}${x.resolvedPath !== x.path.replace(/^\/+/, '') ? ` (-> /${x.resolvedPath})` : ''} -> ${x.dest}\n`,
+              );
             writeErr(
               io,
-              `${x.path}${x.resolvedPath !== x.path.replace(/^\/+/, '') ? ` (-> /${x.resolvedPath})` : ''} -> ${x.dest}\n`,
+              `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
             );
-          writeErr(
-            io,
-            `read ${r.layersOpened} of ${r.layerCount} layers; fetched ${formatBytes(fetched)} of the image's ${formatBytes(sel.totalSize)}\n`,
-          );
-        }
-        assertComplete(r, dest);
-      });
+          }
+          assertComplete(r, dest);
+        },
+        { what: 'extract', whole: false },
+      );
     }),
   );
 }

@@ -6,7 +6,7 @@ import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.t
 import { action } from '../context.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
-import { Progress } from '../render/progress.ts';
+import { prepareDestination } from '../output-path.ts';
 
 interface Flags extends CacheFlags {
   json?: boolean;
@@ -46,15 +46,11 @@ Example:
   );
   create.action(
     action<Flags, [string, string[]]>(io, async (ctx, dstArg, imageArgs) => {
-      const dst = parseLocation(dstArg);
+      let dst = parseLocation(dstArg);
+      dst = await prepareDestination(io.cwd, dst);
       const srcs = imageArgs.map((a) => parseLocation(a));
       const cache = await cacheFrom(ctx.flags, io);
-      const progress = new Progress({
-        out: io.err,
-        tty: io.errIsTty,
-        quiet: ctx.flags.quiet,
-        label: `index → ${formatLocation(dst)}`,
-      });
+      const progress = ctx.progress({ label: `index → ${formatLocation(dst)}` });
       const sources: ImageSource[] = srcs.map((s) =>
         openSource(s, { pool: ctx.pool(), cache, stdin: io.stdin, env: io.env }),
       );
@@ -70,7 +66,6 @@ Example:
         if (ctx.flags.json) await writeJson(io.out, { destination: formatLocation(dst), ...r });
         else await writeLine(io.out, r.digest);
       } finally {
-        progress.finish();
         for (const s of sources) await s.close();
       }
     }),

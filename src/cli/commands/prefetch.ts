@@ -21,6 +21,7 @@ import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.t
 import { action } from '../context.ts';
 import { type CliIo, writeErr, writeLine } from '../io.ts';
 import { withRegistryOptions } from '../options.ts';
+import { prepareOutput } from '../output-path.ts';
 
 interface Flags extends CacheFlags {
   imageName?: string;
@@ -125,11 +126,16 @@ Examples:
       if (f.platform) platform = parsePlatform(f.platform);
       else platform = parsePlatform(`${f.os ?? 'linux'}/${normaliseArch(f.arch ?? 'amd64')}`);
       const platformGiven = f.platform !== undefined || f.os !== undefined || f.arch !== undefined;
+      const archivePath = f.output
+        ? await prepareOutput(io.cwd, f.output, 'file', `-o ${f.output}`)
+        : undefined;
+      const dirPath = f.dir ? await prepareOutput(io.cwd, f.dir, 'directory', `--dir ${f.dir}`) : undefined;
       const root = cacheRoot(f, io);
       // Hashing reads blobs more than once, so --no-cache still stages them, in a temp dir.
       const scratch = f.cache === false ? await makeTempDir(tmpdir(), 'prefetch') : undefined;
       const cache = new BlobCache(scratch ?? root);
       const index = scratch ? undefined : new IndexStore(root);
+      const progress = ctx.progress({ label: `prefetch ${imageName}`, plainFinal: false });
       try {
         const r = await prefetch({
           pool: ctx.pool(),
@@ -143,9 +149,10 @@ Examples:
           finalImageTag: f.finalImageTag,
           cache,
           index,
-          archivePath: f.output,
-          dirPath: f.dir,
+          archivePath,
+          dirPath,
           jobs: f.jobs,
+          onFetch: (n) => progress.addBytes(n),
           // Only what the output shows: the NAR hash needs no decompression, the manifest and
           // docker2nix outputs need no layer at all.
           want: {
@@ -153,6 +160,7 @@ Examples:
             nix2container: f.format === 'nix2container' || f.format === 'json',
           },
         });
+        progress.finish();
         if (!f.quiet && f.format === 'dockertools')
           writeErr(io, `${renderInfoLines(r, { legacySha256: f.legacySha256 }).join('\n')}\n`);
         if (!f.quiet && r.indexDigest && f.format === 'dockertools') {

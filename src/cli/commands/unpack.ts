@@ -10,6 +10,7 @@ import { action } from '../context.ts';
 import { withImage } from '../image-source.ts';
 import { type CliIo, writeJson } from '../io.ts';
 import { type PlatformFlags, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import { prepareOutput } from '../output-path.ts';
 
 interface Flags extends PlatformFlags, CacheFlags {
   json?: boolean;
@@ -58,6 +59,8 @@ Examples:
           `${dest} is ${state.what}: unpack writes into a new or empty directory (nothing was changed)`,
           { path: dest },
         );
+      // Missing parents are made; a parent that is a file is named (README, Output paths).
+      await prepareOutput(io.cwd, dirArg, 'directory', dirArg);
       let entries: string[] | undefined;
       try {
         entries = await readdir(dest);
@@ -71,33 +74,40 @@ Examples:
           `${dest} is not empty: unpack writes into a new or empty directory`,
           { path: dest },
         );
-      await withImage(ctx, io, image, async (sel) => {
-        // A new directory is built beside its place and renamed there once complete, so a failed
-        // unpack leaves nothing at DIR.
-        const stage = entries ? dest : await makeTempDir(dirname(dest), basename(dest), 0o777);
-        let r: UnpackResult;
-        try {
-          r = await unpackRootfs(sel.layers, stage, {
-            onProblem: (p) => ctx.warn(p.message),
-            xattrs: ctx.flags.xattrs !== false,
-          });
-          if (stage !== dest) {
-            await rename(stage, dest);
-            releaseTemp(stage);
+      await withImage(
+        ctx,
+        io,
+        image,
+        async (sel, _source, workDone) => {
+          // A new directory is built beside its place and renamed there once complete, so a failed
+          // unpack leaves nothing at DIR.
+          const stage = entries ? dest : await makeTempDir(dirname(dest), basename(dest), 0o777);
+          let r: UnpackResult;
+          try {
+            r = await unpackRootfs(sel.layers, stage, {
+              onProblem: (p) => ctx.warn(p.message),
+              xattrs: ctx.flags.xattrs !== false,
+            });
+            if (stage !== dest) {
+              await rename(stage, dest);
+              releaseTemp(stage);
+            }
+          } catch (err) {
+            if (stage !== dest) await rm(stage, { recursive: true, force: true }).catch(() => {});
+            const e = noSpaceFor(err, dest);
+            throw isLadingError(e) ? e : ioError(e, dest);
           }
-        } catch (err) {
-          if (stage !== dest) await rm(stage, { recursive: true, force: true }).catch(() => {});
-          const e = noSpaceFor(err, dest);
-          throw isLadingError(e) ? e : ioError(e, dest);
-        }
-        const owned = Object.entries(r.owners);
-        if (owned.length)
-          ctx.warn(
-            `owners not applied (not running as root): ${owned.length} entr${owned.length === 1 ? 'y belongs' : 'ies belong'} to other users than root, e.g. /${owned[0]![0]} (${owned[0]![1]}); --json lists them all`,
-          );
-        if (ctx.flags.json) await writeJson(io.out, { image: sel.instance.digest, dest, ...r });
-        assertComplete(r, dest);
-      });
+          workDone();
+          const owned = Object.entries(r.owners);
+          if (owned.length)
+            ctx.warn(
+              `owners not applied (not running as root): ${owned.length} entr${owned.length === 1 ? 'y belongs' : 'ies belong'} to other users than root, e.g. /${owned[0]![0]} (${owned[0]![1]}); --json lists them all`,
+            );
+          if (ctx.flags.json) await writeJson(io.out, { image: sel.instance.digest, dest, ...r });
+          assertComplete(r, dest);
+        },
+        { what: 'unpack', whole: true },
+      );
     }),
   );
 }
