@@ -3,7 +3,7 @@ import { BlobInfoCache } from '../../cache/index.ts';
 import { checkCompressLevel, copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
 import { parsePlatform } from '../../image/index.ts';
-import { formatLocation, type ImageLocation, parseLocation } from '../../transports/index.ts';
+import { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from '../../transports/index.ts';
 import { writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
@@ -47,15 +47,8 @@ function pullSource(arg: string): ImageLocation {
   return parseLocation(`docker://${arg}`);
 }
 
-const LOCAL_TRANSPORTS = new Set([
-  'oci',
-  'oci-archive',
-  'dir',
-  'docker-archive',
-  'docker-daemon',
-  'podman',
-  'nix2container',
-]);
+/** Every transport but the registry's: what `pull` refuses, pointing to `copy`. */
+const LOCAL_TRANSPORTS = new Set<string>(TRANSPORTS.filter((t) => t !== 'docker'));
 
 export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command {
   const cmd = new Command(name);
