@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { CONTAINER_CONFIG_FIELDS } from '../image/index.ts';
 import type { PermRule } from '../layers/index.ts';
 import type { GraphEntry } from './popularity.ts';
 
@@ -80,21 +81,6 @@ const GROUP_KEYS = ['paths', 'maxLayers', 'perms', 'rewrites', 'history'];
 const PERM_KEYS = ['regex', 'mode', 'uid', 'gid', 'uname', 'gname'];
 const REWRITE_KEYS = ['regex', 'repl', 'path'];
 const HISTORY_KEYS = ['created_by', 'author', 'comment'];
-const CONFIG_KEYS = [
-  'User',
-  'ExposedPorts',
-  'Env',
-  'Entrypoint',
-  'Cmd',
-  'Volumes',
-  'WorkingDir',
-  'Labels',
-  'StopSignal',
-  'ArgsEscaped',
-  'Healthcheck',
-  'OnBuild',
-  'Shell',
-];
 
 export function specError(field: string, msg: string): LadingError {
   return new LadingError(ErrorCode.BadArgument, `build spec: ${field}: ${msg}`);
@@ -102,7 +88,7 @@ export function specError(field: string, msg: string): LadingError {
 
 type Obj = Record<string, unknown>;
 
-function object(v: unknown, field: string, keys: string[]): Obj {
+function object(v: unknown, field: string, keys: readonly string[]): Obj {
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     throw specError(field || '(top level)', 'must be an object');
   for (const k of Object.keys(v)) {
@@ -256,7 +242,8 @@ const HEALTHCHECK_KEYS = ['Test', 'Interval', 'Timeout', 'StartPeriod', 'StartIn
 
 /** The `config` object: known keys only, each of the type the OCI image config gives it. */
 function imageConfig(v: unknown): Obj {
-  const o = object(v, 'config', CONFIG_KEYS);
+  // The keys of a Docker/OCI container config, as Go's image types have them.
+  const o = object(v, 'config', CONTAINER_CONFIG_FIELDS);
   for (const [k, x] of Object.entries(o)) {
     const at = `config.${k}`;
     switch (k) {

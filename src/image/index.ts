@@ -13,6 +13,7 @@ export type {
 } from './contracts.ts';
 export { convertImageManifest, convertIndex, isFormat, type ManifestFormat } from './convert.ts';
 export { type Descriptor, parseDescriptor } from './descriptor.ts';
+export { CONTAINER_CONFIG_FIELDS } from './go-fields.ts';
 export {
   detectMediaType,
   type ImageManifest,
