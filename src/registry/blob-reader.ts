@@ -19,7 +19,7 @@ import { RawPool, type RawResponse } from './raw-http.ts';
 /**
  * Blob bodies at the speed of the socket: `GET /v2/<repository>/blobs/<digest>` on a raw
  * connection (raw-http.ts), every byte handed to a synchronous consumer straight from the read
- * buffer after it was counted and hashed. What node:http and blob-stream.ts did is here too:
+ * buffer after it was counted and hashed. What node:http and the old stream reader did is here too:
  * authorisation (the client's), redirects (credentials never leave the registry's origin, only
  * http(s), at most 10), `Range` resume after a broken connection (a `Content-Range` that does not
  * start where asked is refused; a server that ignores the range has its first bytes skipped),
