@@ -2,8 +2,8 @@ import { sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Descriptor, MediaType, type Platform, parseConfig, parseManifest } from '../image/index.ts';
 import type { ImageSink, ImageSource, RawManifest } from '../transports/index.ts';
-import { type CopyOptions, type CopyResult, copyOne } from './copy.ts';
-import { Staging } from './recompress.ts';
+import type { CopyOptions, CopyResult } from './copy.ts';
+import { ImageCopier } from './image-copier.ts';
 import { readAtMostFrom } from './util.ts';
 
 /**
@@ -17,41 +17,17 @@ export async function createIndex(
   dst: ImageSink,
   opts: Omit<CopyOptions, 'platforms' | 'all'> = {},
 ): Promise<CopyResult> {
-  const result: CopyResult = {
-    digest: '' as CopyResult['digest'],
-    mediaType: '',
-    images: [],
-    blobsCopied: 0,
-    blobsSkipped: 0,
-    bytesCopied: 0,
-  };
   if (sources.length === 0)
     throw new LadingError(ErrorCode.BadArgument, 'index create needs at least one image');
   if (!dst.acceptsIndex) {
     throw new LadingError(ErrorCode.BadArgument, `${dst.name} holds one image, not an index`);
   }
-  const staging = new Staging();
-  try {
-    // Every image is read and checked (one image each, a platform each, no platform twice)
-    // before anything is written: a refused index leaves the destination as it was.
-    const planned: { src: ImageSource; top: RawManifest; platform: Platform }[] = [];
-    const seen = new Map<string, string>();
-    for (const src of sources) {
-      const { top, platform } = await platformOf(src, opts.signal);
-      const key = `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`;
-      const dup = seen.get(key);
-      if (dup) {
-        throw new LadingError(
-          ErrorCode.BadArgument,
-          `${src.name} and ${dup} are both ${key}: an index holds one image per platform (nothing was written)`,
-        );
-      }
-      seen.set(key, src.name);
-      planned.push({ src, top, platform });
-    }
+  const copier = new ImageCopier(sources[0]!, dst, opts);
+  return copier.run(async () => {
+    const planned = await planEntries(sources, opts.signal);
     const entries: Descriptor[] = [];
     for (const { src, top, platform } of planned) {
-      const written: RawManifest = await copyOne(src, dst, top, false, opts, result, staging);
+      const written = await copier.copyInstance(top, src);
       entries.push({
         mediaType: written.mediaType,
         digest: written.digest,
@@ -62,19 +38,36 @@ export async function createIndex(
     const docker = entries.every((e) => e.mediaType === MediaType.DockerManifest);
     const mediaType = docker ? MediaType.DockerManifestList : MediaType.OciIndex;
     const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, manifests: entries }));
-    const index: RawManifest = { bytes, digest: sha256(bytes), mediaType };
-    await dst.putManifest(index, true, opts.signal);
-    opts.onEvent?.({ type: 'manifest', digest: index.digest, mediaType });
-    await dst.commit(opts.signal);
-    result.digest = index.digest;
-    result.mediaType = mediaType;
-    return result;
-  } catch (err) {
-    await dst.abort().catch(() => {});
-    throw err;
-  } finally {
-    await staging.close().catch(() => {});
+    await copier.putIndex(dst, { bytes, digest: sha256(bytes), mediaType });
+  });
+}
+
+/** Each source's image and platform. */
+interface Entry {
+  src: ImageSource;
+  top: RawManifest;
+  platform: Platform;
+}
+
+async function planEntries(sources: ImageSource[], signal: AbortSignal | undefined): Promise<Entry[]> {
+  // Every image is read and checked (one image each, a platform each, no platform twice)
+  // before anything is written: a refused index leaves the destination as it was.
+  const planned: Entry[] = [];
+  const seen = new Map<string, string>();
+  for (const src of sources) {
+    const { top, platform } = await platformOf(src, signal);
+    const key = `${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''}`;
+    const dup = seen.get(key);
+    if (dup) {
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        `${src.name} and ${dup} are both ${key}: an index holds one image per platform (nothing was written)`,
+      );
+    }
+    seen.set(key, src.name);
+    planned.push({ src, top, platform });
   }
+  return planned;
 }
 
 /** A source's one image and its platform (from its config); an index or schema1 is refused. */
