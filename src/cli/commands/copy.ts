@@ -2,15 +2,16 @@ import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { checkCompressLevel, copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
-import { parsePlatform } from '../../image/index.ts';
+import { type Platform, parsePlatform } from '../../image/index.ts';
 import { formatLocation, type ImageLocation, parseLocation, TRANSPORTS } from '../../transports/index.ts';
 import { writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
-import { action } from '../context.ts';
+import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeResult } from '../io.ts';
 import {
   type PlatformFlags,
   platformFrom,
+  type RegistryFlags,
   type SideRegistryFlags,
   withPlatformOptions,
   withRegistryOptions,
@@ -63,6 +64,17 @@ export function copyCommand(io: CliIo, name: 'copy' | 'pull' = 'copy'): Command 
       .argument('<image>', 'image reference')
       .argument('<destination>', 'oci:DIR[:TAG], dir:DIR, …');
   }
+  withCopyOptions(cmd);
+  return cmd.action(
+    action<Flags, [string, string]>(io, async (ctx, srcArg, dstArg) => {
+      const src = name === 'pull' ? pullSource(srcArg) : parseLocation(srcArg);
+      await runCopy(ctx, src, parseLocation(dstArg));
+    }),
+  );
+}
+
+/** Adds copy's (and pull's) options and help. */
+function withCopyOptions(cmd: Command): void {
   cmd
     .option('--all', 'copy every platform of an index (the index keeps its digest)')
     .addOption(
@@ -103,77 +115,67 @@ Examples:
   lading copy --all ghcr.io/org/app:1.4 docker://127.0.0.1:5000/app:1.4
   lading pull alpine dir:/tmp/alpine`,
   );
-  return cmd.action(
-    action<Flags, [string, string]>(io, async (ctx, srcArg, dstArg) => {
-      const src = name === 'pull' ? pullSource(srcArg) : parseLocation(srcArg);
-      let dst = parseLocation(dstArg);
-      const level = ctx.flags.destCompressLevel;
-      const fmt = ctx.flags.destCompressFormat;
-      // The library's check, with the flags' names.
-      const compressLevel = checkCompressLevel(fmt, level, {
-        format: '--dest-compress-format',
-        level: '--dest-compress-level',
-      });
-      // Every path written is checked (and its parents made) before anything is read.
-      dst = await prepareDestination(io.cwd, dst);
-      const digestfile = ctx.flags.digestfile
-        ? await prepareOutput(io.cwd, ctx.flags.digestfile, 'file', `--digestfile ${ctx.flags.digestfile}`)
-        : undefined;
-      const cache = await cacheFrom(ctx.flags, io);
-      const asked = ctx.flags.platform ? undefined : platformFrom(ctx.flags);
-      const platforms = ctx.flags.platform
-        ? ctx.flags.platform.split(',').map((p) => parsePlatform(p))
-        : [asked!.platform];
-      const explicit = asked ? asked.explicit : true;
-      const progress = ctx.progress({ label: `${formatLocation(src)} → ${formatLocation(dst)}` });
-      const source = openSource(src, {
-        pool: ctx.pool('src'),
-        cache,
-        stdin: io.stdin,
-        env: io.env,
-      });
-      const sink = openSink(dst, {
-        pool: ctx.pool('dest'),
-        cache,
-        tags: ctx.flags.additionalTag,
-        source: src,
-        stdout: io.out,
-        env: io.env,
-      });
-      try {
-        // Platforms asked for are explicit: the library refuses a single-platform source of another.
-        const r = await copyImage(source, sink, {
-          platforms: explicit ? platforms : undefined,
-          all: ctx.flags.all,
-          format: ctx.flags.format,
-          preserveDigests: ctx.flags.preserveDigests,
-          compress: ctx.flags.destCompressFormat,
-          compressLevel,
-          jobs: ctx.flags.jobs,
-          blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
-          onEvent: progress.onEvent,
-        });
-        progress.finish();
-        if (digestfile) await writeOutputFile(digestfile, r.digest);
-        if (ctx.flags.json)
-          await writeResult(
-            dst,
-            io,
-            ctx.flags.quiet,
-            JSON.stringify(
-              {
-                source: formatLocation(src),
-                destination: formatLocation(dst),
-                ...r,
-              },
-              null,
-              2,
-            ),
-          );
-        else await writeResult(dst, io, ctx.flags.quiet, r.digest);
-      } finally {
-        await source.close();
-      }
-    }),
-  );
+}
+
+/** Copies `src` to `asked`: every path written is checked first, then the library copies. */
+async function runCopy(
+  ctx: CommandContext<Flags & RegistryFlags>,
+  src: ImageLocation,
+  asked: ImageLocation,
+): Promise<void> {
+  const { io, flags } = ctx;
+  // The library's check, with the flags' names.
+  const compressLevel = checkCompressLevel(flags.destCompressFormat, flags.destCompressLevel, {
+    format: '--dest-compress-format',
+    level: '--dest-compress-level',
+  });
+  // Every path written is checked (and its parents made) before anything is read.
+  const dst = await prepareDestination(io.cwd, asked);
+  const digestfile = flags.digestfile
+    ? await prepareOutput(io.cwd, flags.digestfile, 'file', `--digestfile ${flags.digestfile}`)
+    : undefined;
+  const cache = await cacheFrom(flags, io);
+  const platforms = platformsAsked(flags);
+  const progress = ctx.progress({ label: `${formatLocation(src)} → ${formatLocation(dst)}` });
+  const source = openSource(src, { pool: ctx.pool('src'), cache, stdin: io.stdin, env: io.env });
+  const sink = openSink(dst, {
+    pool: ctx.pool('dest'),
+    cache,
+    tags: flags.additionalTag,
+    source: src,
+    stdout: io.out,
+    env: io.env,
+  });
+  try {
+    const r = await copyImage(source, sink, {
+      platforms,
+      all: flags.all,
+      format: flags.format,
+      preserveDigests: flags.preserveDigests,
+      compress: flags.destCompressFormat,
+      compressLevel,
+      jobs: flags.jobs,
+      blobInfo: cache ? new BlobInfoCache(cache.root) : undefined,
+      onEvent: progress.onEvent,
+    });
+    progress.finish();
+    if (digestfile) await writeOutputFile(digestfile, r.digest);
+    const text = flags.json
+      ? JSON.stringify({ source: formatLocation(src), destination: formatLocation(dst), ...r }, null, 2)
+      : r.digest;
+    await writeResult(dst, io, flags.quiet, text);
+  } finally {
+    await source.close();
+  }
+}
+
+/**
+ * The platforms asked for (--platform, several allowed, or the --override-* flags), or undefined
+ * for the host's. Platforms asked for are explicit: the library refuses a single-platform source
+ * of another.
+ */
+function platformsAsked(flags: Flags): Platform[] | undefined {
+  if (flags.platform) return flags.platform.split(',').map((p) => parsePlatform(p));
+  const asked = platformFrom(flags);
+  return asked.explicit ? [asked.platform] : undefined;
 }
