@@ -104,6 +104,38 @@ function digestField(v: unknown, file: string, at: string): Digest {
   }
 }
 
+/** The image config as nix2container builds it (Go `json.Marshal` of an OCI v1.Image). */
+function goImage(json: Obj, layers: N2cLayer[]): GoStruct {
+  const created = typeof json.created === 'string' && json.created !== '' ? json.created : undefined;
+  const image: [string, GoValue | undefined][] = [
+    ['created', created],
+    ['architecture', typeof json.arch === 'string' ? json.arch : ''],
+    ['os', 'linux'],
+    ['config', goImageConfig(json['image-config'])],
+    [
+      'rootfs',
+      new GoStruct([
+        ['type', 'layers'],
+        ['diff_ids', layers.map((l) => l.diffId)],
+      ]),
+    ],
+    ['history', layers.length > 0 ? layers.map((l) => goHistory(l.history)) : undefined],
+  ];
+  return new GoStruct(image.filter((f): f is [string, GoValue] => f[1] !== undefined));
+}
+
+function ociManifest(configDigest: Digest, configSize: number, layers: N2cLayer[]): RawManifest {
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configSize },
+      layers: layers.map((l) => l.descriptor),
+    }),
+  );
+  return { bytes, mediaType: MediaType.OciManifest, digest: sha256(bytes) };
+}
+
 export class Nix2containerSource implements ImageSource {
   readonly name: string;
   readonly #file: string;
@@ -121,9 +153,22 @@ export class Nix2containerSource implements ImageSource {
 
   async #read() {
     const file = this.#file;
-    let json: unknown;
+    const json = await this.#readJson();
+    if (!isObj(json)) throw bad(file, '(top)', 'not an object');
+    if (json.version !== 1) throw bad(file, 'version', `expected 1, got ${JSON.stringify(json.version)}`);
+    if (!Array.isArray(json.layers)) throw bad(file, 'layers', 'not an array');
+    const layers: N2cLayer[] = [];
+    for (const [i, raw] of json.layers.entries()) layers.push(await this.#layer(raw, `layers[${i}]`));
+    const config = Buffer.from(goMarshal(goImage(json, layers)));
+    const configDigest = sha256(config);
+    const manifest = ociManifest(configDigest, config.length, layers);
+    return { manifest, config, configDigest, layers };
+  }
+
+  async #readJson(): Promise<unknown> {
+    const file = this.#file;
     try {
-      json = JSON.parse(await readFile(file, 'utf8'));
+      return JSON.parse(await readFile(file, 'utf8'));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new LadingError(
@@ -132,95 +177,61 @@ export class Nix2containerSource implements ImageSource {
         { path: file },
       );
     }
-    if (!isObj(json)) throw bad(file, '(top)', 'not an object');
-    if (json.version !== 1) throw bad(file, 'version', `expected 1, got ${JSON.stringify(json.version)}`);
-    if (!Array.isArray(json.layers)) throw bad(file, 'layers', 'not an array');
-    const dir = dirname(file);
-    const layers: N2cLayer[] = [];
-    for (const [i, raw] of json.layers.entries()) {
-      const at = `layers[${i}]`;
-      if (!isObj(raw)) throw bad(file, at, 'not an object');
-      const digest = digestField(raw.digest, file, `${at}.digest`);
-      const diffId = digestField(raw.diff_ids, file, `${at}.diff_ids`);
-      const mediaType =
-        typeof raw.mediatype === 'string' && raw.mediatype ? raw.mediatype : MediaType.OciLayer;
-      const layer: N2cLayer = {
-        descriptor: { mediaType, digest, size: typeof raw.size === 'number' ? raw.size : 0 },
-        diffId,
-        history: isObj(raw.History) ? raw.History : undefined,
-      };
-      if (typeof raw['layer-path'] === 'string' && raw['layer-path'] !== '') {
-        layer.file = resolve(dir, raw['layer-path']);
-        try {
-          layer.descriptor.size = (await stat(layer.file)).size;
-        } catch (err) {
-          throw bad(
-            file,
-            `${at}.layer-path`,
-            `cannot read ${layer.file} (${(err as NodeJS.ErrnoException).code})`,
-          );
-        }
-      } else if (Array.isArray(raw.paths)) {
-        layer.paths = raw.paths.map((p, j) => {
-          const pat = `${at}.paths[${j}]`;
-          if (!isObj(p) || typeof p.path !== 'string') throw bad(file, pat, 'needs a path');
-          const o = isObj(p.options) ? p.options : {};
-          const tp: TarPath = { path: p.path, where: `${this.name}: ${pat}` };
-          // Go writes `"rewrite": {"regex": "", "repl": ""}` when there is none; it applies only a
-          // non-empty regex.
-          const rw =
-            isObj(o.rewrite) && typeof o.rewrite.regex === 'string' && o.rewrite.regex !== ''
-              ? o.rewrite
-              : undefined;
-          const perms = Array.isArray(o.perms)
-            ? o.perms.map((x, k) => perm(x, file, `${pat}.options.perms[${k}]`))
-            : [];
-          if (rw || perms.length > 0)
-            tp.options = {
-              ...(rw ? { rewrite: { regex: String(rw.regex), repl: String(rw.repl ?? '') } } : {}),
-              perms,
-              permsStyle: 'nix2container',
-            };
-          return tp;
-        });
-        if (layer.descriptor.size <= 0)
-          throw bad(file, `${at}.size`, 'a layer built from paths needs its size');
-      } else throw bad(file, at, 'has neither paths nor layer-path');
-      layers.push(layer);
-    }
-    const created = typeof json.created === 'string' && json.created !== '' ? json.created : undefined;
-    const image: [string, GoValue | undefined][] = [
-      ['created', created],
-      ['architecture', typeof json.arch === 'string' ? json.arch : ''],
-      ['os', 'linux'],
-      ['config', goImageConfig(json['image-config'])],
-      [
-        'rootfs',
-        new GoStruct([
-          ['type', 'layers'],
-          ['diff_ids', layers.map((l) => l.diffId)],
-        ]),
-      ],
-      ['history', layers.length > 0 ? layers.map((l) => goHistory(l.history)) : undefined],
-    ];
-    const config = Buffer.from(
-      goMarshal(new GoStruct(image.filter((f): f is [string, GoValue] => f[1] !== undefined))),
-    );
-    const configDigest = sha256(config);
-    const manifestBytes = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.OciManifest,
-        config: { mediaType: MediaType.OciConfig, digest: configDigest, size: config.length },
-        layers: layers.map((l) => l.descriptor),
-      }),
-    );
-    const manifest: RawManifest = {
-      bytes: manifestBytes,
-      mediaType: MediaType.OciManifest,
-      digest: sha256(manifestBytes),
+  }
+
+  /** One entry of `layers`: a file already built (`layer-path`), or store paths to tar (`paths`). */
+  async #layer(raw: unknown, at: string): Promise<N2cLayer> {
+    const file = this.#file;
+    if (!isObj(raw)) throw bad(file, at, 'not an object');
+    const digest = digestField(raw.digest, file, `${at}.digest`);
+    const diffId = digestField(raw.diff_ids, file, `${at}.diff_ids`);
+    const mediaType = typeof raw.mediatype === 'string' && raw.mediatype ? raw.mediatype : MediaType.OciLayer;
+    const layer: N2cLayer = {
+      descriptor: { mediaType, digest, size: typeof raw.size === 'number' ? raw.size : 0 },
+      diffId,
+      history: isObj(raw.History) ? raw.History : undefined,
     };
-    return { manifest, config, configDigest, layers };
+    if (typeof raw['layer-path'] === 'string' && raw['layer-path'] !== '') {
+      layer.file = resolve(dirname(file), raw['layer-path']);
+      try {
+        layer.descriptor.size = (await stat(layer.file)).size;
+      } catch (err) {
+        throw bad(
+          file,
+          `${at}.layer-path`,
+          `cannot read ${layer.file} (${(err as NodeJS.ErrnoException).code})`,
+        );
+      }
+    } else if (Array.isArray(raw.paths)) {
+      layer.paths = raw.paths.map((p, j) => this.#tarPath(p, `${at}.paths[${j}]`));
+      if (layer.descriptor.size <= 0)
+        throw bad(file, `${at}.size`, 'a layer built from paths needs its size');
+    } else throw bad(file, at, 'has neither paths nor layer-path');
+    return layer;
+  }
+
+  /** One entry of a layer's `paths`, with its rewrite and perms options. */
+  #tarPath(p: unknown, at: string): TarPath {
+    const file = this.#file;
+    if (!isObj(p) || typeof p.path !== 'string') throw bad(file, at, 'needs a path');
+    const o = isObj(p.options) ? p.options : {};
+    const tp: TarPath = { path: p.path, where: `${this.name}: ${at}` };
+    // Go writes `"rewrite": {"regex": "", "repl": ""}` when there is none; it applies only a
+    // non-empty regex.
+    const rw =
+      isObj(o.rewrite) && typeof o.rewrite.regex === 'string' && o.rewrite.regex !== ''
+        ? o.rewrite
+        : undefined;
+    const perms = Array.isArray(o.perms)
+      ? o.perms.map((x, k) => perm(x, file, `${at}.options.perms[${k}]`))
+      : [];
+    if (rw || perms.length > 0)
+      tp.options = {
+        ...(rw ? { rewrite: { regex: String(rw.regex), repl: String(rw.repl ?? '') } } : {}),
+        perms,
+        permsStyle: 'nix2container',
+      };
+    return tp;
   }
 
   async topManifest(): Promise<RawManifest> {
