@@ -11,8 +11,9 @@ const OPTIONS: CompressNames = { format: 'compress', level: 'compressLevel' };
 
 /**
  * Checks a compression level against its format (gzip 1–9, zstd 1–22) and returns it as a number.
- * `level` may be the text a user typed. The library's copyImage checks its options with this, and
- * the CLI its flags, so both refuse the same things with the same E_BAD_ARGUMENT.
+ * `level` may be the text a user typed. The library's ImageCopier (so copyImage and createIndex)
+ * checks its options with this, and the CLI its flags, so both refuse the same things with the
+ * same E_BAD_ARGUMENT.
  */
 export function checkCompressLevel(
   format: Compression | undefined,

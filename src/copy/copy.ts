@@ -10,7 +10,6 @@ import {
   selectImage,
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
-import { checkCompressLevel } from './compress-level.ts';
 import { optionsFor } from './convert-image.ts';
 import { ImageCopier } from './image-copier.ts';
 import { copyIndex } from './index-copy.ts';
@@ -81,7 +80,6 @@ export async function copyImage(
   options: CopyOptions = {},
 ): Promise<CopyResult> {
   const opts = optionsFor(options, dst);
-  checkCompressLevel(opts.compress, opts.compressLevel);
   const copier = new ImageCopier(src, dst, opts);
   return copier.run(async () => {
     const top = await src.topManifest(opts.signal);

@@ -19,6 +19,7 @@ import {
 } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
 import { BlobReuse } from './blob-reuse.ts';
+import { checkCompressLevel } from './compress-level.ts';
 import { convertImage, refuseRecompressIfPreserving } from './convert-image.ts';
 import type { CopyEvent, CopyOptions, CopyResult } from './copy.ts';
 import { effectiveLevel, layerBytesCompression } from './layer-bytes.ts';
@@ -69,7 +70,9 @@ export class ImageCopier {
   };
   readonly #staging = new Staging();
 
+  /** Refuses a compression level its format does not have, before anything is read or written. */
   constructor(src: ImageSource, dst: ImageSink, opts: CopyOptions) {
+    checkCompressLevel(opts.compress, opts.compressLevel);
     this.src = src;
     this.dst = dst;
     this.opts = opts;
