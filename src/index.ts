@@ -46,16 +46,25 @@ export {
 } from './layers/index.ts';
 export * as nix from './nix/index.ts';
 export {
+  addToLock,
   dockerToolsOf,
+  type LockAdded,
+  type LockAddRequest,
+  type LockEntry,
   type LockFile,
+  type LockOptions,
+  type LockUpdate,
+  type LockUpdateOptions,
   nix2containerOf,
   type PrefetchInput,
   type PrefetchResult,
   prefetch,
   readLock,
+  removeFromLock,
   renderDockerTools,
   renderLockNix,
   renderNix2Container,
+  updateLock,
   writeLock,
 } from './pin/index.ts';
 export { parseReference, type Reference } from './reference/index.ts';

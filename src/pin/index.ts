@@ -12,6 +12,16 @@ export {
 export { type DecidingLayer, decidingLayers } from './lock-extract.ts';
 export { renderLockNixLading } from './lock-lading.ts';
 export {
+  addToLock,
+  type LockAdded,
+  type LockAddRequest,
+  type LockOptions,
+  type LockUpdate,
+  type LockUpdateOptions,
+  removeFromLock,
+  updateLock,
+} from './lock-update.ts';
+export {
   dockerToolsOf,
   nix2containerName,
   nix2containerOf,
