@@ -1,15 +1,12 @@
 export {
-  checkLockName,
-  defaultLockName,
   LOCK_VERSION,
   type LockEntry,
   type LockFile,
-  lockEntryFrom,
   readLock,
   renderLockNix,
   writeLock,
 } from './lock.ts';
-export { type DecidingLayer, decidingLayers } from './lock-extract.ts';
+export type { DecidingLayer } from './lock-extract.ts';
 export { renderLockNixLading } from './lock-lading.ts';
 export {
   addToLock,

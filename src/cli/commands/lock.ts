@@ -1,30 +1,38 @@
+import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { BlobCache, IndexStore } from '../../cache/index.ts';
-import { ErrorCode, LadingError } from '../../errors/index.ts';
-import { type Platform, parsePlatform } from '../../image/index.ts';
+import { parsePlatform } from '../../image/index.ts';
 import {
-  checkLockName,
-  defaultLockName,
-  type LockEntry,
-  lockEntryFrom,
-  prefetch,
+  addToLock,
+  type LockOptions,
+  type PrefetchResult,
   readLock,
+  removeFromLock,
   renderLockNix,
   renderLockNixLading,
-  writeLock,
+  updateLock,
 } from '../../pin/index.ts';
-import { parseReference } from '../../reference/index.ts';
-import { escapeTerminal, mapLimit, writeOutputFile } from '../../util/index.ts';
+import { escapeTerminal, writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
-import type { RegistryFlags } from '../options.ts';
-import { withRegistryOptions } from '../options.ts';
-import { recordExtract, reportNotFetched } from './lock-extract.ts';
+import { type RegistryFlags, withRegistryOptions } from '../options.ts';
+import { formatBytes } from '../render/progress.ts';
 
 interface LockFlags extends CacheFlags {
   file: string;
+}
+
+interface AddFlags extends LockFlags {
+  name?: string;
+  force?: boolean;
+  platform?: string;
+  pinInstance?: boolean;
+  finalImageName?: string;
+  finalImageTag?: string;
+  hash?: boolean;
+  extract?: string[];
 }
 
 function lockPath(ctx: { flags: LockFlags }, io: CliIo): string {
@@ -35,182 +43,99 @@ function withFile(cmd: Command): Command {
   return cmd.option('-f, --file <path>', 'lock file', 'lading.lock.json');
 }
 
-async function prefetchEntry(
-  ctx: CommandContext<LockFlags & RegistryFlags>,
-  io: CliIo,
-  input: {
-    imageName: string;
-    tag: string;
-    platform: Platform;
-    /** Asked for with --platform: a single-platform image of another platform is refused. */
-    platformExplicit: boolean;
-    pinInstance: boolean;
-    finalImageName?: string;
-    finalImageTag?: string;
-    /** `--no-hash`: manifests only, no layer fetched (for lading's fetchImage, which needs no hash). */
-    noHash?: boolean;
-    /** `--extract PATH`: record the layer deciding each path (only the layers above it are read). */
-    extract?: string[];
-  },
-): Promise<LockEntry> {
+/** The library's lock options from the command line: its registries, cache and temp dir. */
+function lockOptions(ctx: CommandContext<LockFlags & RegistryFlags>, io: CliIo): LockOptions {
   const root = cacheRoot(ctx.flags, io);
-  const r = await prefetch({
+  return {
     pool: ctx.pool(),
-    imageName: input.imageName,
-    tag: input.tag,
-    platform: input.platform,
-    platformExplicit: input.platformExplicit,
-    pinInstance: input.pinInstance,
-    finalImageName: input.finalImageName,
-    finalImageTag: input.finalImageTag,
     cache: new BlobCache(root),
     index: new IndexStore(root),
     jobs: ctx.flags.jobs,
-    ...(input.noHash ? { want: { dockerTools: false, nix2container: false } } : {}),
-  });
-  const entry = lockEntryFrom(r, input.tag, input.pinInstance);
-  if (input.extract?.length) entry.extract = await recordExtract(ctx, r, input.extract, root);
-  if (input.noHash) await reportNotFetched(io, r);
-  return entry;
+    tmpDir: io.env.TMPDIR || tmpdir(),
+  };
 }
 
-export function lockCommand(io: CliIo): Command {
-  const lock = new Command('lock').description('keep many images pinned for Nix in lading.lock.json');
-  const add = withRegistryOptions(
-    withCacheOptions(
-      withFile(
-        new Command('add')
-          .description('pin an image (by tag) and add it to the lock file')
-          .argument('<image>', 'image with tag, e.g. alpine:3.20 or ghcr.io/org/app:1.4')
-          .option('--name <name>', 'entry name (default: the last path component)')
-          .option('--force', 'replace an entry of the same name')
-          .option('--platform <os/arch[/variant]>', 'platform to pin (default linux/amd64)')
-          .option('--pin-instance', "pin the platform's manifest digest instead of the index digest")
-          .option('--final-image-name <name>', 'name written into the archive')
-          .option('--final-image-tag <tag>', 'tag written into the archive')
-          .option(
-            '--no-hash',
-            "fetch no layer: no dockerTools/nix2container hashes (lading's fetchImage needs none)",
-          )
-          .option(
-            '--extract <path>',
-            "record which layer decides PATH (lading's extractFile then fetches only the layers from it up); repeatable",
-            (v: string, prev: string[]) => [...prev, v],
-            [] as string[],
-          ),
-      ),
-    ),
-  ).action(
-    action<
-      LockFlags & {
-        name?: string;
-        force?: boolean;
-        platform?: string;
-        pinInstance?: boolean;
-        finalImageName?: string;
-        finalImageTag?: string;
-        hash?: boolean;
-        extract?: string[];
-      },
-      [string]
-    >(io, async (ctx, image) => {
-      const ref = parseReference(image);
-      if (ref.digest)
-        throw new LadingError(ErrorCode.BadArgument, 'lock add tracks a tag; give IMAGE:TAG, not a digest');
-      const name = ctx.flags.name ?? defaultLockName(ref.repository);
-      checkLockName(name);
-      const at = image.lastIndexOf(':');
-      const imageName = ref.tag && at > image.lastIndexOf('/') ? image.slice(0, at) : image;
-      const file = await readLock(lockPath(ctx, io));
-      // Checked before any download: another image under the same name is never replaced silently.
-      const existing = file.images[name];
-      if (existing && !ctx.flags.force)
-        throw new LadingError(
-          ErrorCode.Exists,
-          `${lockPath(ctx, io)} already has an entry ${JSON.stringify(name)} (${existing.source}); choose another with --name, or replace it with --force`,
-          { path: lockPath(ctx, io) },
-        );
-      const entry = await prefetchEntry(ctx, io, {
-        imageName,
-        tag: ref.tag ?? 'latest',
-        platform: parsePlatform(ctx.flags.platform ?? 'linux/amd64'),
-        platformExplicit: ctx.flags.platform !== undefined,
-        pinInstance: ctx.flags.pinInstance === true,
-        finalImageName: ctx.flags.finalImageName,
-        finalImageTag: ctx.flags.finalImageTag,
-        noHash: ctx.flags.hash === false,
-        extract: ctx.flags.extract,
-      });
-      file.images[name] = entry;
-      await writeLock(lockPath(ctx, io), file);
+/** `--no-hash`: how much of the image was not downloaded to pin it. */
+async function reportNotFetched(io: CliIo, r: PrefetchResult): Promise<void> {
+  const total = [r.config, ...r.layers].reduce((n, d) => n + d.size, 0);
+  const skipped = Math.max(0, total - r.fetchedBytes);
+  await writeLine(
+    io.err,
+    `lading: --no-hash: ${skipped} bytes (${formatBytes(skipped)}) of blobs not fetched; fetchImage fetches each blob in Nix by its digest`,
+  );
+}
+
+function addCommand(io: CliIo): Command {
+  const cmd = new Command('add')
+    .description('pin an image (by tag) and add it to the lock file')
+    .argument('<image>', 'image with tag, e.g. alpine:3.20 or ghcr.io/org/app:1.4')
+    .option('--name <name>', 'entry name (default: the last path component)')
+    .option('--force', 'replace an entry of the same name')
+    .option('--platform <os/arch[/variant]>', 'platform to pin (default linux/amd64)')
+    .option('--pin-instance', "pin the platform's manifest digest instead of the index digest")
+    .option('--final-image-name <name>', 'name written into the archive')
+    .option('--final-image-tag <tag>', 'tag written into the archive')
+    .option(
+      '--no-hash',
+      "fetch no layer: no dockerTools/nix2container hashes (lading's fetchImage needs none)",
+    )
+    .option(
+      '--extract <path>',
+      "record which layer decides PATH (lading's extractFile then fetches only the layers from it up); repeatable",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    );
+  return withRegistryOptions(withCacheOptions(withFile(cmd))).action(
+    action<AddFlags, [string]>(io, async (ctx, image) => {
+      const f = ctx.flags;
+      const { name, entry, prefetch } = await addToLock(
+        lockPath(ctx, io),
+        {
+          image,
+          name: f.name,
+          force: f.force,
+          platform: f.platform === undefined ? undefined : parsePlatform(f.platform),
+          pinInstance: f.pinInstance,
+          finalImageName: f.finalImageName,
+          finalImageTag: f.finalImageTag,
+          hash: f.hash,
+          extract: f.extract,
+        },
+        lockOptions(ctx, io),
+      );
+      if (f.hash === false) await reportNotFetched(io, prefetch);
       await writeLine(
         io.out,
         `${name}: ${entry.source} ${entry.imageDigest} ${entry.dockerTools?.hash ?? '(no hash)'}`,
       );
     }),
   );
-  const update = withRegistryOptions(
-    withCacheOptions(
-      withFile(
-        new Command('update')
-          .description('HEAD-check every tag (or the named ones) and re-pin what changed')
-          .argument('[names...]', 'entries to update'),
-      ),
-    ),
-  ).action(
+}
+
+function updateCommand(io: CliIo): Command {
+  const cmd = new Command('update')
+    .description('HEAD-check every tag (or the named ones) and re-pin what changed')
+    .argument('[names...]', 'entries to update');
+  return withRegistryOptions(withCacheOptions(withFile(cmd))).action(
     action<LockFlags, [string[]]>(io, async (ctx, names) => {
-      const file = await readLock(lockPath(ctx, io));
-      const targets = names.length ? names : Object.keys(file.images).sort();
-      const entries = targets.map((name) => {
-        const e = file.images[name];
-        if (!e)
-          throw new LadingError(
-            ErrorCode.NotFound,
-            `no entry ${JSON.stringify(name)} in ${lockPath(ctx, io)}`,
+      await updateLock(lockPath(ctx, io), names, {
+        ...lockOptions(ctx, io),
+        onEntry: async (u) => {
+          if (u.prefetch && !u.previous.dockerTools) await reportNotFetched(io, u.prefetch);
+          await writeLine(
+            io.out,
+            u.changed
+              ? `${u.name}: ${u.previous.imageDigest} -> ${u.entry.imageDigest}`
+              : `${u.name}: unchanged (${u.previous.imageDigest})`,
           );
-        return e;
+        },
       });
-      // Every tag is HEAD-checked at once (a few at a time); only what moved is fetched again.
-      const heads = await mapLimit(entries, 8, async (e) => {
-        const ref = parseReference(e.source);
-        const head = await ctx.pool().forRef(ref).headManifest(ref);
-        if (!head)
-          throw new LadingError(ErrorCode.NotFound, `${e.source} no longer exists`, { ref: e.source });
-        return head;
-      });
-      let changed = 0;
-      for (const [i, name] of targets.entries()) {
-        const e = entries[i]!;
-        const head = heads[i]!;
-        const top = e.indexDigest ?? e.instanceDigest;
-        if (head.digest && head.digest === top) {
-          await writeLine(io.out, `${name}: unchanged (${e.imageDigest})`);
-          continue;
-        }
-        const next = await prefetchEntry(ctx, io, {
-          imageName: e.imageName,
-          tag: e.tag,
-          platform: parsePlatform(e.platform),
-          // The entry's platform may be the default: re-pinned as it was added.
-          platformExplicit: false,
-          pinInstance: e.pinInstance,
-          finalImageName: e.finalImageName,
-          finalImageTag: e.finalImageTag,
-          noHash: e.dockerTools === undefined,
-          extract: Object.keys(e.extract ?? {}),
-        });
-        if (next.imageDigest === e.imageDigest && next.dockerTools?.hash === e.dockerTools?.hash) {
-          await writeLine(io.out, `${name}: unchanged (${e.imageDigest})`);
-          continue;
-        }
-        file.images[name] = next;
-        changed++;
-        await writeLine(io.out, `${name}: ${e.imageDigest} -> ${next.imageDigest}`);
-      }
-      if (changed) await writeLock(lockPath(ctx, io), file);
     }),
   );
-  const nix = withFile(
+}
+
+function nixCommand(io: CliIo): Command {
+  const cmd = withFile(
     new Command('nix')
       .description(
         'write a Nix file exposing every locked image through dockerTools.pullImage and nix2container',
@@ -228,7 +153,8 @@ export function lockCommand(io: CliIo): Command {
           .choices(['nixpkgs', 'lading'])
           .default('nixpkgs'),
       ),
-  ).action(
+  );
+  return cmd.action(
     action<LockFlags & { output?: string; legacySha256?: boolean; target?: string }, []>(io, async (ctx) => {
       const lock = await readLock(lockPath(ctx, io));
       const text =
@@ -239,25 +165,30 @@ export function lockCommand(io: CliIo): Command {
       else io.out.write(escapeTerminal(text, { keepNewlines: true }));
     }),
   );
-  const ls = withFile(new Command('ls').description('list locked images')).action(
+}
+
+function lsCommand(io: CliIo): Command {
+  return withFile(new Command('ls').description('list locked images')).action(
     action<LockFlags, []>(io, async (ctx) => {
       const file = await readLock(lockPath(ctx, io));
       for (const [name, e] of Object.entries(file.images))
         await writeLine(io.out, `${name}\t${e.source}\t${e.platform}\t${e.imageDigest}`);
     }),
   );
-  const rm = withFile(new Command('remove').description('remove entries').argument('<names...>')).action(
+}
+
+function removeCommand(io: CliIo): Command {
+  return withFile(new Command('remove').description('remove entries').argument('<names...>')).action(
     action<LockFlags, [string[]]>(io, async (ctx, names) => {
-      const file = await readLock(lockPath(ctx, io));
-      for (const n of names) {
-        if (!file.images[n])
-          throw new LadingError(ErrorCode.NotFound, `no entry ${JSON.stringify(n)} in ${lockPath(ctx, io)}`);
-        delete file.images[n];
-      }
-      await writeLock(lockPath(ctx, io), file);
+      await removeFromLock(lockPath(ctx, io), names);
     }),
   );
-  for (const c of [add, update, nix, ls, rm]) lock.addCommand(c);
+}
+
+export function lockCommand(io: CliIo): Command {
+  const lock = new Command('lock').description('keep many images pinned for Nix in lading.lock.json');
+  for (const c of [addCommand(io), updateCommand(io), nixCommand(io), lsCommand(io), removeCommand(io)])
+    lock.addCommand(c);
   lock.addHelpText(
     'after',
     `
