@@ -27,6 +27,7 @@ export {
   prefetch,
   pullImageName,
 } from './prefetch.ts';
+export { hashesFor, PREFETCH_FORMATS, type PrefetchFormat } from './prefetch-format.ts';
 export {
   type DockerToolsRenderOptions,
   docker2nixLocation,
