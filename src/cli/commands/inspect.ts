@@ -11,11 +11,18 @@ import {
   parseManifest,
   selectImage,
 } from '../../image/index.ts';
+import type { Reference } from '../../reference/index.ts';
 import { indexPlatforms, resolveImage } from '../../registry/index.ts';
-import { parseLocation } from '../../transports/index.ts';
-import { action } from '../context.ts';
+import { type ImageLocation, parseLocation } from '../../transports/index.ts';
+import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';
-import { type PlatformFlags, platformFrom, withPlatformOptions, withRegistryOptions } from '../options.ts';
+import {
+  type PlatformFlags,
+  platformFrom,
+  type RegistryFlags,
+  withPlatformOptions,
+  withRegistryOptions,
+} from '../options.ts';
 
 interface Flags extends PlatformFlags {
   raw?: boolean;
@@ -44,127 +51,7 @@ Examples:
   lading inspect --platform linux/arm64 --json docker.io/library/debian:12
   lading inspect oci:./layout:1.0`,
   );
-  return cmd.action(
-    action<Flags, [string]>(io, async (ctx, image) => {
-      const { platform, explicit } = platformFrom(ctx.flags);
-      const loc = parseLocation(image);
-      let r: Inspected;
-      if (loc.transport === 'docker') {
-        const ref = loc.ref;
-        const client = ctx.pool().forRef(ref);
-        if (ctx.flags.raw) {
-          await writeBytes(io, (await client.getManifest(ref)).bytes);
-          return;
-        }
-        const res = await resolveImage(client, ref, { platform, platformExplicit: explicit });
-        r = {
-          name: ref.name,
-          tag: ref.tag ?? null,
-          digest: res.digest,
-          mediaType: res.mediaType,
-          index: res.index,
-          image: res.image,
-        };
-      } else {
-        // Any other transport: the same view, read from the local layout, archive or engine.
-        const source = openSource(loc, { pool: ctx.pool(), stdin: io.stdin, env: io.env });
-        try {
-          if (ctx.flags.raw) {
-            await writeBytes(io, (await source.topManifest()).bytes);
-            return;
-          }
-          const sel = await selectImage(source, { platform, explicit });
-          const configBytes =
-            sel.config?.bytes ??
-            (await readAtMost(
-              await source.blob(sel.manifest.config),
-              Limits.config,
-              `config of ${source.name}`,
-            ));
-          const top = parseManifest(sel.top.bytes, sel.top.mediaType, source.name);
-          r = {
-            name: source.name,
-            tag: null,
-            digest: sel.top.digest,
-            mediaType: sel.top.mediaType,
-            index: top.kind === 'index' ? top : undefined,
-            image: {
-              digest: sel.instance.digest,
-              mediaType: sel.instance.mediaType,
-              bytes: sel.instance.bytes,
-              manifest: sel.manifest,
-              configBytes,
-              config: parseConfig(configBytes, `config ${sel.manifest.config.digest} of ${source.name}`),
-            },
-          };
-        } finally {
-          await source.close();
-        }
-      }
-      if (ctx.flags.config) {
-        await writeBytes(io, r.image.configBytes);
-        return;
-      }
-      const cfg = r.image.config;
-      const p: Platform = { os: cfg.os ?? 'unknown', architecture: cfg.architecture ?? 'unknown' };
-      if (cfg.variant) p.variant = cfg.variant;
-      const layers = r.image.manifest.layers.map((l) => ({
-        digest: l.digest,
-        size: l.size,
-        mediaType: l.mediaType,
-      }));
-      const doc = {
-        name: r.name,
-        tag: r.tag,
-        digest: r.digest,
-        mediaType: r.mediaType,
-        platforms: r.index ? indexPlatforms(r.index) : [formatPlatform(p)],
-        instance: {
-          digest: r.image.digest,
-          mediaType: r.image.mediaType,
-          platform: formatPlatform(p),
-          size: r.image.bytes.length,
-        },
-        created: cfg.created ?? null,
-        config: {
-          digest: r.image.manifest.config.digest,
-          size: r.image.manifest.config.size,
-          user: cfg.config?.User ?? null,
-          env: cfg.config?.Env ?? [],
-          entrypoint: cfg.config?.Entrypoint ?? null,
-          cmd: cfg.config?.Cmd ?? null,
-          workingDir: cfg.config?.WorkingDir ?? null,
-          labels: cfg.config?.Labels ?? {},
-        },
-        layers,
-        totalSize: layers.reduce((n, l) => n + l.size, 0),
-      };
-      if (ctx.flags.json) {
-        await writeJson(io.out, doc);
-        return;
-      }
-      const lines = [
-        `Name:          ${doc.name}${doc.tag ? `:${doc.tag}` : ''}`,
-        `Digest:        ${doc.digest}`,
-        `MediaType:     ${doc.mediaType}`,
-      ];
-      if (r.index) {
-        lines.push(`Platforms:     ${doc.platforms.join(', ')}`);
-        lines.push(`Instance:      ${doc.instance.digest} (${doc.instance.platform})`);
-        lines.push(`InstanceType:  ${doc.instance.mediaType}`);
-      } else {
-        lines.push(`Platform:      ${doc.instance.platform}`);
-      }
-      if (doc.created) lines.push(`Created:       ${doc.created}`);
-      lines.push(`Config:        ${doc.config.digest}`);
-      if (doc.config.entrypoint) lines.push(`Entrypoint:    ${JSON.stringify(doc.config.entrypoint)}`);
-      if (doc.config.cmd) lines.push(`Cmd:           ${JSON.stringify(doc.config.cmd)}`);
-      for (const e of doc.config.env) lines.push(`Env:           ${e}`);
-      lines.push(`Layers:        ${layers.length} (${doc.totalSize} bytes compressed)`);
-      for (const l of layers) lines.push(`  ${l.digest}  ${String(l.size).padStart(12)}  ${l.mediaType}`);
-      await writeLine(io.out, lines.join('\n'));
-    }),
-  );
+  return cmd.action(action<Flags, [string]>(io, runInspect));
 }
 
 /** What inspect shows, from a registry or from any other transport. */
@@ -182,6 +69,149 @@ interface Inspected {
     configBytes: Buffer;
     config: ImageConfig;
   };
+}
+
+/** The platform to show and whether it was asked for. */
+interface Selection {
+  platform: Platform;
+  explicit: boolean;
+}
+
+async function runInspect(ctx: CommandContext<Flags & RegistryFlags>, image: string): Promise<void> {
+  const { io, flags } = ctx;
+  const sel = platformFrom(flags);
+  const loc = parseLocation(image);
+  const r =
+    loc.transport === 'docker' ? await fromRegistry(ctx, loc.ref, sel) : await fromLocation(ctx, loc, sel);
+  // --raw printed the manifest already.
+  if (!r) return;
+  if (flags.config) return writeBytes(io, r.image.configBytes);
+  const doc = describe(r);
+  if (flags.json) return writeJson(io.out, doc);
+  await writeLine(io.out, renderText(doc, r.index !== undefined).join('\n'));
+}
+
+/** A registry image, resolved as the registry commands do; undefined when `--raw` printed it. */
+async function fromRegistry(
+  ctx: CommandContext<Flags & RegistryFlags>,
+  ref: Reference,
+  sel: Selection,
+): Promise<Inspected | undefined> {
+  const client = ctx.pool().forRef(ref);
+  if (ctx.flags.raw) {
+    await writeBytes(ctx.io, (await client.getManifest(ref)).bytes);
+    return undefined;
+  }
+  const res = await resolveImage(client, ref, { platform: sel.platform, platformExplicit: sel.explicit });
+  return {
+    name: ref.name,
+    tag: ref.tag ?? null,
+    digest: res.digest,
+    mediaType: res.mediaType,
+    index: res.index,
+    image: res.image,
+  };
+}
+
+/**
+ * Any other transport: the same view, read from the local layout, archive or engine; undefined
+ * when `--raw` printed the top-level manifest.
+ */
+async function fromLocation(
+  ctx: CommandContext<Flags & RegistryFlags>,
+  loc: ImageLocation,
+  sel: Selection,
+): Promise<Inspected | undefined> {
+  const source = openSource(loc, { pool: ctx.pool(), stdin: ctx.io.stdin, env: ctx.io.env });
+  try {
+    if (ctx.flags.raw) {
+      await writeBytes(ctx.io, (await source.topManifest()).bytes);
+      return undefined;
+    }
+    const s = await selectImage(source, sel);
+    const configBytes =
+      s.config?.bytes ??
+      (await readAtMost(await source.blob(s.manifest.config), Limits.config, `config of ${source.name}`));
+    const top = parseManifest(s.top.bytes, s.top.mediaType, source.name);
+    return {
+      name: source.name,
+      tag: null,
+      digest: s.top.digest,
+      mediaType: s.top.mediaType,
+      index: top.kind === 'index' ? top : undefined,
+      image: {
+        digest: s.instance.digest,
+        mediaType: s.instance.mediaType,
+        bytes: s.instance.bytes,
+        manifest: s.manifest,
+        configBytes,
+        config: parseConfig(configBytes, `config ${s.manifest.config.digest} of ${source.name}`),
+      },
+    };
+  } finally {
+    await source.close();
+  }
+}
+
+/** The document `--json` prints and the text view shows. */
+function describe(r: Inspected) {
+  const cfg = r.image.config;
+  const p: Platform = { os: cfg.os ?? 'unknown', architecture: cfg.architecture ?? 'unknown' };
+  if (cfg.variant) p.variant = cfg.variant;
+  const layers = r.image.manifest.layers.map((l) => ({
+    digest: l.digest,
+    size: l.size,
+    mediaType: l.mediaType,
+  }));
+  return {
+    name: r.name,
+    tag: r.tag,
+    digest: r.digest,
+    mediaType: r.mediaType,
+    platforms: r.index ? indexPlatforms(r.index) : [formatPlatform(p)],
+    instance: {
+      digest: r.image.digest,
+      mediaType: r.image.mediaType,
+      platform: formatPlatform(p),
+      size: r.image.bytes.length,
+    },
+    created: cfg.created ?? null,
+    config: {
+      digest: r.image.manifest.config.digest,
+      size: r.image.manifest.config.size,
+      user: cfg.config?.User ?? null,
+      env: cfg.config?.Env ?? [],
+      entrypoint: cfg.config?.Entrypoint ?? null,
+      cmd: cfg.config?.Cmd ?? null,
+      workingDir: cfg.config?.WorkingDir ?? null,
+      labels: cfg.config?.Labels ?? {},
+    },
+    layers,
+    totalSize: layers.reduce((n, l) => n + l.size, 0),
+  };
+}
+
+function renderText(doc: ReturnType<typeof describe>, hasIndex: boolean): string[] {
+  const lines = [
+    `Name:          ${doc.name}${doc.tag ? `:${doc.tag}` : ''}`,
+    `Digest:        ${doc.digest}`,
+    `MediaType:     ${doc.mediaType}`,
+  ];
+  if (hasIndex) {
+    lines.push(`Platforms:     ${doc.platforms.join(', ')}`);
+    lines.push(`Instance:      ${doc.instance.digest} (${doc.instance.platform})`);
+    lines.push(`InstanceType:  ${doc.instance.mediaType}`);
+  } else {
+    lines.push(`Platform:      ${doc.instance.platform}`);
+  }
+  if (doc.created) lines.push(`Created:       ${doc.created}`);
+  lines.push(`Config:        ${doc.config.digest}`);
+  if (doc.config.entrypoint) lines.push(`Entrypoint:    ${JSON.stringify(doc.config.entrypoint)}`);
+  if (doc.config.cmd) lines.push(`Cmd:           ${JSON.stringify(doc.config.cmd)}`);
+  for (const e of doc.config.env) lines.push(`Env:           ${e}`);
+  lines.push(`Layers:        ${doc.layers.length} (${doc.totalSize} bytes compressed)`);
+  for (const l of doc.layers) lines.push(`  ${l.digest}  ${String(l.size).padStart(12)}  ${l.mediaType}`);
+  return lines;
 }
 
 function writeBytes(io: CliIo, bytes: Buffer): Promise<void> {
