@@ -17,10 +17,10 @@ import {
 import { type DecidingLayer, decidingLayers } from './lock-extract.ts';
 import { type PrefetchResult, prefetch } from './prefetch.ts';
 
-/**
- * The lock-file operations behind `lading lock add|update|remove`, for library users: the same
- * checks, the same decisions about what to fetch again, the same file written.
- */
+// The lock-file operations behind `lading lock add|update|remove`, for library users: the same
+// checks, the same decisions about what to fetch again, the same file written.
+
+/** Where the lock operations fetch from and keep what they fetched. */
 export interface LockOptions {
   pool: RegistryPool;
   /** Verified blobs are staged here (pinning hashes each blob more than once). */
