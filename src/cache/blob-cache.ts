@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import {
   closeSync,
   createReadStream,
@@ -8,7 +8,7 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -56,6 +56,19 @@ export interface CacheWriter {
   write(piece: Uint8Array): void;
   commit(): Promise<void>;
   abort(): Promise<void>;
+}
+
+/** One read of an entry in progress (forEachChunk, copies). */
+interface EntryRead {
+  digest: Digest;
+  size: number;
+  path: string;
+  /** The file's identity when the read began (see `#trusted`). */
+  id: string | undefined;
+  fh: FileHandle;
+  /** Hashes the bytes read, unless this process trusts the entry already. */
+  verify: Hash | undefined;
+  offset: number;
 }
 
 export class BlobCache {
@@ -135,46 +148,89 @@ export class BlobCache {
   }
 
   /**
-   * Reads a cached blob as chunks that take turns in TWO buffers: a chunk is valid until the
-   * next-but-one is asked for, so a consumer must be done with it by then (hash it, copy it, or
-   * wait for the write that uses it). No allocation per chunk, hence no garbage for the collector. An entry not trusted by this
-   * process is hashed on the way and fails at its end (and is removed) when it does not match.
+   * Reads a cached blob piece by piece into `fn`, through one reused buffer, without allocating
+   * per piece. A piece is valid only during the call: when `fn` returns, the memory moves on
+   * (`ArrayBuffer.prototype.transfer`) and the piece it was handed is detached, so a piece kept
+   * past its call reads as empty (byteLength 0) instead of silently changing under its keeper.
+   * Keep bytes by copying them, or use {@link copies}. An entry not trusted by this process is
+   * hashed on the way and fails at its end (and is removed) when it does not match.
    */
-  async *chunks(digest: Digest, size: number, bufferSize = 1 << 20): AsyncGenerator<Buffer> {
+  async forEachChunk(
+    digest: Digest,
+    size: number,
+    fn: (chunk: Buffer) => void,
+    bufferSize = 1 << 20,
+  ): Promise<void> {
+    const read = await this.#startRead(digest, size);
+    let memory = new ArrayBuffer(Math.max(1, Math.min(bufferSize, size)));
+    try {
+      for (;;) {
+        const { bytesRead } = await read.fh.read(new Uint8Array(memory), 0, memory.byteLength, read.offset);
+        if (bytesRead === 0) break;
+        read.offset += bytesRead;
+        const chunk = Buffer.from(memory, 0, bytesRead);
+        read.verify?.update(chunk);
+        try {
+          fn(chunk);
+        } finally {
+          // Every view of the old memory, `chunk` included, is detached from here on.
+          memory = moveOn(memory);
+        }
+      }
+      await this.#endRead(read);
+    } finally {
+      await read.fh.close();
+    }
+  }
+
+  /**
+   * Reads a cached blob as chunks that each own their memory (a consumer may keep them, as a
+   * stream does); verified as {@link forEachChunk} is. Costs an allocation per chunk: use
+   * forEachChunk where each piece is consumed at once.
+   */
+  async *copies(digest: Digest, size: number, bufferSize = 1 << 20): AsyncGenerator<Buffer> {
+    const read = await this.#startRead(digest, size);
+    try {
+      for (;;) {
+        const buf = Buffer.allocUnsafeSlow(Math.max(1, Math.min(bufferSize, size - read.offset)));
+        const { bytesRead } = await read.fh.read(buf, 0, buf.length, read.offset);
+        if (bytesRead === 0) break;
+        read.offset += bytesRead;
+        const chunk = buf.subarray(0, bytesRead);
+        read.verify?.update(chunk);
+        yield chunk;
+      }
+      await this.#endRead(read);
+    } finally {
+      await read.fh.close();
+    }
+  }
+
+  async #startRead(digest: Digest, size: number): Promise<EntryRead> {
     const path = this.pathFor(digest);
     const id = await fileIdentity(path);
     const trusted = id !== undefined && this.#trusted.get(digest) === id;
-    const verify = trusted ? undefined : createHash(digestAlgorithm(digest));
     const fh = await open(path, 'r').catch((err: unknown) => {
       throw ioError(err, path);
     });
-    try {
-      const n = Math.max(1, Math.min(bufferSize, size));
-      const bufs = [Buffer.allocUnsafe(n), Buffer.allocUnsafe(n)];
-      let offset = 0;
-      for (let turn = 0; ; turn ^= 1) {
-        const buf = bufs[turn]!;
-        const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-        if (bytesRead === 0) break;
-        offset += bytesRead;
-        const chunk = buf.subarray(0, bytesRead);
-        verify?.update(chunk);
-        yield chunk;
-      }
-      const actual = verify ? `${digestAlgorithm(digest)}:${verify.digest('hex')}` : digest;
-      if (offset !== size || actual !== digest) {
-        await rm(path, { force: true });
-        throw new LadingError(
-          offset !== size ? ErrorCode.SizeMismatch : ErrorCode.DigestMismatch,
-          `cache entry ${path} is corrupt: expected ${digest} (${size} bytes), found ${actual} (${offset} bytes); it was removed, so the next read fetches the blob again`,
-          // Removed: reading the blob again fetches it afresh.
-          { path, expected: digest, found: actual, temporary: true },
-        );
-      }
-      if (verify && id !== undefined) this.#trusted.set(digest, id);
-    } finally {
-      await fh.close();
+    const verify = trusted ? undefined : createHash(digestAlgorithm(digest));
+    return { digest, size, path, id, fh, verify, offset: 0 };
+  }
+
+  /** The end of a read: a wrong size or digest removes the entry and throws (temporary). */
+  async #endRead(read: EntryRead): Promise<void> {
+    const { digest, size, path, verify, offset } = read;
+    const actual = verify ? `${digestAlgorithm(digest)}:${verify.digest('hex')}` : digest;
+    if (offset !== size || actual !== digest) {
+      await rm(path, { force: true });
+      throw new LadingError(
+        offset !== size ? ErrorCode.SizeMismatch : ErrorCode.DigestMismatch,
+        `cache entry ${path} is corrupt: expected ${digest} (${size} bytes), found ${actual} (${offset} bytes); it was removed, so the next read fetches the blob again`,
+        // Removed: reading the blob again fetches it afresh.
+        { path, expected: digest, found: actual, temporary: true },
+      );
     }
+    if (verify && read.id !== undefined) this.#trusted.set(digest, read.id);
   }
 
   /** Reads a small cached blob into memory, verified; a corrupt entry is removed and undefined returned. */
@@ -405,6 +461,14 @@ export class BlobCache {
     }
     return { removed, bytes };
   }
+}
+
+/**
+ * The same memory under a new ArrayBuffer (a move, no copy: V8 hands the backing store over);
+ * the old one, and every view of it, is detached. (`transfer` is ES2024, above the lib level.)
+ */
+function moveOn(memory: ArrayBuffer): ArrayBuffer {
+  return (memory as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
 }
 
 async function fileIdentity(path: string): Promise<string | undefined> {

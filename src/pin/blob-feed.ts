@@ -92,7 +92,8 @@ export class BlobFeed {
       state = (await this.#cache.has(d.digest, d.size)) ? { kind: 'cached' } : { kind: 'queued' };
     }
     if (state.kind === 'cached' && (await this.#cache.has(d.digest, d.size))) {
-      return { cached: this.#cache.chunks(d.digest, d.size) };
+      // Chunks that own their memory: the streams and lists downstream keep them.
+      return { cached: this.#cache.copies(d.digest, d.size) };
     }
     // The state changes before the first await, so nobody else starts a download meanwhile.
     const opened = this.#source.blob(d, { signal: this.#signal });

@@ -214,7 +214,7 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
       signal: input.signal,
     });
     const configBytes = await readAtMost(
-      copied(await feed.openBlob(image.config)),
+      await feed.openBlob(image.config),
       Limits.config,
       `config of ${what}`,
     );
@@ -407,11 +407,6 @@ async function onePass(
     repoTags: [repoTag],
     signal,
   });
-}
-
-/** Each chunk copied: cached chunks live in two reused buffers, which a kept list must not alias. */
-async function* copied(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  for await (const c of chunks) yield Buffer.from(c);
 }
 
 function dedupe(ds: Descriptor[]): Descriptor[] {

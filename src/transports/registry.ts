@@ -125,10 +125,10 @@ export class RegistrySource implements ImageSource {
   ): Promise<void> {
     const cache = this.#cache;
     if (cache && (await cache.has(desc.digest, desc.size))) {
-      for await (const piece of cache.chunks(desc.digest, desc.size)) {
+      await cache.forEachChunk(desc.digest, desc.size, (piece) => {
         onData(piece);
         onProgress?.(piece.length);
-      }
+      });
       return;
     }
     const writer = await cache?.writer(desc.digest).catch(() => undefined);

@@ -123,7 +123,7 @@ test('index records round-trip and a torn record reads as a miss', async () => {
   assert.equal(await idx.get('tag:docker.io/library/alpine:latest'), undefined);
 });
 
-test('chunks() reads an entry through two reused buffers; a corrupt entry fails at its end and is removed', async () => {
+test('forEachChunk() reads an entry through one buffer; a corrupt entry fails at its end and is removed', async () => {
   const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
   const data = randomBytes(10_000);
   const d = sha256(data);
@@ -131,25 +131,66 @@ test('chunks() reads an entry through two reused buffers; a corrupt entry fails 
   // A fresh instance does not trust the entry: it hashes while reading, and the bytes are right.
   const cache = new BlobCache(root);
   const copies: Buffer[] = [];
-  const seen = new Set<ArrayBufferLike>();
-  for await (const c of cache.chunks(d, data.length, 1024)) {
-    copies.push(Buffer.from(c));
-    seen.add(c.buffer);
-  }
+  await cache.forEachChunk(
+    d,
+    data.length,
+    (c) => {
+      copies.push(Buffer.from(c));
+    },
+    1024,
+  );
+  assert.equal(copies.length, 10);
   assert.ok(Buffer.concat(copies).equals(data));
-  assert.equal(seen.size <= 2, true, 'chunks come from at most two buffers');
   // Corrupt the file on disk (a new mtime, so no longer trusted): the read fails and drops it.
   const path = cache.pathFor(d);
   const bad = Buffer.from(data);
   bad.writeUInt8(bad.readUInt8(5000) ^ 0xff, 5000);
   await writeFile(path, bad);
   await assert.rejects(
-    (async () => {
-      for await (const _ of new BlobCache(root).chunks(d, data.length, 1024)) {
-        // read through
-      }
-    })(),
+    new BlobCache(root).forEachChunk(d, data.length, () => {}, 1024),
     (err: unknown) => isLadingError(err) && err.code === 'E_DIGEST_MISMATCH' && err.message.includes(path),
   );
   assert.equal(await cache.has(d), false);
+});
+
+test('a chunk kept past its forEachChunk call is detached, never overwritten under its keeper', async () => {
+  // The trap of issue 17 item 7: a consumer that keeps the piece instead of copying it. With a
+  // reused buffer its bytes would turn into later bytes of the blob; here they are gone at once.
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const data = randomBytes(5000);
+  const d = sha256(data);
+  const cache = new BlobCache(root);
+  await cache.write(d, Readable.from([data]), data.length);
+  const kept: Buffer[] = [];
+  await cache.forEachChunk(d, data.length, (c) => kept.push(c), 1024);
+  assert.equal(kept.length, 5);
+  for (const c of kept) {
+    assert.equal(c.length, 0, 'a kept chunk reads as empty');
+    assert.equal(c.buffer.byteLength, 0, 'its memory is detached');
+  }
+  // So a keeper fails loudly, instead of getting a plausible mix of the blob's later bytes.
+  assert.throws(() => Buffer.concat(kept), /detached/);
+});
+
+test('copies() hands out chunks a consumer may keep: each owns its memory', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lading-cache-'));
+  const data = randomBytes(10_000);
+  const d = sha256(data);
+  await new BlobCache(root).write(d, Readable.from([data]), data.length);
+  const kept: Buffer[] = [];
+  for await (const c of new BlobCache(root).copies(d, data.length, 1024)) kept.push(c);
+  assert.equal(kept.length, 10);
+  assert.equal(new Set(kept.map((c) => c.buffer)).size, 10, 'no two chunks share memory');
+  assert.ok(Buffer.concat(kept).equals(data));
+  const path = new BlobCache(root).pathFor(d);
+  await writeFile(path, Buffer.concat([data.subarray(0, 9999), Buffer.from([data[9999]! ^ 1])]));
+  await assert.rejects(
+    (async () => {
+      for await (const _ of new BlobCache(root).copies(d, data.length, 1024)) {
+        // read through
+      }
+    })(),
+    (err: unknown) => isLadingError(err) && err.code === 'E_DIGEST_MISMATCH',
+  );
+  assert.equal(await new BlobCache(root).has(d), false);
 });
