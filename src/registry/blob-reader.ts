@@ -219,6 +219,44 @@ async function failWith(
 }
 
 /**
+ * Checks a response to a read from `offset`: a 206 must resume exactly there (and answer a
+ * `Range` request), a 200 must announce the expected size. Returns how many leading bytes to
+ * drop (a 200 to a resume sends the whole blob again); a bad answer is discarded and thrown.
+ */
+function checkResumed(
+  res: RawResponse,
+  offset: number,
+  size: number | undefined,
+  what: string,
+  registry: string,
+): number {
+  const source = redactUrl(res.url);
+  if (res.status === 206) {
+    const cr = res.header('content-range') ?? '';
+    const m = /^bytes (\d+)-/.exec(cr);
+    if (offset > 0 && m && Number(m[1]) === offset) return 0;
+    res.discard();
+    throw new LadingError(
+      ErrorCode.Registry,
+      offset > 0
+        ? `resume of ${what} got Content-Range ${JSON.stringify(cr)}, wanted bytes ${offset}-`
+        : `${what}: HTTP 206 to a request without Range [GET ${source}]`,
+      { registry, url: source },
+    );
+  }
+  const length = res.contentLength;
+  if (size !== undefined && length !== undefined && length !== size) {
+    res.discard();
+    throw new LadingError(
+      ErrorCode.SizeMismatch,
+      `size mismatch for ${what}: expected ${size} bytes, the registry sends ${length} [GET ${source}]`,
+      { registry, url: source, expected: size, found: length },
+    );
+  }
+  return offset;
+}
+
+/**
  * Reads blob `digest` of `repository` into `opts.onData`, verified: resolves only when every
  * byte arrived and the size and digest match; rejects otherwise (after the consumer saw the
  * bytes: it must not commit anything before this resolves). Holds no concurrency slot: callers do.
@@ -249,41 +287,8 @@ export async function readBlob(
     try {
       res = await openAt(client, repository, url, offset, what, opts.signal);
       source = redactUrl(res.url);
-      let skip = 0;
-      if (offset > 0 && res.status === 206) {
-        const cr = res.header('content-range') ?? '';
-        const m = /^bytes (\d+)-/.exec(cr);
-        if (!m || Number(m[1]) !== offset) {
-          res.discard();
-          throw new LadingError(
-            ErrorCode.Registry,
-            `resume of ${what} got Content-Range ${JSON.stringify(cr)}, wanted bytes ${offset}-`,
-            { registry: client.registry, url: source },
-          );
-        }
-      } else if (res.status === 206) {
-        res.discard();
-        throw new LadingError(
-          ErrorCode.Registry,
-          `${what}: HTTP 206 to a request without Range [GET ${source}]`,
-          {
-            registry: client.registry,
-            url: source,
-          },
-        );
-      } else {
-        // 200 to a resume: the whole blob again, its first `offset` bytes dropped.
-        skip = offset;
-        const length = res.contentLength;
-        if (opts.size !== undefined && length !== undefined && length !== opts.size) {
-          res.discard();
-          throw new LadingError(
-            ErrorCode.SizeMismatch,
-            `size mismatch for ${what}: expected ${opts.size} bytes, the registry sends ${length} [GET ${source}]`,
-            { registry: client.registry, url: source, expected: opts.size, found: length },
-          );
-        }
-      }
+      // 200 to a resume: the whole blob again, its first `offset` bytes dropped.
+      let skip = checkResumed(res, offset, opts.size, what, client.registry);
       if (!started) {
         started = true;
         opts.onStart?.();
