@@ -8,6 +8,7 @@ import {
   type ImageSource,
   type Platform,
   parseConfig,
+  type SelectedImage,
   selectImage,
 } from '../image/index.ts';
 import {
@@ -165,19 +166,7 @@ export async function prefetch(input: PrefetchInput): Promise<PrefetchResult> {
 }
 
 async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
-  let ref: Reference = parseReference(input.imageName, { defaultTag: null });
-  if (ref.tag || ref.digest) {
-    throw new LadingError(
-      ErrorCode.BadReference,
-      `give the image name without tag or digest (${input.imageName}); pass the tag or digest separately`,
-      {
-        ref: input.imageName,
-      },
-    );
-  }
-  ref = input.digest ? ref.withDigest(input.digest) : ref.withTag(input.tag ?? 'latest');
-  // The tag given beside a digest only names the result (finalImageTag); the digest is fetched.
-  const what = String(ref);
+  const ref = requestedRef(input);
   const client = input.pool.forRef(ref);
   let fetchedBytes = 0;
   const source = new RegistrySource(client, ref, {
@@ -192,13 +181,12 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     explicit: input.platformExplicit ?? true,
     signal: input.signal,
   });
-  const { top, instance, index, manifest: image } = sel;
+  const { instance } = sel;
   const finalImageName = input.finalImageName ?? input.imageName;
   // nix-prefetch-docker: --final-image-tag, else --image-tag, else latest, whatever the digest.
   const finalImageTag = input.finalImageTag ?? input.tag ?? 'latest';
   const finalRef = parseReference(`${finalImageName}:${finalImageTag}`);
   const repoTag = `${finalRef.name}:${finalRef.tag}`;
-  const blobs = dedupe([image.config, ...image.layers]);
   const cacheKey = `${PREFETCH_CACHE_VERSION}:${instance.digest}:${repoTag}`;
   const wantFlat = input.want?.dockerTools !== false || input.archivePath !== undefined;
   const wantNar = input.want?.nix2container !== false;
@@ -206,135 +194,202 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     (input.index && !input.archivePath ? await input.index.get<CachedHashes>(cacheKey) : undefined) ?? {};
   const needFlat = wantFlat && (hashes.dockerTools === undefined || input.archivePath !== undefined);
   const needNar = wantNar && hashes.nix2container === undefined;
-  let computed = false;
-  if (needFlat || needNar) {
-    computed = true;
-    const feed = new BlobFeed(source, input.cache, {
-      ahead: Math.min(input.jobs ?? 6, 3),
-      signal: input.signal,
-    });
-    const configBytes = await readAtMost(
-      await feed.openBlob(image.config),
-      Limits.config,
-      `config of ${what}`,
-    );
-    const work: Promise<void>[] = [];
-    if (needFlat) {
-      const config = parseConfig(configBytes, `config of ${what}`);
-      const diffIds = config.rootfs?.diff_ids ?? [];
-      if (diffIds.length !== image.layers.length) {
-        throw new LadingError(
-          ErrorCode.ManifestInvalid,
-          `${what}: the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
-        );
-      }
-      // The hash alone is one ordered pass per layer, socket to hashes (archive-pass.ts); else the
-      // layers in archive order: the bottom one streams from the registry while the hashes work
-      // on it, the ones above download into the cache meanwhile.
-      const single = !input.archivePath && !needNar;
-      if (!single) await feed.plan(image.layers);
-      // The gzip trailers' sizes (a Range request each, or the cached file), asked for at once.
-      const hints = new Map<string, Promise<number | undefined>>();
-      for (const l of image.layers)
-        if (!hints.has(l.digest))
-          hints.set(
-            l.digest,
-            source.layerSizeHint(l, input.signal).catch(() => undefined),
-          );
-      const archiveInput = (hinted: boolean) => ({
-        configBytes,
-        layers: image.layers.map(
-          (l, i): ArchiveLayer => ({
-            diffId: diffIds[i]!,
-            // Checked while streaming; measured when absent or wrong.
-            sizeHint: hinted ? () => hints.get(l.digest)! : undefined,
-            open: () => feed.openLayer(l),
-          }),
-        ),
-        repoTags: [repoTag],
-        jobs: input.jobs,
-      });
-      const flat = async (hinted: boolean) => {
-        if (single) await feed.plan(image.layers);
-        return input.archivePath
-          ? writeDockerArchive(archiveInput(hinted), input.archivePath)
-          : dockerArchiveHash(archiveInput(hinted));
-      };
-      work.push(
-        (async () => {
-          let archive: { sha256: Digest; size: number } | undefined;
-          try {
-            if (single)
-              archive = await onePass(
-                source,
-                configBytes,
-                image.layers,
-                diffIds,
-                hints,
-                repoTag,
-                input.signal,
-              );
-            archive ??= await flat(true);
-          } catch (err) {
-            // A gzip trailer that lied (multi-member gzip): measure the layers instead.
-            if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
-            archive = await flat(false);
-          }
-          hashes.dockerTools = toSri(parseNixHash(archive.sha256));
-          hashes.size = archive.size;
-        })(),
-      );
-    }
-    if (needNar) {
-      // skopeo's dir: layout, in the NAR's (byte-wise sorted) order; without the flat hash the
-      // blobs stream in that order, the first one straight from the registry.
-      const sorted = [...blobs].sort((a, b) => (digestHex(a.digest) < digestHex(b.digest) ? -1 : 1));
-      if (!needFlat) await feed.plan(sorted.filter((d) => d.digest !== image.config.digest));
-      const entries: Record<string, NarNode> = {
-        'manifest.json': { type: 'regular', size: instance.bytes.length, contents: instance.bytes },
-        version: {
-          type: 'regular',
-          size: Buffer.byteLength(DIR_VERSION),
-          contents: Buffer.from(DIR_VERSION),
-        },
-      };
-      for (const d of blobs)
-        entries[digestHex(d.digest)] = {
-          type: 'regular',
-          size: d.size,
-          contents:
-            d.digest === image.config.digest
-              ? configBytes
-              : async () => {
-                  // Beside the flat hash, read each blob once it is cached (never a second download).
-                  if (needFlat) await feed.all([d]);
-                  return feed.openBlob(d);
-                },
-        };
-      work.push(
-        narHashOfTree({ type: 'directory', entries }).then((nar) => {
-          hashes.nix2container = toSri(nar.hash);
-        }),
-      );
-    }
-    await Promise.all(work);
-    if (input.dirPath) await feed.all(blobs);
+  const computed = needFlat || needNar;
+  if (computed) {
+    await computeHashes({ input, source, sel, what: String(ref), repoTag, needFlat, needNar }, hashes);
     await input.index?.set(cacheKey, hashes).catch(() => {});
   }
   if (input.dirPath) {
     // The instance alone, as skopeo writes it for one platform (blobs from the cache when there).
-    const inst = instance;
     const pinned: ImageSource = {
       name: source.name,
-      topManifest: async () => inst,
+      topManifest: async () => instance,
       manifest: (d) => source.manifest(d),
       blob: (d, o) => source.blob(d, o),
       close: async () => {},
     };
     await copyImage(pinned, new DirSink(input.dirPath));
   }
-  const flatHash = wantFlat && hashes.dockerTools ? parseNixHash(hashes.dockerTools) : undefined;
-  const narHash = wantNar && hashes.nix2container ? parseNixHash(hashes.nix2container) : undefined;
+  const base = await client.base(input.signal);
+  return describe(input, sel, ref, {
+    base,
+    tlsVerify: base.protocol === 'https:' && client.http.tlsVerify,
+    finalImageName,
+    finalImageTag,
+    flatHash: wantFlat && hashes.dockerTools ? parseNixHash(hashes.dockerTools) : undefined,
+    flatSize: hashes.size ?? 0,
+    narHash: wantNar && hashes.nix2container ? parseNixHash(hashes.nix2container) : undefined,
+    cached: !computed,
+    fetchedBytes,
+  });
+}
+
+/** The reference to fetch: the name with the tag or digest given beside it. */
+function requestedRef(input: PrefetchInput): Reference {
+  const ref = parseReference(input.imageName, { defaultTag: null });
+  if (ref.tag || ref.digest) {
+    throw new LadingError(
+      ErrorCode.BadReference,
+      `give the image name without tag or digest (${input.imageName}); pass the tag or digest separately`,
+      { ref: input.imageName },
+    );
+  }
+  // The tag given beside a digest only names the result (finalImageTag); the digest is fetched.
+  return input.digest ? ref.withDigest(input.digest) : ref.withTag(input.tag ?? 'latest');
+}
+
+/** What one prefetch computes the hashes from. */
+interface HashJob {
+  input: PrefetchInput;
+  source: RegistrySource;
+  sel: SelectedImage;
+  /** The reference, for messages. */
+  what: string;
+  repoTag: string;
+  needFlat: boolean;
+  needNar: boolean;
+}
+
+/** Computes the wanted hashes into `hashes`, each blob fetched once (a BlobFeed). */
+async function computeHashes(job: HashJob, hashes: CachedHashes): Promise<void> {
+  const { input, sel, what } = job;
+  const image = sel.manifest;
+  const feed = new BlobFeed(job.source, input.cache, {
+    ahead: Math.min(input.jobs ?? 6, 3),
+    signal: input.signal,
+  });
+  const configBytes = await readAtMost(await feed.openBlob(image.config), Limits.config, `config of ${what}`);
+  const work: Promise<void>[] = [];
+  if (job.needFlat)
+    work.push(
+      archiveHash(job, feed, configBytes).then((archive) => {
+        hashes.dockerTools = toSri(parseNixHash(archive.sha256));
+        hashes.size = archive.size;
+      }),
+    );
+  if (job.needNar)
+    work.push(
+      dirNarHash(job, feed, configBytes).then((nar) => {
+        hashes.nix2container = toSri(nar);
+      }),
+    );
+  await Promise.all(work);
+  if (input.dirPath) await feed.all(dedupe([image.config, ...image.layers]));
+}
+
+/**
+ * The flat hash of skopeo's docker-archive (written to `archivePath` when asked). The hash alone
+ * is one ordered pass per layer, socket to hashes (archive-pass.ts); else the layers in archive
+ * order: the bottom one streams from the registry while the hashes work on it, the ones above
+ * download into the cache meanwhile.
+ */
+async function archiveHash(
+  job: HashJob,
+  feed: BlobFeed,
+  configBytes: Buffer,
+): Promise<{ sha256: Digest; size: number }> {
+  const { input, source, what } = job;
+  const image = job.sel.manifest;
+  const config = parseConfig(configBytes, `config of ${what}`);
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== image.layers.length) {
+    throw new LadingError(
+      ErrorCode.ManifestInvalid,
+      `${what}: the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
+    );
+  }
+  const single = !input.archivePath && !job.needNar;
+  if (!single) await feed.plan(image.layers);
+  // The gzip trailers' sizes (a Range request each, or the cached file), asked for at once.
+  const hints = new Map<string, Promise<number | undefined>>();
+  for (const l of image.layers)
+    if (!hints.has(l.digest))
+      hints.set(
+        l.digest,
+        source.layerSizeHint(l, input.signal).catch(() => undefined),
+      );
+  const archiveInput = (hinted: boolean) => ({
+    configBytes,
+    layers: image.layers.map(
+      (l, i): ArchiveLayer => ({
+        diffId: diffIds[i]!,
+        // Checked while streaming; measured when absent or wrong.
+        sizeHint: hinted ? () => hints.get(l.digest)! : undefined,
+        open: () => feed.openLayer(l),
+      }),
+    ),
+    repoTags: [job.repoTag],
+    jobs: input.jobs,
+  });
+  const flat = async (hinted: boolean) => {
+    if (single) await feed.plan(image.layers);
+    return input.archivePath
+      ? writeDockerArchive(archiveInput(hinted), input.archivePath)
+      : dockerArchiveHash(archiveInput(hinted));
+  };
+  try {
+    const pass = single
+      ? await onePass(source, configBytes, image.layers, diffIds, hints, job.repoTag, input.signal)
+      : undefined;
+    return pass ?? (await flat(true));
+  } catch (err) {
+    // A gzip trailer that lied (multi-member gzip): measure the layers instead.
+    if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
+    return flat(false);
+  }
+}
+
+/**
+ * The NAR hash of skopeo's `dir:` layout, in the NAR's (byte-wise sorted) order; without the flat
+ * hash the blobs stream in that order, the first one straight from the registry.
+ */
+async function dirNarHash(job: HashJob, feed: BlobFeed, configBytes: Buffer): Promise<NixHash> {
+  const { instance, manifest: image } = job.sel;
+  const blobs = dedupe([image.config, ...image.layers]);
+  const sorted = [...blobs].sort((a, b) => (digestHex(a.digest) < digestHex(b.digest) ? -1 : 1));
+  if (!job.needFlat) await feed.plan(sorted.filter((d) => d.digest !== image.config.digest));
+  const entries: Record<string, NarNode> = {
+    'manifest.json': { type: 'regular', size: instance.bytes.length, contents: instance.bytes },
+    version: {
+      type: 'regular',
+      size: Buffer.byteLength(DIR_VERSION),
+      contents: Buffer.from(DIR_VERSION),
+    },
+  };
+  for (const d of blobs)
+    entries[digestHex(d.digest)] = {
+      type: 'regular',
+      size: d.size,
+      contents:
+        d.digest === image.config.digest
+          ? configBytes
+          : async () => {
+              // Beside the flat hash, read each blob once it is cached (never a second download).
+              if (job.needFlat) await feed.all([d]);
+              return feed.openBlob(d);
+            },
+    };
+  return (await narHashOfTree({ type: 'directory', entries })).hash;
+}
+
+/** The result, from what the prefetch selected and computed. */
+function describe(
+  input: PrefetchInput,
+  sel: SelectedImage,
+  ref: Reference,
+  got: {
+    base: URL;
+    tlsVerify: boolean;
+    finalImageName: string;
+    finalImageTag: string;
+    flatHash: NixHash | undefined;
+    flatSize: number;
+    narHash: NixHash | undefined;
+    cached: boolean;
+    fetchedBytes: number;
+  },
+): PrefetchResult {
+  const { top, instance, index, manifest: image } = sel;
   const chosenPlatform = sel.descriptor?.platform;
   const os = chosenPlatform?.os ?? input.platform.os;
   const arch = chosenPlatform?.architecture ?? input.platform.architecture;
@@ -347,9 +402,8 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
         d.platform?.architecture === arch &&
         (d.platform?.variant ?? '') !== (variant ?? ''),
     ) === true;
-  const base = await client.base(input.signal);
-  const tlsVerify = base.protocol === 'https:' && client.http.tlsVerify;
-  const dtName = pullImageName(finalImageName, finalImageTag);
+  const { flatHash, narHash } = got;
+  const dtName = pullImageName(got.finalImageName, got.finalImageTag);
   const n2cName = nix2containerName(input.imageName);
   return {
     imageName: input.imageName,
@@ -358,20 +412,20 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     indexDigest: index ? top.digest : undefined,
     instanceDigest: instance.digest,
     variantAmbiguous,
-    tlsVerify,
-    plainHttp: base.protocol === 'http:',
+    tlsVerify: got.tlsVerify,
+    plainHttp: got.base.protocol === 'http:',
     platform: formatPlatform({ os, architecture: arch, ...(variant ? { variant } : {}) }),
     os,
     arch,
     variant,
-    finalImageName,
-    finalImageTag,
+    finalImageName: got.finalImageName,
+    finalImageTag: got.finalImageTag,
     registry: ref.registry,
     repository: ref.repository,
     tag: ref.tag,
     dockerTools: flatHash && {
       hash: flatHash,
-      size: hashes.size ?? 0,
+      size: got.flatSize,
       name: dtName,
       storePath: makeFixedOutputPath({ method: 'flat', hash: flatHash, name: dtName }),
     },
@@ -383,8 +437,8 @@ async function prefetchOnce(input: PrefetchInput): Promise<PrefetchResult> {
     manifest: instance.bytes,
     config: image.config,
     layers: image.layers,
-    cached: !computed,
-    fetchedBytes,
+    cached: got.cached,
+    fetchedBytes: got.fetchedBytes,
   };
 }
 
