@@ -40,9 +40,10 @@ export function normaliseBoolFlags(argv: string[]): string[] {
 
 /** Runs the CLI; returns the exit status. Never throws. */
 export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
-  const program = buildProgram(io);
   try {
-    await program.parseAsync(normaliseBoolFlags(argv), { from: 'user' });
+    const args = normaliseBoolFlags(argv);
+    const program = await buildProgram(io, args);
+    await program.parseAsync(args, { from: 'user' });
     return ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {
