@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -8,8 +8,8 @@ import { type BuiltLayout, buildLayout, pushLayout, smallImage } from '../helper
 import { nix } from '../helpers/nix.ts';
 import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
 
-// The package as `npm install` puts it: bin/lading and the bundled dist/cli.mjs, no sources and no
-// node_modules (the bundle carries its dependencies).
+// The package as `npm install` puts it: bin/lading and the bundled dist/cli.mjs with its chunks, no
+// sources and no node_modules (the bundle carries its dependencies).
 const root = join(import.meta.dirname, '..', '..');
 const INSTALLED_VERSION = '9.8.7-installed';
 let pkg: string;
@@ -36,12 +36,69 @@ const lading = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     allowFail: true,
   });
 
-test('the installed package is bin/lading and one bundled file, no sources, no node_modules', async () => {
+test('the installed package is bin/lading, the bundled entry and its chunks, no sources, no node_modules', async () => {
   assert.deepEqual((await readdir(pkg)).sort(), ['bin', 'dist', 'package.json']);
-  assert.deepEqual(await readdir(join(pkg, 'dist')), ['cli.mjs']);
+  assert.deepEqual((await readdir(join(pkg, 'dist'))).sort(), ['chunks', 'cli.mjs']);
+  const chunks = await readdir(join(pkg, 'dist', 'chunks'));
+  assert.deepEqual(
+    chunks.filter((f) => !f.endsWith('.mjs')),
+    [],
+  );
+  // One chunk per command (named after its source file), imported when that command runs.
+  for (const command of ['prefetch', 'copy', 'inspect', 'unpack', 'nix-builder'])
+    assert.ok(
+      chunks.some((f) => f.startsWith(`${command}-`)),
+      `${command}: ${chunks.join(' ')}`,
+    );
   const v = await lading(['--version']);
   assert.equal(v.code, 0, v.stderr);
   assert.equal(v.stdout.toString().trim(), INSTALLED_VERSION);
+});
+
+/** The built-in modules an installed `lading ARGS` run loads (process.moduleLoadList at exit). */
+async function builtinsLoaded(args: string[]): Promise<string[]> {
+  const hook = `process.on('exit', () => process.getBuiltinModule('node:fs').writeSync(2, '\\nBUILTINS ' + JSON.stringify(process.moduleLoadList) + '\\n'));`;
+  const r = await run(
+    process.execPath,
+    ['--import', `data:text/javascript,${encodeURIComponent(hook)}`, join(pkg, 'bin', 'lading'), ...args],
+    { env: { PATH: process.env.PATH, HOME: pkg }, allowFail: true },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const line = r.stderr.split('\n').find((l) => l.startsWith('BUILTINS '));
+  assert.ok(line, r.stderr);
+  return JSON.parse(line.slice('BUILTINS '.length)) as string[];
+}
+
+test('the installed lading --version loads none of zlib, http, tls or sqlite', async () => {
+  const builtins = await builtinsLoaded(['--version']);
+  assert.ok(builtins.includes('NativeModule fs'), 'the list is read');
+  for (const m of ['zlib', 'http', 'https', 'tls', 'sqlite'])
+    assert.ok(!builtins.includes(`NativeModule ${m}`), `${m} was loaded`);
+});
+
+test('a command whose chunk is missing fails with a clear error; the others still run', async () => {
+  const broken = await mkdtemp(join(tmpdir(), 'lading-pkg-broken-'));
+  await cp(pkg, broken, { recursive: true });
+  const chunk = (await readdir(join(broken, 'dist', 'chunks'))).find((f) => f.startsWith('prefetch-'));
+  assert.ok(chunk);
+  await rm(join(broken, 'dist', 'chunks', chunk));
+  const env = { PATH: process.env.PATH, HOME: broken };
+  const bin = join(broken, 'bin', 'lading');
+  const r = await run(process.execPath, [bin, 'prefetch', `${reg.host}/bundle/small`, 'v1'], {
+    env,
+    allowFail: true,
+  });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^lading: error: the prefetch command could not be loaded, .*reinstall lading/);
+  assert.ok(r.stderr.includes(chunk), r.stderr);
+  assert.doesNotMatch(r.stderr, /internal error|^\s+at /m);
+  assert.equal(r.stdout.toString(), '');
+  const d = await run(process.execPath, [bin, 'digest', `${reg.host}/bundle/small:v1`], {
+    env,
+    allowFail: true,
+  });
+  assert.equal(d.code, 0, d.stderr);
+  assert.equal(d.stdout.toString().trim(), small.digest);
 });
 
 test('the bundled CLI pins an image with the hash nix-hash gives skopeo’s docker-archive', async () => {
