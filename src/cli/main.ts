@@ -38,11 +38,20 @@ export function normaliseBoolFlags(argv: string[]): string[] {
   return out;
 }
 
-/** Runs the CLI; returns the exit status. Never throws. */
-export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+/**
+ * Runs the CLI; returns the exit status. Never throws. `beforeAction` runs when a command is
+ * about to do its work (not for `--version`, `--help` or a usage error).
+ */
+export async function main(
+  argv: string[],
+  io: CliIo = processIo(),
+  opts: { beforeAction?: () => void } = {},
+): Promise<number> {
   try {
     const args = normaliseBoolFlags(argv);
     const program = await buildProgram(io, args);
+    const { beforeAction } = opts;
+    if (beforeAction) program.hook('preAction', () => beforeAction());
     await program.parseAsync(args, { from: 'user' });
     return ExitCode.Ok;
   } catch (err) {

@@ -78,6 +78,14 @@ test('the installed lading --version loads none of zlib, crypto, http, tls, sqli
     assert.ok(!builtins.includes(`NativeModule ${m}`), `${m} was loaded`);
 });
 
+test('the installed lading --version neither starts the memory watch nor builds stdin', async () => {
+  const builtins = await builtinsLoaded(['--version']);
+  // node:v8 is keepBufferMemoryLow's; fs/promises comes with an ESM import of node:fs or with
+  // process.stdin, which --version never reads.
+  for (const m of ['v8', 'internal/fs/promises', 'internal/readline/interface'])
+    assert.ok(!builtins.includes(`NativeModule ${m}`), `${m} was loaded`);
+});
+
 test('a command whose chunk is missing fails with a clear error; the others still run', async () => {
   const broken = await mkdtemp(join(tmpdir(), 'lading-pkg-broken-'));
   await cp(pkg, broken, { recursive: true });

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import { commandsNeeded } from '../../src/cli/command-loader.ts';
+import { main } from '../../src/cli/main.ts';
 import { LADING_BIN, runCli } from '../helpers/cli.ts';
 
 // Each command's module is imported only when that command runs (src/cli/command-loader.ts).
@@ -65,6 +70,38 @@ test('the full help lists every command but the hidden nix-builder', async () =>
   for (const name of ALL.filter((n) => n !== 'nix-builder'))
     assert.match(help, new RegExp(`^  ${name}\\b`, 'm'), name);
   assert.doesNotMatch(help, /nix-builder/);
+});
+
+test('beforeAction runs when a command does its work, not for --version, --help or bad usage', async () => {
+  const io = {
+    out: new PassThrough(),
+    err: new PassThrough(),
+    stdin: Readable.from([]),
+    env: { HOME: '/nonexistent-home', PATH: process.env.PATH },
+    cwd: process.cwd(),
+    errIsTty: false,
+    stdinIsTty: false,
+  };
+  io.out.resume();
+  io.err.resume();
+  const cache = await mkdtemp(join(tmpdir(), 'lading-before-action-'));
+  const runs: string[] = [];
+  for (const argv of [
+    ['--version'],
+    ['cache', '--help'],
+    ['cache', 'ls', '--bogus'],
+    ['cache', 'ls', '--cache-dir', cache],
+  ]) {
+    let called = 0;
+    const code = await main(argv, io, { beforeAction: () => called++ });
+    runs.push(`${argv.join(' ')}: ${code} ${called}`);
+  }
+  assert.deepEqual(runs, [
+    '--version: 0 0',
+    'cache --help: 0 0',
+    'cache ls --bogus: 2 0',
+    `cache ls --cache-dir ${cache}: 0 1`,
+  ]);
 });
 
 /**
