@@ -21,18 +21,22 @@ const outfile = process.argv[2] ?? join(root, 'dist', 'cli.mjs');
 const outdir = dirname(outfile);
 
 /**
- * Node's built-in modules, loaded when first used rather than when a chunk is imported. Each
- * `import … from 'node:zlib'` (or `require('zlib')` in a dependency) becomes an object whose
- * properties fetch the module with process.getBuiltinModule on first access. Two costs go away:
- * a built-in the run never uses is never loaded (commander requires node:child_process at the
- * top; `--version` needs neither crypto nor zlib), and an ESM import of a built-in evaluates every
- * lazy export it has (node:fs's promises and streams, node:util's), which getBuiltinModule does not.
+ * Node's built-in modules that most runs do not need, loaded when first used rather than when a
+ * chunk is imported; and every built-in a CommonJS dependency require()s (commander requires
+ * node:child_process at its top, for subcommands that are programs: lading has none). Such an
+ * import becomes an object whose properties fetch the module with process.getBuiltinModule on
+ * first access. That also skips what an ESM import of a built-in costs: it evaluates every lazy
+ * export (node:util's). The others stay plain imports: nearly every command needs them, and an
+ * object of getters for each importing module would cost more than it saves.
  */
+const LAZY = new Set(['child_process', 'crypto', 'readline', 'sqlite', 'util', 'v8', 'vm', 'zlib']);
 const lazyBuiltins: Plugin = {
   name: 'lazy-builtins',
   setup(b) {
     b.onResolve({ filter: /^(node:)?[a-z_][a-z0-9_/]*$/ }, (args) =>
-      isBuiltin(args.path) ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' } : undefined,
+      isBuiltin(args.path) && (args.kind === 'require-call' || LAZY.has(args.path.replace(/^node:/, '')))
+        ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' }
+        : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
       const id = JSON.stringify(`node:${args.path}`);

@@ -55,22 +55,32 @@ test('the installed package is bin/lading, the bundled entry and its chunks, no 
   assert.equal(v.stdout.toString().trim(), INSTALLED_VERSION);
 });
 
-/** The built-in modules an installed `lading ARGS` run loads (process.moduleLoadList at exit). */
-async function builtinsLoaded(args: string[]): Promise<string[]> {
-  const hook = `process.on('exit', () => process.getBuiltinModule('node:fs').writeSync(2, '\\nBUILTINS ' + JSON.stringify(process.moduleLoadList) + '\\n'));`;
+/**
+ * What an installed `lading ARGS` run loads: the built-in modules (process.moduleLoadList at exit),
+ * and whether it made process.stdin (a stream, which a command that reads no input never needs).
+ */
+async function startupOf(args: string[]): Promise<{ code: number; builtins: string[]; stdin: boolean }> {
+  const hook = `
+    const desc = Object.getOwnPropertyDescriptor(process, 'stdin');
+    let stdin = false;
+    Object.defineProperty(process, 'stdin', { ...desc, get() { stdin = true; return desc.get.call(process); } });
+    process.on('exit', () => process.getBuiltinModule('node:fs').writeSync(2, '\\nLOADED ' + JSON.stringify({ builtins: process.moduleLoadList, stdin }) + '\\n'));`;
   const r = await run(
     process.execPath,
     ['--import', `data:text/javascript,${encodeURIComponent(hook)}`, join(pkg, 'bin', 'lading'), ...args],
     { env: { PATH: process.env.PATH, HOME: pkg }, allowFail: true },
   );
-  assert.equal(r.code, 0, r.stderr);
-  const line = r.stderr.split('\n').find((l) => l.startsWith('BUILTINS '));
+  const line = r.stderr.split('\n').find((l) => l.startsWith('LOADED '));
   assert.ok(line, r.stderr);
-  return JSON.parse(line.slice('BUILTINS '.length)) as string[];
+  return {
+    code: r.code,
+    ...(JSON.parse(line.slice('LOADED '.length)) as { builtins: string[]; stdin: boolean }),
+  };
 }
 
 test('the installed lading --version loads none of zlib, crypto, http, tls, sqlite, child_process', async () => {
-  const builtins = await builtinsLoaded(['--version']);
+  const { code, builtins } = await startupOf(['--version']);
+  assert.equal(code, 0);
   assert.ok(builtins.includes('NativeModule fs'), 'the list is read');
   // crypto: src/util imports it; child_process: commander requires it (for subcommands that are
   // programs, which lading has none of). The bundle loads a built-in when it is first used.
@@ -79,11 +89,14 @@ test('the installed lading --version loads none of zlib, crypto, http, tls, sqli
 });
 
 test('the installed lading --version neither starts the memory watch nor builds stdin', async () => {
-  const builtins = await builtinsLoaded(['--version']);
-  // node:v8 is keepBufferMemoryLow's; fs/promises comes with an ESM import of node:fs or with
-  // process.stdin, which --version never reads.
-  for (const m of ['v8', 'internal/fs/promises', 'internal/readline/interface'])
-    assert.ok(!builtins.includes(`NativeModule ${m}`), `${m} was loaded`);
+  const { code, builtins, stdin } = await startupOf(['--version']);
+  assert.equal(code, 0);
+  // node:v8 is keepBufferMemoryLow's.
+  assert.ok(!builtins.includes('NativeModule v8'), 'v8 was loaded');
+  assert.equal(stdin, false, 'process.stdin was made');
+  // The check sees it when a command reads its input (here an empty password: exit status 2).
+  const login = await startupOf(['login', '127.0.0.1:1', '-u', 'me', '--password-stdin']);
+  assert.deepEqual([login.code, login.stdin], [2, true]);
 });
 
 test('a command whose chunk is missing fails with a clear error; the others still run', async () => {
