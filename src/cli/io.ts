@@ -40,12 +40,18 @@ export function processIo(): CliIo {
   return {
     out: process.stdout,
     err: process.stderr,
-    stdin: process.stdin,
+    // Made when first read: process.stdin builds a stream (and loads its modules) that most
+    // commands never read.
+    get stdin() {
+      return process.stdin;
+    },
     env: process.env,
     cwd: process.cwd(),
     errIsTty: process.stderr.isTTY === true,
     errColumns: () => process.stderr.columns,
-    stdinIsTty: process.stdin.isTTY === true,
+    get stdinIsTty() {
+      return process.stdin.isTTY === true;
+    },
   };
 }
 

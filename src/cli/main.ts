@@ -38,11 +38,21 @@ export function normaliseBoolFlags(argv: string[]): string[] {
   return out;
 }
 
-/** Runs the CLI; returns the exit status. Never throws. */
-export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
-  const program = buildProgram(io);
+/**
+ * Runs the CLI; returns the exit status. Never throws. `beforeAction` runs when a command is
+ * about to do its work (not for `--version`, `--help` or a usage error).
+ */
+export async function main(
+  argv: string[],
+  io: CliIo = processIo(),
+  opts: { beforeAction?: () => void } = {},
+): Promise<number> {
   try {
-    await program.parseAsync(normaliseBoolFlags(argv), { from: 'user' });
+    const args = normaliseBoolFlags(argv);
+    const program = await buildProgram(io, args);
+    const { beforeAction } = opts;
+    if (beforeAction) program.hook('preAction', () => beforeAction());
+    await program.parseAsync(args, { from: 'user' });
     return ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {
