@@ -99,6 +99,21 @@ test('the installed lading --version neither starts the memory watch nor builds 
   assert.deepEqual([login.code, login.stdin], [2, true]);
 });
 
+test('the installed lading leaves no compiled code in the shared temp directory', async () => {
+  // Node's compile cache defaults to os.tmpdir()/node-compile-cache, which every user can write:
+  // code read back from there would run as this user. lading does not enable it.
+  const tmp = await mkdtemp(join(tmpdir(), 'lading-ccache-'));
+  try {
+    for (const args of [['--version'], ['digest', `${reg.host}/bundle/small:v1`]]) {
+      const { code } = await lading(args, { TMPDIR: tmp });
+      assert.equal(code, 0);
+    }
+    assert.deepEqual(await readdir(tmp), []);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
 test('a command whose chunk is missing fails with a clear error; the others still run', async () => {
   const broken = await mkdtemp(join(tmpdir(), 'lading-pkg-broken-'));
   await cp(pkg, broken, { recursive: true });
