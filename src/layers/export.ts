@@ -1,7 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { decompress } from './compression.ts';
+import { openLayer } from './layer-stream.ts';
 import type { UnpackResult } from './rootfs.ts';
 import { hasDotDot, pipeBody, readTar, type TarEntry, XATTR_PREFIX } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
@@ -239,11 +239,7 @@ class Exporter {
   }
 
   async #open(li: number): Promise<Readable> {
-    const layer = this.#layers[li]!;
-    return decompress(await layer.open({ signal: this.#opts.signal }), {
-      what: this.#where(li),
-      diffId: layer.diffId,
-    });
+    return openLayer(this.#layers[li]!, this.#where(li), this.#opts.signal);
   }
 
   async #layer(li: number): Promise<void> {

@@ -5,7 +5,7 @@ import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { ioError, makeTempDir, noSpaceFor, outputTarget, releaseTemp } from '../util/index.ts';
-import { decompress } from './compression.ts';
+import { openLayer } from './layer-stream.ts';
 import { unpackRootfs } from './rootfs.ts';
 import { type EntryType, hasDotDot, normaliseEntryName, pipeBody, readTar } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
@@ -198,17 +198,15 @@ export async function extractPaths(
   const open = async (i: number) => {
     opened.add(i);
     result.layersOpened = opened.size;
-    const raw = await layers[i]!.open({ signal: opts.signal });
-    const count = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        result.bytesRead += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    raw.once('error', (err) => count.destroy(err));
-    return decompress(raw.pipe(count), {
-      what: `layer ${i} (${layers[i]!.digest})`,
-      diffId: layers[i]!.diffId,
+    return openLayer(layers[i]!, `layer ${i} (${layers[i]!.digest})`, opts.signal, (raw) => {
+      const count = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          result.bytesRead += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      raw.once('error', (err) => count.destroy(err));
+      return raw.pipe(count);
     });
   };
   try {

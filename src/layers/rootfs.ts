@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { ioError } from '../util/index.ts';
-import { decompress } from './compression.ts';
+import { openLayer } from './layer-stream.ts';
 import { hasDotDot, pipeBody, readTar, type TarEntry } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
@@ -304,10 +304,7 @@ export async function unpackRootfs(
       return true;
     };
 
-    const stream = decompress(await layer.open({ signal: opts.signal }), {
-      what: where,
-      diffId: layer.diffId,
-    });
+    const stream = await openLayer(layer, where, opts.signal);
     for await (const e of readTar(stream, where)) {
       const raw = e.rawName;
       const rel = e.name;
