@@ -2,10 +2,10 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { openLayer } from './layer-stream.ts';
+import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.ts';
 import type { UnpackResult } from './rootfs.ts';
 import { hasDotDot, pipeBody, readTar, type TarEntry, XATTR_PREFIX } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
-import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
 export interface ExportOptions {
   signal?: AbortSignal;

@@ -6,10 +6,10 @@ import { pipeline } from 'node:stream/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { ioError, makeTempDir, noSpaceFor, outputTarget, releaseTemp } from '../util/index.ts';
 import { openLayer } from './layer-stream.ts';
+import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.ts';
 import { unpackRootfs } from './rootfs.ts';
 import { type EntryType, hasDotDot, normaliseEntryName, pipeBody, readTar } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
-import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
 
 export interface ExtractOptions {
   signal?: AbortSignal;

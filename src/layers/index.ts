@@ -31,4 +31,3 @@ export {
   type TarEntry,
 } from './tar-read.ts';
 export type { EntryProblem, LayerBlob } from './types.ts';
-export { parseWhiteout, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.ts';
