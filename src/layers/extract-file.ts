@@ -1,14 +1,21 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, posix } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { ioError, makeTempDir, noSpaceFor, outputTarget, releaseTemp } from '../util/index.ts';
 import { openLayer } from './layer-stream.ts';
-import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.ts';
+import { ancestors, inRoot, parseWhiteout, Visibility } from './paths.ts';
 import { unpackRootfs } from './rootfs.ts';
-import { type EntryType, hasDotDot, normaliseEntryName, pipeBody, readTar } from './tar-read.ts';
+import {
+  type EntryType,
+  hasDotDot,
+  normaliseEntryName,
+  pipeBody,
+  readTar,
+  type TarEntry,
+} from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
 
 export interface ExtractOptions {
@@ -54,61 +61,26 @@ interface Seen {
 
 const MAX_HOPS = 40;
 
-function ancestors(p: string): string[] {
-  const parts = p.split('/');
-  const out: string[] = [];
-  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
-  return out;
-}
-
-/**
- * A symlink target as the kernel resolves it under a root directory: `..` at the root stays at the
- * root (`/../../etc/passwd` is `/etc/passwd`), so a link never leads out of the image.
- */
-function inRoot(p: string): string {
-  const out: string[] = [];
-  for (const seg of p.split('/')) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') out.pop();
-    else out.push(seg);
-  }
-  return out.join('/');
-}
-
-/** What the layers scanned so far say about a path. */
 /** The last symlink followed on the way: the link's own path and what it points to. */
 interface Via {
   link: string;
   target: string;
 }
 
+/** What the layers scanned so far say about a path. */
 type Resolution =
   | { kind: 'found'; path: string; entry: Seen }
   | { kind: 'absent'; why: string; via?: Via }
   | { kind: 'unknown'; path: string; via?: Via };
 
-class ScanState {
+/** The layers scanned so far (top first): their visible entries, and what they hide below. */
+class ScanState extends Visibility {
   /** Topmost visible entry for each path among the scanned layers. */
   readonly seen = new Map<string, Seen>();
-  /** Paths whited out by scanned layers (hide that path and below in lower layers). */
-  readonly deleted = new Set<string>();
-  /** Directories made opaque by scanned layers (hide their contents in lower layers). */
-  readonly opaque = new Set<string>();
 
-  /**
-   * Whether an entry of a lower layer at `p` is hidden by what was scanned above it. A directory
-   * entry is not hidden by a directory the layers above only implied: it gives that one its mode.
-   */
-  hidden(p: string, isDir = false): boolean {
-    // An opaque marker at the top (`.wh..wh..opq`) hides every lower entry.
-    if (this.deleted.has(p) || this.opaque.has('')) return true;
-    for (const a of ancestors(p)) {
-      if (this.deleted.has(a) || this.opaque.has(a)) return true;
-      const s = this.seen.get(a);
-      if (s && s.type !== 'directory') return true;
-    }
-    const s = this.seen.get(p);
-    return s !== undefined && !(s.implied && isDir);
+  see(p: string, s: Seen): void {
+    this.seen.set(p, s);
+    this.decided.set(p, s.implied ? 'implied' : s.type === 'directory' ? 'dir' : 'other');
   }
 
   /** Follows symlinks (in any component) as far as the scanned layers allow. */
@@ -116,40 +88,58 @@ class ScanState {
     let path = input;
     let via: Via | undefined;
     for (let hops = 0; hops <= MAX_HOPS; hops++) {
-      const parts = path.split('/');
-      let restarted = false;
-      for (let i = 1; i <= parts.length; i++) {
-        const prefix = parts.slice(0, i).join('/');
-        const e = this.seen.get(prefix);
-        if (!e) {
-          if (
-            this.deleted.has(prefix) ||
-            this.opaque.has('') ||
-            ancestors(prefix).some((a) => this.opaque.has(a))
-          ) {
-            return { kind: 'absent', why: `${prefix} was deleted`, via };
-          }
-          return { kind: 'unknown', path, via };
-        }
-        const last = i === parts.length;
-        if (e.type === 'symlink') {
-          // Absolute targets are root-relative; relative ones start in the link's directory.
-          const norm = inRoot(
-            e.linkname.startsWith('/') ? e.linkname : `${parts.slice(0, i - 1).join('/')}/${e.linkname}`,
-          );
-          path = [norm, ...parts.slice(i)].filter(Boolean).join('/');
-          via = { link: prefix, target: e.linkname };
-          restarted = true;
-          break;
-        }
-        if (last) return { kind: 'found', path, entry: e };
-        if (e.type !== 'directory') return { kind: 'absent', why: `${prefix} is not a directory`, via };
-      }
-      if (!restarted) return { kind: 'unknown', path, via };
+      const step = this.#walk(path, via);
+      if ('kind' in step) return step;
+      ({ path, via } = step);
       if (path === '') return { kind: 'absent', why: 'resolves to the root' };
     }
     return { kind: 'absent', why: `too many levels of symbolic links from ${input}` };
   }
+
+  /** Walks `path` component by component: a decision, or the path a symlink on the way leads to. */
+  #walk(path: string, via: Via | undefined): Resolution | { path: string; via: Via } {
+    const parts = path.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const prefix = parts.slice(0, i).join('/');
+      const e = this.seen.get(prefix);
+      if (!e) {
+        if (this.removed(prefix)) return { kind: 'absent', why: `${prefix} was deleted`, via };
+        return { kind: 'unknown', path, via };
+      }
+      if (e.type === 'symlink') {
+        // Absolute targets are root-relative; relative ones start in the link's directory.
+        const norm = inRoot(
+          e.linkname.startsWith('/') ? e.linkname : `${parts.slice(0, i - 1).join('/')}/${e.linkname}`,
+        );
+        return {
+          path: [norm, ...parts.slice(i)].filter(Boolean).join('/'),
+          via: { link: prefix, target: e.linkname },
+        };
+      }
+      if (i === parts.length) return { kind: 'found', path, entry: e };
+      if (e.type !== 'directory') return { kind: 'absent', why: `${prefix} is not a directory`, via };
+    }
+    return { kind: 'unknown', path, via };
+  }
+}
+
+/** What one layer says, applied to the scan state once the layer is read. */
+interface LayerScan {
+  layer: number;
+  here: Map<string, Seen>;
+  whiteouts: string[];
+  opaques: string[];
+  /** Parents of this layer's (visible) entries: directories, whether or not it has entries for them. */
+  implied: Set<string>;
+  /** What the layers above leave undecided; a file of this layer at one of these paths is the answer. */
+  wanted: Set<string>;
+}
+
+interface Want {
+  /** As requested. */
+  path: string;
+  /** Normalised. */
+  norm: string;
 }
 
 /**
@@ -163,20 +153,12 @@ export async function extractPaths(
   requested: string[],
   opts: ExtractOptions,
 ): Promise<ExtractResult> {
-  const result: ExtractResult = {
-    results: [],
-    layersOpened: 0,
-    bytesRead: 0,
-    layerCount: layers.length,
-    problems: [],
-  };
   const wants = requested.map((r) => {
     const n = normaliseEntryName(r);
     if (n === undefined || n === '' || hasDotDot(r))
       throw new LadingError(ErrorCode.BadArgument, `invalid path to extract ${JSON.stringify(r)}`);
     return { path: r, norm: n };
   });
-  const state = new ScanState();
   // One path and a destination that is not a directory: the destination is the result's name.
   const destIsDir = await stat(opts.dest).then(
     (s) => s.isDirectory(),
@@ -188,17 +170,75 @@ export async function extractPaths(
   const out = single ? await outputTarget(opts.dest) : undefined;
   if (!single) await mkdir(opts.dest, { recursive: true });
   const staging = await makeTempDir(out ? dirname(out.target) : opts.dest, 'extract');
-  const captured = new Map<string, string>();
+  try {
+    return await new Extractor(layers, opts, staging, out).run(wants);
+  } catch (err) {
+    const e = noSpaceFor(err, opts.dest);
+    throw isLadingError(e) ? e : ioError(e, opts.dest);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+    releaseTemp(staging);
+  }
+}
+
+/** Scans the layers top first for the requested paths, then writes each out. */
+class Extractor {
+  readonly result: ExtractResult;
+  readonly #layers: LayerBlob[];
+  readonly #opts: ExtractOptions;
+  readonly #staging: string;
+  /** The destination of a single path (checked before any layer was read), else undefined. */
+  readonly #out: Awaited<ReturnType<typeof outputTarget>> | undefined;
+  readonly #state = new ScanState();
+  /** Content captured while scanning: `layer:path` → its staging file. */
+  readonly #captured = new Map<string, string>();
   /** Names of the staging files (unique: several may wait at once). */
-  let tmpCount = 0;
+  #tmpCount = 0;
   /** Content already written out: `layer:path` → the destination that holds it. */
-  const delivered = new Map<string, string>();
+  readonly #delivered = new Map<string, string>();
   /** Layers read, each counted once however often it is read. */
-  const opened = new Set<number>();
-  const open = async (i: number) => {
-    opened.add(i);
-    result.layersOpened = opened.size;
-    return openLayer(layers[i]!, `layer ${i} (${layers[i]!.digest})`, opts.signal, (raw) => {
+  readonly #opened = new Set<number>();
+  #dirs = 0;
+
+  constructor(
+    layers: LayerBlob[],
+    opts: ExtractOptions,
+    staging: string,
+    out: Awaited<ReturnType<typeof outputTarget>> | undefined,
+  ) {
+    this.#layers = layers;
+    this.#opts = opts;
+    this.#staging = staging;
+    this.#out = out;
+    this.result = { results: [], layersOpened: 0, bytesRead: 0, layerCount: layers.length, problems: [] };
+  }
+
+  async run(wants: Want[]): Promise<ExtractResult> {
+    const pending = new Set(wants.map((w) => w.norm));
+    const decided = new Map<string, Resolution>();
+    for (let i = this.#layers.length - 1; i >= 0 && pending.size > 0; i--) {
+      this.#merge(await this.#scanLayer(i, pending));
+      for (const w of [...pending]) {
+        const r = this.#state.resolve(w);
+        if (r.kind === 'unknown') continue;
+        pending.delete(w);
+        decided.set(w, r);
+      }
+    }
+    for (const w of wants) await this.#deliver(w, decided.get(w.norm) ?? this.#state.resolve(w.norm));
+    return this.result;
+  }
+
+  #counted(i: number): void {
+    this.#opened.add(i);
+    this.result.layersOpened = this.#opened.size;
+  }
+
+  #open = (i: number): Promise<Readable> => {
+    this.#counted(i);
+    const layer = this.#layers[i]!;
+    return openLayer(layer, `layer ${i} (${layer.digest})`, this.#opts.signal, (raw) => {
+      const result = this.result;
       const count = new Transform({
         transform(chunk: Buffer, _e, cb) {
           result.bytesRead += chunk.length;
@@ -209,180 +249,189 @@ export async function extractPaths(
       return raw.pipe(count);
     });
   };
-  try {
-    const pending = new Set(wants.map((w) => w.norm));
-    const decided = new Map<string, Resolution>();
-    const dirs: string[] = [];
-    /** Capture a file's content from layer `i` (re-reading it if it was scanned already). */
-    const captureFrom = async (i: number, path: string): Promise<string> => {
-      const stream = await open(i);
-      try {
-        for await (const e of readTar(stream, `layer ${i}`)) {
-          if (e.name === path && e.type === 'file') {
-            const tmp = join(staging, `c${tmpCount++}`);
-            await pipeBody(e, createWriteStream(tmp, { mode: 0o600 }));
-            return tmp;
-          }
-        }
-      } finally {
-        stream.destroy();
-      }
-      throw new LadingError(ErrorCode.Internal, `${path} vanished from layer ${i}`);
+
+  #tmp(): string {
+    return join(this.#staging, `c${this.#tmpCount++}`);
+  }
+
+  /** Reads layer `i` (top first): what it shows, hides and implies; captures wanted files. */
+  async #scanLayer(i: number, pending: Set<string>): Promise<LayerScan> {
+    const scan: LayerScan = {
+      layer: i,
+      here: new Map(),
+      whiteouts: [],
+      opaques: [],
+      implied: new Set(),
+      wanted: new Set(),
     };
-    for (let i = layers.length - 1; i >= 0 && pending.size > 0; i--) {
-      const stream = await open(i);
-      const here = new Map<string, Seen>();
-      const whiteouts: string[] = [];
-      const opaques: string[] = [];
-      /** Parents of this layer's (visible) entries: directories, whether or not it has entries for them. */
-      const implied = new Set<string>();
-      // What the layers above leave undecided; a file of this layer at one of these paths is the answer.
-      const wanted = new Set<string>();
-      for (const w of pending) {
-        const r = state.resolve(w);
-        if (r.kind === 'unknown') wanted.add(r.path);
-      }
-      try {
-        for await (const e of readTar(stream, `layer ${i}`)) {
-          const name = e.name;
-          if (name === undefined || name === '' || hasDotDot(e.rawName)) continue;
-          const base = posix.basename(name);
-          const dir = posix.dirname(name) === '.' ? '' : posix.dirname(name);
-          if (base === WHITEOUT_OPAQUE) {
-            if (dir === '' || !state.hidden(dir, true)) {
-              opaques.push(dir);
-              for (const a of ancestors(name)) implied.add(a);
-            }
-            continue;
-          }
-          if (base.startsWith(WHITEOUT_PREFIX)) {
-            const victim = dir
-              ? `${dir}/${base.slice(WHITEOUT_PREFIX.length)}`
-              : base.slice(WHITEOUT_PREFIX.length);
-            if (!state.hidden(victim)) {
-              whiteouts.push(victim);
-              for (const a of ancestors(name)) implied.add(a);
-            }
-            continue;
-          }
-          if (state.hidden(name, e.type === 'directory')) continue;
-          const seen: Seen = { layer: i, type: e.type, linkname: e.linkname, mode: e.mode, size: e.size };
-          if (e.type === 'link') {
-            // A hardlink is its target's content: record as a file; the content comes from the target.
-            seen.type = 'file';
-            seen.linkname = normaliseEntryName(e.linkname) ?? '';
-          }
-          here.set(name, seen);
-          for (const a of ancestors(name)) implied.add(a);
-          // Capture content now when the name is already what some request resolves to.
-          if (e.type === 'file' && wanted.has(name) && !captured.has(`${i}:${name}`)) {
-            const tmp = join(staging, `c${tmpCount++}`);
-            await pipeBody(e, createWriteStream(tmp, { mode: 0o600 }));
-            captured.set(`${i}:${name}`, tmp);
-          }
-        }
-      } finally {
-        stream.destroy();
-      }
-      for (const [k, v] of here) state.seen.set(k, v);
-      for (const a of implied) {
-        if (here.has(a) || state.hidden(a, true)) continue;
-        state.seen.set(a, { layer: i, type: 'directory', linkname: '', mode: 0o755, size: 0, implied: true });
-      }
-      for (const w of whiteouts) state.deleted.add(w);
-      for (const o of opaques) state.opaque.add(o);
-      for (const w of [...pending]) {
-        const r = state.resolve(w);
-        if (r.kind === 'unknown') continue;
-        pending.delete(w);
-        decided.set(w, r);
-      }
+    for (const w of pending) {
+      const r = this.#state.resolve(w);
+      if (r.kind === 'unknown') scan.wanted.add(r.path);
     }
-    for (const w of wants) {
-      const r = decided.get(w.norm) ?? state.resolve(w.norm);
-      if (r.kind !== 'found') throw notFound(w.path, w.norm, r);
-      let entry = r.entry;
-      const resolvedPath = r.path;
-      // A hardlink: its content is its target's as the layer that holds the link wrote it, even
-      // when an upper layer deleted or replaced the target's name (unpack, umoci and podman agree).
-      let linked: { layer: number; path: string } | undefined;
-      if (entry.type === 'file' && entry.linkname) {
-        linked = await findLinkTarget(open, entry.layer, entry.linkname, w.path);
-        entry = { ...entry, layer: linked.layer, linkname: '' };
+    const stream = await this.#open(i);
+    try {
+      for await (const e of readTar(stream, `layer ${i}`)) await this.#scanEntry(e, scan);
+    } finally {
+      stream.destroy();
+    }
+    return scan;
+  }
+
+  async #scanEntry(e: TarEntry, scan: LayerScan): Promise<void> {
+    const name = e.name;
+    if (name === undefined || name === '' || hasDotDot(e.rawName)) return;
+    const state = this.#state;
+    const whiteout = parseWhiteout(name);
+    if (whiteout) {
+      if ('opaque' in whiteout) {
+        if (whiteout.opaque !== '' && state.hidden(whiteout.opaque, true)) return;
+        scan.opaques.push(whiteout.opaque);
+      } else {
+        if (state.hidden(whiteout.deletes)) return;
+        scan.whiteouts.push(whiteout.deletes);
       }
-      const target = single ? opts.dest : join(opts.dest, basename(w.norm));
-      if (entry.type === 'directory') {
-        dirs.push(resolvedPath);
-        const sub = join(staging, `dir-${dirs.length}`);
-        // Directories gather from every layer; unpack just that subtree.
-        const prefix = `${resolvedPath}/`;
-        const unpacked = await unpackRootfs(
-          layers.map((l, i) => ({
-            ...l,
-            open: (o) => {
-              opened.add(i);
-              result.layersOpened = opened.size;
-              return l.open(o);
-            },
-          })),
-          sub,
-          {
-            include: (p) => p === resolvedPath || p.startsWith(prefix) || resolvedPath.startsWith(`${p}/`),
-            onProblem: opts.onProblem,
-          },
-        );
-        result.problems.push(...unpacked.problems);
-        await rm(target, { recursive: true, force: true });
-        await rename(join(sub, resolvedPath), target);
-        result.results.push({
-          path: w.path,
-          resolvedPath,
-          type: 'directory',
-          size: 0,
-          mode: entry.mode,
-          dest: target,
-        });
-        continue;
-      }
-      if (entry.type !== 'file') {
-        throw new LadingError(
-          ErrorCode.BadArgument,
-          `${w.path} resolves to a ${entry.type}, which cannot be extracted as a file`,
-        );
-      }
-      const contentPath = linked ? linked.path : resolvedPath;
-      const key = `${entry.layer}:${contentPath}`;
-      // Several requested paths may resolve to one file: it is read once and copied.
-      const earlier = delivered.get(key);
-      const tmp = earlier
-        ? join(staging, `c${tmpCount++}`)
-        : (captured.get(key) ?? (await captureFrom(entry.layer, contentPath)));
-      if (earlier) await copyFile(earlier, tmp);
-      captured.delete(key);
-      await chmod(tmp, entry.mode & 0o7777);
-      if (out?.st && !out.st.isFile())
-        await pipeline(createReadStream(tmp), createWriteStream(target, { flags: 'w' }));
-      else
-        await rename(tmp, out?.target ?? target).catch(async () => {
-          await pipeline(createReadStream(tmp), createWriteStream(target, { mode: entry.mode & 0o7777 }));
-        });
-      delivered.set(key, target);
-      result.results.push({
-        path: w.path,
-        resolvedPath,
-        type: 'file',
-        size: entry.size,
-        mode: entry.mode & 0o7777,
-        dest: target,
+      for (const a of ancestors(name)) scan.implied.add(a);
+      return;
+    }
+    if (state.hidden(name, e.type === 'directory')) return;
+    const seen: Seen = { layer: scan.layer, type: e.type, linkname: e.linkname, mode: e.mode, size: e.size };
+    if (e.type === 'link') {
+      // A hardlink is its target's content: record as a file; the content comes from the target.
+      seen.type = 'file';
+      seen.linkname = normaliseEntryName(e.linkname) ?? '';
+    }
+    scan.here.set(name, seen);
+    for (const a of ancestors(name)) scan.implied.add(a);
+    // Capture content now when the name is already what some request resolves to.
+    const key = `${scan.layer}:${name}`;
+    if (e.type === 'file' && scan.wanted.has(name) && !this.#captured.has(key)) {
+      const tmp = this.#tmp();
+      await pipeBody(e, createWriteStream(tmp, { mode: 0o600 }));
+      this.#captured.set(key, tmp);
+    }
+  }
+
+  /** A scanned layer's decisions now apply to every layer below it. */
+  #merge(scan: LayerScan): void {
+    const state = this.#state;
+    for (const [k, v] of scan.here) state.see(k, v);
+    for (const a of scan.implied) {
+      if (scan.here.has(a) || state.hidden(a, true)) continue;
+      state.see(a, {
+        layer: scan.layer,
+        type: 'directory',
+        linkname: '',
+        mode: 0o755,
+        size: 0,
+        implied: true,
       });
     }
-    return result;
-  } catch (err) {
-    const e = noSpaceFor(err, opts.dest);
-    throw isLadingError(e) ? e : ioError(e, opts.dest);
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-    releaseTemp(staging);
+    for (const w of scan.whiteouts) state.deleted.add(w);
+    for (const o of scan.opaques) state.opaque.add(o);
+  }
+
+  /** Capture a file's content from layer `i` (re-reading it if it was scanned already). */
+  async #captureFrom(i: number, path: string): Promise<string> {
+    const stream = await this.#open(i);
+    try {
+      for await (const e of readTar(stream, `layer ${i}`)) {
+        if (e.name === path && e.type === 'file') {
+          const tmp = this.#tmp();
+          await pipeBody(e, createWriteStream(tmp, { mode: 0o600 }));
+          return tmp;
+        }
+      }
+    } finally {
+      stream.destroy();
+    }
+    throw new LadingError(ErrorCode.Internal, `${path} vanished from layer ${i}`);
+  }
+
+  async #deliver(w: Want, r: Resolution): Promise<void> {
+    if (r.kind !== 'found') throw notFound(w.path, w.norm, r);
+    let entry = r.entry;
+    // A hardlink: its content is its target's as the layer that holds the link wrote it, even
+    // when an upper layer deleted or replaced the target's name (unpack, umoci and podman agree).
+    let linked: { layer: number; path: string } | undefined;
+    if (entry.type === 'file' && entry.linkname) {
+      linked = await findLinkTarget(this.#open, entry.layer, entry.linkname, w.path);
+      entry = { ...entry, layer: linked.layer, linkname: '' };
+    }
+    const target = this.#out ? this.#opts.dest : join(this.#opts.dest, basename(w.norm));
+    if (entry.type === 'directory') return this.#deliverDirectory(w, r.path, entry, target);
+    if (entry.type !== 'file') {
+      throw new LadingError(
+        ErrorCode.BadArgument,
+        `${w.path} resolves to a ${entry.type}, which cannot be extracted as a file`,
+      );
+    }
+    await this.#deliverFile(w, r.path, entry, linked ? linked.path : r.path, target);
+  }
+
+  /** Directories gather from every layer: that subtree is unpacked, then moved into place. */
+  async #deliverDirectory(w: Want, resolvedPath: string, entry: Seen, target: string): Promise<void> {
+    const sub = join(this.#staging, `dir-${++this.#dirs}`);
+    const prefix = `${resolvedPath}/`;
+    const unpacked = await unpackRootfs(
+      this.#layers.map((l, i) => ({
+        ...l,
+        open: (o) => {
+          this.#counted(i);
+          return l.open(o);
+        },
+      })),
+      sub,
+      {
+        include: (p) => p === resolvedPath || p.startsWith(prefix) || resolvedPath.startsWith(`${p}/`),
+        onProblem: this.#opts.onProblem,
+      },
+    );
+    this.result.problems.push(...unpacked.problems);
+    await rm(target, { recursive: true, force: true });
+    await rename(join(sub, resolvedPath), target);
+    this.result.results.push({
+      path: w.path,
+      resolvedPath,
+      type: 'directory',
+      size: 0,
+      mode: entry.mode,
+      dest: target,
+    });
+  }
+
+  /** A file's content (from `contentPath` in its entry's layer) written to `target` with its mode. */
+  async #deliverFile(
+    w: Want,
+    resolvedPath: string,
+    entry: Seen,
+    contentPath: string,
+    target: string,
+  ): Promise<void> {
+    const key = `${entry.layer}:${contentPath}`;
+    // Several requested paths may resolve to one file: it is read once and copied.
+    const earlier = this.#delivered.get(key);
+    const tmp = earlier
+      ? this.#tmp()
+      : (this.#captured.get(key) ?? (await this.#captureFrom(entry.layer, contentPath)));
+    if (earlier) await copyFile(earlier, tmp);
+    this.#captured.delete(key);
+    await chmod(tmp, entry.mode & 0o7777);
+    const out = this.#out;
+    if (out?.st && !out.st.isFile())
+      await pipeline(createReadStream(tmp), createWriteStream(target, { flags: 'w' }));
+    else
+      await rename(tmp, out?.target ?? target).catch(async () => {
+        await pipeline(createReadStream(tmp), createWriteStream(target, { mode: entry.mode & 0o7777 }));
+      });
+    this.#delivered.set(key, target);
+    this.result.results.push({
+      path: w.path,
+      resolvedPath,
+      type: 'file',
+      size: entry.size,
+      mode: entry.mode & 0o7777,
+      dest: target,
+    });
   }
 }
 
