@@ -2,7 +2,15 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { openLayer } from './layer-stream.ts';
-import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.ts';
+import {
+  ancestors,
+  type Decided,
+  hardlinkTarget,
+  parseWhiteout,
+  Visibility,
+  validWhiteoutName,
+  type Whiteout,
+} from './paths.ts';
 import type { UnpackResult } from './rootfs.ts';
 import { hasDotDot, pipeBody, readTar, type TarEntry, XATTR_PREFIX } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
@@ -15,13 +23,6 @@ export interface ExportOptions {
 
 /** What an export wrote (the counts of `unpack`; `owners` stays empty: owners are in the headers). */
 export type ExportResult = UnpackResult;
-
-/**
- * What the layers above the one being read decided about a path: a directory entry (`dir`), any
- * other entry (`other`), or a directory implied by entries below it (`implied`: a lower directory
- * entry still gives it its metadata, a lower non-directory is replaced by it, as `unpack` does).
- */
-type Kind = 'dir' | 'other' | 'implied';
 
 /** A name that will be a hardlink to some content not emitted yet. */
 interface Waiter {
@@ -87,25 +88,6 @@ function paxHeaderBlock(size: number): Buffer {
 /** An ASCII stand-in of at most 99 bytes for a name a PAX record carries. */
 function ustarName(name: string): string {
   return name.replace(/[^\x20-\x7e]/g, '_').slice(0, 99);
-}
-
-function parentOf(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i === -1 ? '' : p.slice(0, i);
-}
-
-function* ancestors(p: string): Generator<string> {
-  for (let i = p.indexOf('/'); i !== -1; i = p.indexOf('/', i + 1)) yield p.slice(0, i);
-}
-
-function normaliseLink(linkname: string): string | undefined {
-  const parts: string[] = [];
-  for (const seg of linkname.split('/')) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') return undefined;
-    parts.push(seg);
-  }
-  return parts.length ? parts.join('/') : undefined;
 }
 
 /** Whether an inode's content must come from its entry's body (a non-empty regular file). */
@@ -178,6 +160,22 @@ export async function exportRootfs(
   return { stream: out, done };
 }
 
+/** One layer as it is read: what it decides for the layers below, and its hardlink bookkeeping. */
+interface LayerPass {
+  li: number;
+  where: string;
+  /** The index of the entry being read (to read it again: see `Inode.reread`). */
+  index: number;
+  /** What this layer decides, applied to lower layers once it is read. */
+  here: Map<string, Decided>;
+  whiteouts: string[];
+  opaques: string[];
+  /** This layer's files and links by name (later links in the layer resolve through it). */
+  names: Map<string, Inode>;
+  /** Targets of this layer's links that are below it. */
+  below: Map<string, Inode>;
+}
+
 class Exporter {
   readonly result: ExportResult = {
     files: 0,
@@ -190,9 +188,7 @@ class Exporter {
     owners: {},
   };
   /** Decided by the layers read so far (all above the current one). */
-  readonly decided = new Map<string, Kind>();
-  readonly deleted = new Set<string>();
-  readonly opaque = new Set<string>();
+  readonly vis = new Visibility();
   /** Hardlink targets to be found below the current layer, by path. */
   pending = new Map<string, Inode>();
 
@@ -214,18 +210,6 @@ class Exporter {
     this.#opts.onProblem?.(p);
   }
 
-  /** Whether a lower-layer entry at `p` shows through what the layers above decided. */
-  visible(p: string, isDir: boolean): boolean {
-    // An opaque marker at the top (`.wh..wh..opq`) hides every lower entry.
-    if (this.deleted.has(p) || this.opaque.has('')) return false;
-    const k = this.decided.get(p);
-    if (k === 'dir' || k === 'other' || (k === 'implied' && !isDir)) return false;
-    for (const a of ancestors(p)) {
-      if (this.deleted.has(a) || this.opaque.has(a) || this.decided.get(a) === 'other') return false;
-    }
-    return true;
-  }
-
   async run(): Promise<ExportResult> {
     for (let li = this.#layers.length - 1; li >= 0; li--) await this.#layer(li);
     for (const inode of this.pending.values()) this.#broken(inode);
@@ -238,180 +222,204 @@ class Exporter {
     return `layer ${li} (${this.#layers[li]!.digest})`;
   }
 
-  async #open(li: number): Promise<Readable> {
+  #open(li: number): Promise<Readable> {
     return openLayer(this.#layers[li]!, this.#where(li), this.#opts.signal);
   }
 
   async #layer(li: number): Promise<void> {
-    const where = this.#where(li);
-    /** What this layer decides, applied to lower layers once it is read. */
-    const here = new Map<string, Kind>();
-    const whiteouts: string[] = [];
-    const opaques: string[] = [];
-    /** This layer's files and links by name (later links in the layer resolve through it). */
-    const names = new Map<string, Inode>();
-    /** Targets of this layer's links that are below it. */
-    const below = new Map<string, Inode>();
-    const implyParents = (rel: string): void => {
-      for (const a of ancestors(rel)) if (!this.decided.has(a) && !here.has(a)) here.set(a, 'implied');
-    };
-    /** An upper layer's link waiting for what this layer puts at `rel`. */
-    const claim = (rel: string): Inode | undefined => {
-      const i = this.pending.get(rel);
-      if (i) this.pending.delete(rel);
-      return i;
+    const pass: LayerPass = {
+      li,
+      where: this.#where(li),
+      index: -1,
+      here: new Map(),
+      whiteouts: [],
+      opaques: [],
+      names: new Map(),
+      below: new Map(),
     };
     const stream = await this.#open(li);
-    let index = -1;
     try {
-      for await (const e of readTar(stream, where)) {
-        index++;
-        const raw = e.rawName;
-        const rel = e.name;
-        if (rel === undefined || hasDotDot(raw)) {
-          this.problem(
-            li,
-            raw,
-            'E_UNSAFE_PATH',
-            `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
-          );
-          continue;
-        }
-        if (rel === '') {
-          if (e.type !== 'directory')
-            this.problem(
-              li,
-              raw,
-              'E_UNSAFE_PATH',
-              `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`,
-            );
-          continue;
-        }
-        const base = rel.slice(rel.lastIndexOf('/') + 1);
-        if (base.startsWith(WHITEOUT_PREFIX)) {
-          const dir = parentOf(rel);
-          if (base === WHITEOUT_OPAQUE) {
-            opaques.push(dir);
-            continue;
-          }
-          const target = base.slice(WHITEOUT_PREFIX.length);
-          if (target === '' || target === '.' || target === '..') {
-            this.problem(
-              li,
-              raw,
-              'E_UNSAFE_PATH',
-              `whiteout ${JSON.stringify(raw)} in ${where} names ${JSON.stringify(target)}; refused`,
-            );
-            continue;
-          }
-          whiteouts.push(dir ? `${dir}/${target}` : target);
-          continue;
-        }
-        const isDir = e.type === 'directory';
-        const vis = this.visible(rel, isDir);
-        if (!vis && e.type === 'symlink' && this.decided.get(rel) === 'implied') {
-          this.problem(
-            li,
-            raw,
-            'E_UNSAFE_PATH',
-            `symlink ${JSON.stringify(raw)} in ${where} is a parent of entries of upper layers (unpack refuses those); left out`,
-          );
-        }
-        switch (e.type) {
-          case 'directory':
-          case 'symlink': {
-            // A link waiting for this name cannot be made: it names a directory or a symlink.
-            const waiting = claim(rel);
-            if (waiting) this.#broken(waiting);
-            names.delete(rel);
-            if (!vis) break;
-            if (isDir) {
-              // Written last: children extracted after their directory would change its mtime.
-              this.#dirs.push({ h: this.#header(e, `${rel}/`, 'directory'), xattrs: e.xattrs });
-              this.result.dirs++;
-            } else {
-              await this.#put(this.#header(e, rel, 'symlink'), e.xattrs);
-              this.result.symlinks++;
-            }
-            here.set(rel, isDir ? 'dir' : 'other');
-            implyParents(rel);
-            break;
-          }
-          case 'file':
-          case 'fifo':
-          case 'character-device':
-          case 'block-device': {
-            const inode: Inode = claim(rel) ?? { waiting: [] };
-            inode.header = e;
-            if (vis) {
-              await this.#emitContent(inode, rel, e);
-              here.set(rel, 'other');
-              implyParents(rel);
-            } else if (inode.waiting.length) {
-              // Hidden here, but upper names link to it: the content goes out under the first.
-              await this.#emitContent(inode, inode.waiting.shift()!.name, e);
-            } else if (needsBody(e)) {
-              inode.reread = { layer: li, index };
-            }
-            await this.#flush(inode);
-            names.set(rel, inode);
-            break;
-          }
-          case 'link': {
-            const target = hasDotDot(e.linkname) ? undefined : normaliseLink(e.linkname);
-            let inode: Inode | undefined;
-            if (target !== undefined) {
-              inode = names.get(target) ?? below.get(target);
-              if (!inode) {
-                inode = { waiting: [] };
-                below.set(target, inode);
-              }
-            }
-            // Upper links to this name are links to the same inode.
-            const upper = claim(rel);
-            if (upper) {
-              if (inode) {
-                inode.waiting.push(...upper.waiting);
-                upper.waiting = [];
-              } else this.#broken(upper);
-            }
-            if (vis) {
-              const w: Waiter = { name: rel, layer: li, raw, linkname: e.linkname };
-              if (!inode) this.#refuseLink(w);
-              else {
-                inode.waiting.push(w);
-                here.set(rel, 'other');
-                implyParents(rel);
-              }
-            }
-            if (inode) {
-              // Content-less inodes (empty files, fifos, devices) need no body: emit now.
-              if (!inode.out && inode.header && !needsBody(inode.header) && inode.waiting.length)
-                await this.#emitContent(inode, inode.waiting.shift()!.name, inode.header);
-              await this.#flush(inode);
-              names.set(rel, inode);
-            } else names.delete(rel);
-            break;
-          }
-          default:
-            if (vis)
-              this.problem(
-                li,
-                raw,
-                'E_UNSUPPORTED',
-                `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`,
-              );
-        }
+      for await (const e of readTar(stream, pass.where)) {
+        pass.index++;
+        await this.#entry(pass, e);
       }
     } finally {
       stream.destroy();
     }
-    await this.#reread(li, new Set(names.values()));
-    // This layer's decisions now apply to every layer below it.
-    for (const [p, k] of here) if (k !== 'implied' || !this.decided.has(p)) this.decided.set(p, k);
-    for (const w of whiteouts) this.deleted.add(w);
-    for (const o of opaques) this.opaque.add(o);
-    for (const [t, inode] of below) {
+    await this.#reread(li, new Set(pass.names.values()));
+    this.#endLayer(pass);
+  }
+
+  /** Emits, holds or drops one entry of the layer being read. */
+  async #entry(pass: LayerPass, e: TarEntry): Promise<void> {
+    const { li, where } = pass;
+    const raw = e.rawName;
+    const rel = e.name;
+    if (rel === undefined || hasDotDot(raw)) {
+      this.problem(
+        li,
+        raw,
+        'E_UNSAFE_PATH',
+        `entry ${JSON.stringify(raw)} in ${where} points outside the root (..); refused`,
+      );
+      return;
+    }
+    if (rel === '') {
+      if (e.type !== 'directory')
+        this.problem(
+          li,
+          raw,
+          'E_UNSAFE_PATH',
+          `entry ${JSON.stringify(raw)} in ${where} would replace the root with a ${e.type}; refused`,
+        );
+      return;
+    }
+    const whiteout = parseWhiteout(rel);
+    if (whiteout) {
+      this.#whiteout(pass, e, whiteout);
+      return;
+    }
+    const vis = !this.vis.hidden(rel, e.type === 'directory');
+    if (!vis && e.type === 'symlink' && this.vis.decided.get(rel) === 'implied') {
+      this.problem(
+        li,
+        raw,
+        'E_UNSAFE_PATH',
+        `symlink ${JSON.stringify(raw)} in ${where} is a parent of entries of upper layers (unpack refuses those); left out`,
+      );
+    }
+    switch (e.type) {
+      case 'directory':
+      case 'symlink':
+        return this.#dirOrSymlink(pass, e, rel, vis);
+      case 'file':
+      case 'fifo':
+      case 'character-device':
+      case 'block-device':
+        return this.#content(pass, e, rel, vis);
+      case 'link':
+        return this.#link(pass, e, rel, vis);
+      default:
+        if (vis)
+          this.problem(
+            li,
+            raw,
+            'E_UNSUPPORTED',
+            `entry ${JSON.stringify(raw)} in ${where} has an unsupported type; skipped`,
+          );
+    }
+  }
+
+  /** Whiteouts are never emitted: they hide entries of the layers below. */
+  #whiteout(pass: LayerPass, e: TarEntry, w: Whiteout): void {
+    if ('opaque' in w) {
+      pass.opaques.push(w.opaque);
+      return;
+    }
+    if (!validWhiteoutName(w.name)) {
+      this.problem(
+        pass.li,
+        e.rawName,
+        'E_UNSAFE_PATH',
+        `whiteout ${JSON.stringify(e.rawName)} in ${pass.where} names ${JSON.stringify(w.name)}; refused`,
+      );
+      return;
+    }
+    pass.whiteouts.push(w.deletes);
+  }
+
+  /** Marks `rel` decided by this layer, and its parents implied where nothing decided them. */
+  #decide(pass: LayerPass, rel: string, kind: Decided): void {
+    pass.here.set(rel, kind);
+    for (const a of ancestors(rel))
+      if (!this.vis.decided.has(a) && !pass.here.has(a)) pass.here.set(a, 'implied');
+  }
+
+  /** An upper layer's link waiting for what this layer puts at `rel`. */
+  #claim(rel: string): Inode | undefined {
+    const i = this.pending.get(rel);
+    if (i) this.pending.delete(rel);
+    return i;
+  }
+
+  async #dirOrSymlink(pass: LayerPass, e: TarEntry, rel: string, vis: boolean): Promise<void> {
+    // A link waiting for this name cannot be made: it names a directory or a symlink.
+    const waiting = this.#claim(rel);
+    if (waiting) this.#broken(waiting);
+    pass.names.delete(rel);
+    if (!vis) return;
+    if (e.type === 'directory') {
+      // Written last: children extracted after their directory would change its mtime.
+      this.#dirs.push({ h: this.#header(e, `${rel}/`, 'directory'), xattrs: e.xattrs });
+      this.result.dirs++;
+    } else {
+      await this.#put(this.#header(e, rel, 'symlink'), e.xattrs);
+      this.result.symlinks++;
+    }
+    this.#decide(pass, rel, e.type === 'directory' ? 'dir' : 'other');
+  }
+
+  /** A regular file, FIFO or device: an inode whose content upper links may wait for. */
+  async #content(pass: LayerPass, e: TarEntry, rel: string, vis: boolean): Promise<void> {
+    const inode: Inode = this.#claim(rel) ?? { waiting: [] };
+    inode.header = e;
+    if (vis) {
+      await this.#emitContent(inode, rel, e);
+      this.#decide(pass, rel, 'other');
+    } else if (inode.waiting.length) {
+      // Hidden here, but upper names link to it: the content goes out under the first.
+      await this.#emitContent(inode, inode.waiting.shift()!.name, e);
+    } else if (needsBody(e)) {
+      inode.reread = { layer: pass.li, index: pass.index };
+    }
+    await this.#flush(inode);
+    pass.names.set(rel, inode);
+  }
+
+  async #link(pass: LayerPass, e: TarEntry, rel: string, vis: boolean): Promise<void> {
+    const target = hardlinkTarget(e.linkname);
+    let inode: Inode | undefined;
+    if (target !== undefined) {
+      inode = pass.names.get(target) ?? pass.below.get(target);
+      if (!inode) {
+        inode = { waiting: [] };
+        pass.below.set(target, inode);
+      }
+    }
+    // Upper links to this name are links to the same inode.
+    const upper = this.#claim(rel);
+    if (upper) {
+      if (inode) {
+        inode.waiting.push(...upper.waiting);
+        upper.waiting = [];
+      } else this.#broken(upper);
+    }
+    if (vis) {
+      const w: Waiter = { name: rel, layer: pass.li, raw: e.rawName, linkname: e.linkname };
+      if (!inode) this.#refuseLink(w);
+      else {
+        inode.waiting.push(w);
+        this.#decide(pass, rel, 'other');
+      }
+    }
+    if (!inode) {
+      pass.names.delete(rel);
+      return;
+    }
+    // Content-less inodes (empty files, fifos, devices) need no body: emit now.
+    if (!inode.out && inode.header && !needsBody(inode.header) && inode.waiting.length)
+      await this.#emitContent(inode, inode.waiting.shift()!.name, inode.header);
+    await this.#flush(inode);
+    pass.names.set(rel, inode);
+  }
+
+  /** This layer's decisions now apply to every layer below it; so do its links' pending targets. */
+  #endLayer(pass: LayerPass): void {
+    const { here, whiteouts, opaques } = pass;
+    for (const [p, k] of here) if (k !== 'implied' || !this.vis.decided.has(p)) this.vis.decided.set(p, k);
+    for (const w of whiteouts) this.vis.deleted.add(w);
+    for (const o of opaques) this.vis.opaque.add(o);
+    for (const [t, inode] of pass.below) {
       const up = this.pending.get(t);
       if (up) {
         up.waiting.push(...inode.waiting);
@@ -424,9 +432,10 @@ class Exporter {
     const gone = new Set(whiteouts);
     const cleared = new Set(opaques);
     for (const [t, inode] of [...this.pending]) {
-      let hidden = gone.has(t) || cleared.has('');
-      for (const a of ancestors(t))
-        if (gone.has(a) || cleared.has(a) || here.get(a) === 'other') hidden = true;
+      const hidden =
+        gone.has(t) ||
+        cleared.has('') ||
+        ancestors(t).some((a) => gone.has(a) || cleared.has(a) || here.get(a) === 'other');
       if (hidden) {
         this.pending.delete(t);
         this.#broken(inode);
