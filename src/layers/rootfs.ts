@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { ioError } from '../util/index.ts';
+import { FileSink } from './file-sink.ts';
 import { openLayer } from './layer-stream.ts';
 import { hardlinkTarget, parentOf, parseWhiteout, validWhiteoutName, type Whiteout } from './paths.ts';
 import { hasDotDot, pipeBody, readTar, type TarEntry } from './tar-read.ts';
@@ -232,7 +232,7 @@ class RootfsWriter {
 
   async #file(e: TarEntry, abs: string): Promise<boolean> {
     await removeExisting(abs, false);
-    await pipeBody(e, createWriteStream(abs, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }));
+    await pipeBody(e, new FileSink(abs, 0o600));
     await applyMeta(abs, e, this.#asRoot, false);
     this.result.files++;
     this.result.bytes += e.size;
