@@ -4,6 +4,9 @@ import { type Compression, detectCompression } from './compression.ts';
 
 /** Output block of the synchronous inflaters: reused for the whole layer. */
 const OUT_BLOCK = 256 * 1024;
+/** Slabs for kept blocks (see the constructor), and the least room worth writing into. */
+const KEEP_SLAB = 512 * 1024;
+const KEEP_MIN_ROOM = 16 * 1024;
 
 /**
  * What a zlib or zstd stream object keeps inside: Node's native handle, whose `writeSync` runs the
@@ -40,14 +43,23 @@ export class SyncInflater {
   readonly #owner: HandleOwner;
   readonly #handle: NativeHandle;
   readonly #state: Uint32Array;
-  readonly #out: Buffer;
+  #out: Buffer;
+  /** Where the next block goes in `#out` (always 0 unless the blocks are kept: see the constructor). */
+  #outOff = 0;
+  /** Blocks are handed on for keeps: never overwritten, a new slab once one is nearly full. */
+  readonly #keep: boolean;
   readonly #flush: number;
   readonly #finish: number;
   readonly #what: string;
   #error: Error | undefined;
   #closed = false;
 
-  constructor(kind: Exclude<Compression, 'none'>, what = `a ${kind} layer`, out?: Buffer) {
+  /**
+   * `out`: the reused output block (default: one of 256 KiB), or `'keep'`: each block handed to
+   * `onOut` stays valid for good (slices of 512 KiB slabs, as zlib's stream hands them out, with
+   * no copy), for a consumer that holds on to them.
+   */
+  constructor(kind: Exclude<Compression, 'none'>, what = `a ${kind} layer`, out?: Buffer | 'keep') {
     this.kind = kind;
     this.#what = what;
     const owner = (kind === 'gzip'
@@ -64,7 +76,8 @@ export class SyncInflater {
     this.#state = state;
     this.#flush = owner._defaultFlushFlag ?? 0;
     this.#finish = owner._finishFlushFlag ?? (kind === 'gzip' ? zlib.constants.Z_FINISH : 2);
-    this.#out = out ?? Buffer.allocUnsafe(OUT_BLOCK);
+    this.#keep = out === 'keep';
+    this.#out = out instanceof Buffer ? out : Buffer.allocUnsafe(this.#keep ? KEEP_SLAB : OUT_BLOCK);
     // Called synchronously from writeSync when the data is bad.
     handle.onerror = (message: string, errno: number, code?: string) => {
       this.#error = Object.assign(new Error(message), { errno, code });
@@ -93,11 +106,13 @@ export class SyncInflater {
 
   #run(input: Uint8Array, flush: number, onOut: (out: Buffer) => void): void {
     if (this.#closed) throw new LadingError(ErrorCode.Internal, 'inflater used after its end');
-    const out = this.#out;
     let inOff = 0;
     let inLen = input.length;
     for (;;) {
-      this.#handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
+      const out = this.#out;
+      const outOff = this.#outOff;
+      const room = out.length - outOff;
+      this.#handle.writeSync(flush, input, inOff, inLen, out, outOff, room);
       if (this.#error) {
         const err = this.#error;
         this.close();
@@ -110,13 +125,23 @@ export class SyncInflater {
       }
       const outLeft = this.#state[0]!;
       const inLeft = this.#state[1]!;
-      const produced = out.length - outLeft;
-      if (produced > 0) onOut(out.subarray(0, produced));
+      const produced = room - outLeft;
+      if (produced > 0) onOut(out.subarray(outOff, outOff + produced));
+      if (this.#keep) this.#advance(produced);
       inOff += inLen - inLeft;
       inLen = inLeft;
       // A full output block may leave more to come; otherwise this input is done (bytes after the
       // end of the stream are ignored, as zlib's stream ignores them).
       if (outLeft !== 0) return;
+    }
+  }
+
+  /** With kept blocks: the next one goes after this one, or into a new slab when little room is left. */
+  #advance(produced: number): void {
+    this.#outOff += produced;
+    if (this.#out.length - this.#outOff < KEEP_MIN_ROOM) {
+      this.#out = Buffer.allocUnsafe(KEEP_SLAB);
+      this.#outOff = 0;
     }
   }
 }

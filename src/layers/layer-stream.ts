@@ -7,13 +7,6 @@ import { SyncInflater, syncInflateWorks } from './inflate-sync.ts';
 import type { LayerBlob } from './types.ts';
 
 /**
- * Size of the inflater's output block, and so of each copy handed on. Below glibc's mmap threshold
- * (128 KiB): a freed copy is reused by the next one instead of being unmapped and faulted in again,
- * which cost unpack ~25% of its CPU time with 256 KiB blocks.
- */
-const OUT_PIECE = 64 * 1024;
-
-/**
  * A layer's uncompressed tar, checked against its diff_id when the layer has one: what unpack,
  * export and extract read. Each piece of the stored stream is inflated on this thread, at once,
  * and the diff_id hash is updated with the inflated block while it is still in the cache: one
@@ -57,14 +50,8 @@ class InflateVerify extends Transform {
   readonly #onOut = (block: Buffer): void => {
     this.#hash?.update(block);
     this.#bytes += block.length;
-    if (this.#kind === 'none') {
-      this.push(block);
-      return;
-    }
-    // The inflater's block is reused: what goes downstream is a copy (not zero-filled first).
-    const copy = Buffer.allocUnsafe(block.length);
-    block.copy(copy);
-    this.push(copy);
+    // Inflated blocks are kept by the inflater ('keep'), plain pieces are the source's: no copy.
+    this.push(block);
   };
 
   constructor(what: string, diffId: Digest | undefined) {
@@ -108,8 +95,7 @@ class InflateVerify extends Transform {
     const head = this.#head!;
     this.#head = undefined;
     this.#kind = detectCompression(head);
-    if (this.#kind !== 'none')
-      this.#inflater = new SyncInflater(this.#kind, this.#what, Buffer.allocUnsafe(OUT_PIECE));
+    if (this.#kind !== 'none') this.#inflater = new SyncInflater(this.#kind, this.#what, 'keep');
     this.#feed(head);
   }
 
