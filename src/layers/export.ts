@@ -11,7 +11,7 @@ import {
   validWhiteoutName,
   type Whiteout,
 } from './paths.ts';
-import type { UnpackResult } from './rootfs.ts';
+import { recordProblem, type UnpackResult } from './rootfs.ts';
 import { hasDotDot, pipeBody, readTar, type TarEntry, XATTR_PREFIX } from './tar-read.ts';
 import type { EntryProblem, LayerBlob } from './types.ts';
 
@@ -205,9 +205,7 @@ class Exporter {
   }
 
   problem(layer: number, entry: string, code: EntryProblem['code'], message: string): void {
-    const p = { layer, entry, code, message };
-    this.result.problems.push(p);
-    this.#opts.onProblem?.(p);
+    recordProblem(this.result, this.#opts.onProblem, { layer, entry, code, message });
   }
 
   async run(): Promise<ExportResult> {

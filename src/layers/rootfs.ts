@@ -110,9 +110,7 @@ class RootfsWriter {
   }
 
   #problemIn(layer: number, entry: string, code: EntryProblem['code'], message: string): void {
-    const p = { layer, entry, code, message };
-    this.result.problems.push(p);
-    this.#opts.onProblem?.(p);
+    recordProblem(this.result, this.#opts.onProblem, { layer, entry, code, message });
   }
 
   /** Reports `e` as refused (unsafe): `what` says which entry, `why` the rest of the sentence. */
@@ -412,6 +410,16 @@ async function clearOpaque(absDir: string, relDir: string, createdHere: Set<stri
     }
     await rm(abs, { recursive: true, force: true });
   }
+}
+
+/** Adds a refused or skipped entry to a result and tells the caller's `onProblem`. */
+export function recordProblem(
+  result: Pick<UnpackResult, 'problems'>,
+  onProblem: ((p: EntryProblem) => void) | undefined,
+  p: EntryProblem,
+): void {
+  result.problems.push(p);
+  onProblem?.(p);
 }
 
 /** Throws when an unpack (export, extract) refused entries (the result would be incomplete). */
