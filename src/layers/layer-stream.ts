@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { type Digest, digestAlgorithm, digestMismatch } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import { noteBufferChurn } from '../util/index.ts';
 import { type Compression, decompress, detectCompression } from './compression.ts';
 import { SyncInflater, syncInflateWorks } from './inflate-sync.ts';
 import type { LayerBlob } from './types.ts';
@@ -50,6 +51,7 @@ class InflateVerify extends Transform {
   readonly #onOut = (block: Buffer): void => {
     this.#hash?.update(block);
     this.#bytes += block.length;
+    noteBufferChurn(block.length);
     // Inflated blocks are kept by the inflater ('keep'), plain pieces are the source's: no copy.
     this.push(block);
   };

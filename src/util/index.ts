@@ -11,7 +11,7 @@ export { jsonTooDeep, jsonWhy, MAX_JSON_DEPTH, parseBoundedJson } from './bounde
 export { withFileLock } from './file-lock.ts';
 export { removeTempsThenExit } from './interrupt-cleanup.ts';
 export { Limiter, mapLimit } from './limiter.ts';
-export { keepBufferMemoryLow } from './memory.ts';
+export { keepBufferMemoryLow, noteBufferChurn } from './memory.ts';
 export { outputTarget, writeOutputFile } from './output-file.ts';
 export { redactAuthValues, redactHeaders, redactUrl, scrubSecrets } from './redact.ts';
 export {

@@ -25,7 +25,7 @@ export function keepBufferMemoryLow(stepBytes = 8 << 20, everyMs = 5): void {
   if (typeof gc !== 'function') return;
   const external = (): number => getHeapStatistics().external_memory;
   let base = external();
-  setInterval(() => {
+  const check = (): void => {
     const now = external();
     if (now - base > stepBytes) {
       gc!({ type: 'minor' });
@@ -33,5 +33,24 @@ export function keepBufferMemoryLow(stepBytes = 8 << 20, everyMs = 5): void {
     } else if (now < base) {
       base = now;
     }
-  }, everyMs).unref();
+  };
+  setInterval(check, everyMs).unref();
+  churnCheck = check;
+}
+
+let churnCheck: (() => void) | undefined;
+let churned = 0;
+
+/**
+ * Told by code that allocates Buffers in a long synchronous stretch (a layer inflated on this
+ * thread), where the timer of {@link keepBufferMemoryLow} may not get its turn: every `bytes`
+ * reported add up, and each 4 MiB runs the same check. Does nothing unless the command-line
+ * process turned the check on.
+ */
+export function noteBufferChurn(bytes: number): void {
+  if (!churnCheck) return;
+  churned += bytes;
+  if (churned < 4 << 20) return;
+  churned = 0;
+  churnCheck();
 }
