@@ -70,3 +70,26 @@ export async function privateStore(): Promise<string[]> {
   const root = await mkdtemp(join(tmpdir(), 'lading-nix-store-'));
   return ['--store', root];
 }
+
+/**
+ * `dockerTools.pullImage`'s hash made without lading: skopeo copies `source` (a docker:// reference
+ * on a plain-HTTP registry) to a docker-archive named `nameTag`, and nix-hash hashes it flat.
+ * nix32 by default; `hex: true` for nix-hash's base16.
+ */
+export async function skopeoArchiveHash(source: string, nameTag: string, opts: { hex?: boolean } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'lading-skopeo-archive-'));
+  const archive = join(dir, 'a.tar');
+  await run(
+    'skopeo',
+    [
+      '--insecure-policy',
+      'copy',
+      '-q',
+      '--src-tls-verify=false',
+      source,
+      `docker-archive:${archive}:${nameTag}`,
+    ],
+    { env: { ...process.env, HOME: dir } },
+  );
+  return nix('nix-hash', ['--flat', '--type', 'sha256', ...(opts.hex ? [] : ['--base32']), archive]);
+}

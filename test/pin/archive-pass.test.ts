@@ -13,10 +13,9 @@ import { prefetch } from '../../src/pin/index.ts';
 import { parseReference } from '../../src/reference/index.ts';
 import { RegistryClient, RegistryPool } from '../../src/registry/index.ts';
 import { RegistrySource } from '../../src/transports/index.ts';
-import { run } from '../helpers/bins.ts';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
 import { type BuiltLayout, buildLayout, prng, pushLayout, smallImage } from '../helpers/images.ts';
-import { nix } from '../helpers/nix.ts';
+import { skopeoArchiveHash } from '../helpers/nix.ts';
 import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
 
 // The one-pass docker-archive hash of a dockerTools-only prefetch (src/pin/archive-pass.ts):
@@ -30,23 +29,8 @@ const clients: RegistryClient[] = [];
 const FAST = { times: 3, delayMs: 5, maxDelayMs: 50 };
 
 /** nix-hash --flat of skopeo's docker-archive of `repo:tag`, named `nameTag`. */
-async function skopeoFlat(repo: string, tag: string, nameTag: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'lading-onepass-'));
-  const archive = join(dir, 'a.tar');
-  await run(
-    'skopeo',
-    [
-      '--insecure-policy',
-      'copy',
-      '-q',
-      '--src-tls-verify=false',
-      `docker://${anon.host}/${repo}:${tag}`,
-      `docker-archive:${archive}:${nameTag}`,
-    ],
-    { env: { ...process.env, HOME: dir } },
-  );
-  return nix('nix-hash', ['--flat', '--type', 'sha256', '--base32', archive]);
-}
+const skopeoFlat = (repo: string, tag: string, nameTag: string): Promise<string> =>
+  skopeoArchiveHash(`docker://${anon.host}/${repo}:${tag}`, nameTag);
 
 async function onePass(
   name: string,

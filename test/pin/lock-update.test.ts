@@ -17,10 +17,9 @@ import {
   updateLock,
 } from '../../src/index.ts';
 import { parseNixHash, toNix32 } from '../../src/nix/index.ts';
-import { run } from '../helpers/bins.ts';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.ts';
 import { buildLayout, type ImageSpec, multiArchImage, pushLayout } from '../helpers/images.ts';
-import { nix } from '../helpers/nix.ts';
+import { skopeoArchiveHash } from '../helpers/nix.ts';
 import { sharedRegistry, stopSharedRegistries, type TestRegistry } from '../helpers/registry.ts';
 
 // The lock-update algorithm through the library (what `lading lock add|update|remove` call), against
@@ -60,23 +59,8 @@ function options(cache = 'cache'): LockOptions {
 }
 
 /** `dockerTools.pullImage`'s hash as skopeo + nix-hash make it (independent of lading), nix32. */
-async function skopeoFlat(repo: string, digest: string, nameTag: string): Promise<string> {
-  const dir = await mkdtemp(join(work, 'skopeo-'));
-  const archive = join(dir, 'a.tar');
-  await run(
-    'skopeo',
-    [
-      '--insecure-policy',
-      'copy',
-      '-q',
-      '--src-tls-verify=false',
-      `docker://${anon.host}/${repo}@${digest}`,
-      `docker-archive:${archive}:${nameTag}`,
-    ],
-    { env: { ...process.env, HOME: dir } },
-  );
-  return nix('nix-hash', ['--flat', '--type', 'sha256', '--base32', archive]);
-}
+const skopeoFlat = (repo: string, digest: string, nameTag: string): Promise<string> =>
+  skopeoArchiveHash(`docker://${anon.host}/${repo}@${digest}`, nameTag);
 
 const nix32 = (sri: string | undefined): string => toNix32(parseNixHash(sri ?? '').bytes);
 /** The requests the registry saw since `mark`, as `METHOD kind` (manifests/blobs). */
