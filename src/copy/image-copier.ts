@@ -21,7 +21,7 @@ import type { Compression } from '../layers/index.ts';
 import { BlobReuse } from './blob-reuse.ts';
 import { checkCompressLevel } from './compress-level.ts';
 import { convertImage, refuseRecompressIfPreserving } from './convert-image.ts';
-import type { CopyEvent, CopyOptions, CopyResult } from './copy.ts';
+import type { CopyEvent, CopyOptions, CopyResult } from './copy-options.ts';
 import { effectiveLevel, layerBytesCompression } from './layer-bytes.ts';
 import { recompressStream, Staging } from './recompress.ts';
 import { type LayerTarget, recompressPlan, withLayers } from './recompress-plan.ts';
