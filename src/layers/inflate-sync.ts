@@ -84,15 +84,20 @@ export class SyncInflater {
     };
   }
 
-  /** Inflates `input`; every output block goes to `onOut` before this returns. */
-  write(input: Uint8Array, onOut: (out: Buffer) => void): void {
-    this.#run(input, this.#flush, onOut);
+  /**
+   * Inflates `input`; every output block goes to `onOut` before this returns. When `onOut`
+   * returns false (its reader has enough), this stops after that block and returns what is left
+   * of `input` (maybe empty: the inflater may still hold output), to be written again later: a
+   * few bytes can inflate to gigabytes (a zstd RLE block is 4 bytes for 128 KiB).
+   */
+  write(input: Uint8Array, onOut: (out: Buffer) => unknown): Uint8Array | undefined {
+    return this.#run(input, this.#flush, onOut, true);
   }
 
   /** Ends the stream (a truncated one fails here) and frees the native state. */
   end(onOut: (out: Buffer) => void): void {
     try {
-      this.#run(new Uint8Array(0), this.#finish, onOut);
+      this.#run(new Uint8Array(0), this.#finish, onOut, false);
     } finally {
       this.close();
     }
@@ -104,7 +109,12 @@ export class SyncInflater {
     this.#owner.close();
   }
 
-  #run(input: Uint8Array, flush: number, onOut: (out: Buffer) => void): void {
+  #run(
+    input: Uint8Array,
+    flush: number,
+    onOut: (out: Buffer) => unknown,
+    canPause: boolean,
+  ): Uint8Array | undefined {
     if (this.#closed) throw new LadingError(ErrorCode.Internal, 'inflater used after its end');
     let inOff = 0;
     let inLen = input.length;
@@ -126,13 +136,14 @@ export class SyncInflater {
       const outLeft = this.#state[0]!;
       const inLeft = this.#state[1]!;
       const produced = room - outLeft;
-      if (produced > 0) onOut(out.subarray(outOff, outOff + produced));
+      const more = produced > 0 ? onOut(out.subarray(outOff, outOff + produced)) !== false : true;
       if (this.#keep) this.#advance(produced);
       inOff += inLen - inLeft;
       inLen = inLeft;
       // A full output block may leave more to come; otherwise this input is done (bytes after the
       // end of the stream are ignored, as zlib's stream ignores them).
-      if (outLeft !== 0) return;
+      if (outLeft !== 0) return undefined;
+      if (!more && canPause) return input.subarray(inOff, inOff + inLen);
     }
   }
 
@@ -204,7 +215,8 @@ export async function inflatePieces(
   const feed = (piece: Buffer): void => {
     if (inflateError !== undefined) return;
     try {
-      if (inflater) inflater.write(piece, onOut);
+      // Never paused: each piece is consumed during the call (onOut's value is not a request).
+      if (inflater) inflater.write(piece, (out) => void onOut(out));
       else onOut(piece);
     } catch (err) {
       if (!(err instanceof LadingError && err.code === ErrorCode.Archive)) throw err;

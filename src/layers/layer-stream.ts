@@ -48,12 +48,12 @@ class InflateVerify extends Transform {
   #kind: Compression | undefined;
   #inflater: SyncInflater | undefined;
   #inflateError: unknown;
-  readonly #onOut = (block: Buffer): void => {
+  readonly #onOut = (block: Buffer): boolean => {
     this.#hash?.update(block);
     this.#bytes += block.length;
     noteBufferChurn(block.length);
     // Inflated blocks are kept by the inflater ('keep'), plain pieces are the source's: no copy.
-    this.push(block);
+    return this.push(block);
   };
 
   constructor(what: string, diffId: Digest | undefined) {
@@ -64,21 +64,54 @@ class InflateVerify extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      if (!this.#head) this.#feed(chunk);
-      else {
-        this.#head = this.#head.length ? Buffer.concat([this.#head, chunk]) : chunk;
-        if (this.#head.length >= 4) this.#start();
-      }
+    if (!this.#head) {
+      this.#inflate(chunk, cb);
+      return;
+    }
+    this.#head = this.#head.length ? Buffer.concat([this.#head, chunk]) : chunk;
+    if (this.#head.length < 4) {
       cb();
+      return;
+    }
+    let head: Buffer;
+    try {
+      head = this.#start();
     } catch (err) {
       cb(err as Error);
+      return;
     }
+    this.#inflate(head, cb);
+  }
+
+  /**
+   * Feeds `piece`, then calls `cb`; when the reader has enough first, the rest waits until it
+   * reads again (as zlib's streams do): a small piece can inflate to gigabytes.
+   */
+  #inflate(piece: Buffer, cb: TransformCallback): void {
+    let rest: Buffer | undefined;
+    try {
+      rest = this.#feed(piece);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (!rest) {
+      cb();
+      return;
+    }
+    const read = this._read;
+    this._read = (n: number) => {
+      this._read = read;
+      this.#inflate(rest, cb);
+      // Transform's own: hands on a callback it kept (never this one's again: it may pause anew).
+      read.call(this, n);
+    };
   }
 
   override _flush(cb: TransformCallback): void {
     try {
-      if (this.#head) this.#start();
+      // Fewer than 4 bytes in all: too few to inflate to much.
+      if (this.#head) this.#feed(this.#start());
       if (this.#inflateError !== undefined) throw this.#inflateError;
       this.#inflater?.end(this.#onOut);
       this.#check();
@@ -93,22 +126,25 @@ class InflateVerify extends Transform {
     cb(err);
   }
 
-  #start(): void {
+  /** Tells the compression from the first bytes; returns them, to be fed. */
+  #start(): Buffer {
     const head = this.#head!;
     this.#head = undefined;
     this.#kind = detectCompression(head);
     if (this.#kind !== 'none') this.#inflater = new SyncInflater(this.#kind, this.#what, 'keep');
-    this.#feed(head);
+    return head;
   }
 
-  #feed(piece: Buffer): void {
-    if (this.#inflateError !== undefined) return;
+  /** Inflates `piece`; returns what is left of it when the reader has enough for now. */
+  #feed(piece: Buffer): Buffer | undefined {
+    if (this.#inflateError !== undefined) return undefined;
     if (!this.#inflater) {
       this.#onOut(piece);
-      return;
+      return undefined;
     }
     try {
-      this.#inflater.write(piece, this.#onOut);
+      const rest = this.#inflater.write(piece, this.#onOut);
+      return rest && Buffer.from(rest.buffer, rest.byteOffset, rest.byteLength);
     } catch (err) {
       if (!(err instanceof LadingError && err.code === ErrorCode.Archive)) throw err;
       // Read on: the source's digest check, at its end, may name the real cause.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { gunzipSync, gzipSync, zstdCompressSync } from 'node:zlib';
 import { type Digest, sha256 } from '../../src/digest/index.ts';
@@ -94,3 +95,40 @@ test('openLayer passes a source error on to its reader', async () => {
   };
   await assert.rejects(drain(await openLayer(failing, 'layer 2')), /the source broke/);
 });
+
+for (const [kind, pack] of [
+  ['zstd', zstdCompressSync],
+  ['gzip', gzipSync],
+] as const) {
+  test(`openLayer holds little of a ${kind} layer that inflates a thousandfold, until it is read`, async () => {
+    // 64 MiB of zeros: a few KiB of zstd (RLE blocks), 64 KiB of gzip, handed on as one piece.
+    const zeros = Buffer.alloc(64 << 20);
+    const packed = pack(zeros);
+    const one = {
+      digest: sha256(packed),
+      diffId: sha256(zeros),
+      open: async () => Readable.from([packed]),
+    };
+    const s = await openLayer(one, 'layer 0');
+    await new Promise<void>((resolve) => s.once('readable', () => resolve()));
+    await new Promise((resolve) => setImmediate(resolve));
+    // The readable side's high-water mark (1 MiB) and one output block, not the whole layer.
+    assert.ok(s.readableLength <= 2 << 20, `${s.readableLength} bytes held before any read`);
+    // Then a reader slower than the inflater (a file system, a tar parser): what waits for it
+    // stays near the two high-water marks.
+    let n = 0;
+    let most = 0;
+    const slow: Writable = new Writable({
+      highWaterMark: 1 << 20,
+      write(c: Buffer, _enc, cb) {
+        most = Math.max(most, s.readableLength + slow.writableLength);
+        assert.ok(c.every((b) => b === 0));
+        n += c.length;
+        setImmediate(cb);
+      },
+    });
+    await pipeline(s, slow);
+    assert.ok(most <= 4 << 20, `${most} bytes held while reading`);
+    assert.equal(n, zeros.length);
+  });
+}
