@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { ErrorCode, isLadingError, LadingError } from '../errors/index.ts';
 import { ioError, makeTempDir, noSpaceFor, outputTarget, releaseTemp } from '../util/index.ts';
 import { openLayer } from './layer-stream.ts';
-import { ancestors, inRoot, parseWhiteout, Visibility } from './paths.ts';
+import { ancestors, hardlinkTarget, inRoot, parseWhiteout, Visibility } from './paths.ts';
 import { unpackRootfs } from './rootfs.ts';
 import {
   type EntryType,
@@ -57,6 +57,8 @@ interface Seen {
   size: number;
   /** A directory only implied by entries below it (no entry of its own in that layer). */
   implied?: boolean;
+  /** A hardlink whose target is not inside the root (`..`, the root itself): its raw linkname. */
+  refusedLink?: string;
 }
 
 const MAX_HOPS = 40;
@@ -297,8 +299,11 @@ class Extractor {
     const seen: Seen = { layer: scan.layer, type: e.type, linkname: e.linkname, mode: e.mode, size: e.size };
     if (e.type === 'link') {
       // A hardlink is its target's content: record as a file; the content comes from the target.
+      // One whose target is not inside the root is refused, as unpack refuses it (hardlinkTarget).
       seen.type = 'file';
-      seen.linkname = normaliseEntryName(e.linkname) ?? '';
+      const target = hardlinkTarget(e.linkname);
+      seen.linkname = target ?? '';
+      if (target === undefined) seen.refusedLink = e.linkname;
     }
     scan.here.set(name, seen);
     for (const a of ancestors(name)) scan.implied.add(a);
@@ -350,6 +355,12 @@ class Extractor {
   async #deliver(w: Want, r: Resolution): Promise<void> {
     if (r.kind !== 'found') throw notFound(w.path, w.norm, r);
     let entry = r.entry;
+    if (entry.refusedLink !== undefined)
+      throw new LadingError(
+        ErrorCode.Archive,
+        `${w.path} is a hardlink to ${JSON.stringify(entry.refusedLink)}, which is not inside the image's root; refused (unpack refuses it too)`,
+        { path: w.path },
+      );
     // A hardlink: its content is its target's as the layer that holds the link wrote it, even
     // when an upper layer deleted or replaced the target's name (unpack, umoci and podman agree).
     let linked: { layer: number; path: string } | undefined;

@@ -89,3 +89,44 @@ test('a dangling symlink: the link is named as there and its target as missing',
     assert.equal(r.stderr, `lading: error: ${message}\n`);
   }
 });
+
+test('a hardlink out of the root or to the root is refused by name, as unpack refuses it', async () => {
+  const hostile = await buildLayout({
+    layers: [
+      {
+        entries: [
+          { path: 'etc/', type: 'directory' },
+          { path: 'etc/passwd', content: 'root:x:0:0::/root:/bin/sh\n' },
+          { path: 'etc/up', type: 'link', linkname: '../etc/passwd' },
+          { path: 'etc/out', type: 'link', linkname: '../../../../etc/shadow' },
+          { path: 'etc/root', type: 'link', linkname: '/' },
+        ],
+      },
+    ],
+  });
+  const rootfs = join(work, 'hostile-rootfs');
+  const u = await runCli(['unpack', '--no-cache', `oci:${hostile.dir}:${hostile.tag}`, rootfs], {
+    env: env(),
+  });
+  // unpack refuses the three entries (exit status 7) and names them.
+  assert.equal(u.code, 7, u.stderr);
+  assert.match(u.stderr, /3 unsafe entries were refused .*: etc\/up, etc\/out, etc\/root/);
+  for (const name of ['up', 'out', 'root']) {
+    await assert.rejects(stat(join(rootfs, 'etc', name)), { code: 'ENOENT' }, `unpack made etc/${name}`);
+    const out = join(work, `hostile-${name}`);
+    const r = await runCli(
+      ['extract', '--no-cache', `oci:${hostile.dir}:${hostile.tag}`, `/etc/${name}`, '-o', out],
+      { env: env() },
+    );
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^lading: error: /etc/${name} is a hardlink to ".*", which is not inside the image's root; refused`,
+        'm',
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /vanished|internal/);
+    await assert.rejects(stat(out), { code: 'ENOENT' });
+  }
+});
