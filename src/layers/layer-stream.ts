@@ -39,6 +39,9 @@ export async function openLayer(
  * error ends the stream. With a diff_id, the end fails (E_DIGEST_MISMATCH) instead of ending when
  * the bytes hash to something else, before the consumer sees `end`.
  */
+/** Inflated bytes held for the reader beyond which inflating waits for it (2× the mark). */
+const PAUSE_AT = 2 << 20;
+
 class InflateVerify extends Transform {
   readonly #what: string;
   readonly #diffId: Digest | undefined;
@@ -53,7 +56,11 @@ class InflateVerify extends Transform {
     this.#bytes += block.length;
     noteBufferChurn(block.length);
     // Inflated blocks are kept by the inflater ('keep'), plain pieces are the source's: no copy.
-    return this.push(block);
+    this.push(block);
+    // Pause inflating only when far past the high-water mark: a piece that inflates hugely (a
+    // zstd RLE block, gzipped zeros). Pausing at the mark itself, as push() asks, cost unpack
+    // ~20% more CPU (a pause and a fresh slab for nearly every block).
+    return this.readableLength < PAUSE_AT;
   };
 
   constructor(what: string, diffId: Digest | undefined) {

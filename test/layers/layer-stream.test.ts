@@ -112,7 +112,7 @@ for (const [kind, pack] of [
     const s = await openLayer(one, 'layer 0');
     await new Promise<void>((resolve) => s.once('readable', () => resolve()));
     await new Promise((resolve) => setImmediate(resolve));
-    // The readable side's high-water mark (1 MiB) and one output block, not the whole layer.
+    // At most twice the readable side's high-water mark (1 MiB), not the whole layer.
     assert.ok(s.readableLength <= 2 << 20, `${s.readableLength} bytes held before any read`);
     // Then a reader slower than the inflater (a file system, a tar parser): what waits for it
     // stays near the two high-water marks.
