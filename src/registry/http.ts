@@ -310,7 +310,8 @@ export class Http {
         req.destroy(timeoutError(phase, method, url, t, got));
       // Our own reader being behind (unread data buffered), or a body already complete, is not
       // the server's fault.
-      const excused = () => (res?.readableLength ?? 0) > 0 || res?.complete === true;
+      const excused = () =>
+        (res?.readableLength ?? 0) > 0 || (res?.socket?.readableLength ?? 0) > 0 || res?.complete === true;
       let sent = false;
       req.setTimeout(t, () => {
         if (!excused()) fail(res || !sent ? 'idle' : 'response');

@@ -52,9 +52,15 @@ export function timeoutError(
  * Watches a body being read: calls `onStall(bytes)` when a window of `timeoutMs` brought fewer
  * than `minBytes` (`bytesRead()` is a running count, e.g. the socket's `bytesRead`) and the
  * reader was not the one holding things up (`excused()` false). Polls; adds no stream listeners.
+ *
+ * A window only counts when this process had the chance to read in it: a tick that comes more
+ * than half a window late (the event loop was busy, or the process was not scheduled) starts a
+ * new window, and a verdict waits for the next poll of the event loop (timers run before I/O, so
+ * bytes that arrived while the loop was away are read first).
  */
 export class StallWatch {
   readonly #timer: NodeJS.Timeout;
+  #stopped = false;
 
   constructor(
     timeoutMs: number,
@@ -64,19 +70,32 @@ export class StallWatch {
     minBytes = MIN_PROGRESS_BYTES,
   ) {
     let last = bytesRead();
+    let lastTick = performance.now();
     this.#timer = setInterval(() => {
-      const now = bytesRead();
-      const got = now - last;
-      last = now;
-      if (got < minBytes && !excused()) {
-        this.stop();
-        onStall(got);
+      const tick = performance.now();
+      const late = tick - lastTick > timeoutMs * 1.5;
+      lastTick = tick;
+      if (late) {
+        last = bytesRead();
+        return;
       }
+      const from = last;
+      last = bytesRead();
+      if (last - from >= minBytes || excused()) return;
+      setImmediate(() => {
+        if (this.#stopped) return;
+        const got = bytesRead() - from;
+        if (got < minBytes && !excused()) {
+          this.stop();
+          onStall(got);
+        }
+      });
     }, timeoutMs);
     this.#timer.unref();
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
   }
 }
