@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import type * as Tls from 'node:tls';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { DEFAULT_TIMEOUT_MS, MIN_PROGRESS_BYTES, timeoutError } from './timeouts.ts';
+import { DEFAULT_TIMEOUT_MS, StallWatch, timeoutError } from './timeouts.ts';
 
 /**
  * A minimal HTTP/1.1 client for blob bodies: one request at a time per connection, the response
@@ -327,7 +327,7 @@ export class Conn {
   reused = false;
 
   readonly #timeoutMs: number;
-  #window: NodeJS.Timeout | undefined;
+  #window: StallWatch | undefined;
 
   constructor(key: string, url: URL, tlsOpts: RawTls | undefined, pool: RawPool, timeoutMs: number) {
     this.key = key;
@@ -417,29 +417,26 @@ export class Conn {
    * lading itself is not reading (a silent server, headers or body trickled byte by byte).
    */
   #watch(): void {
-    clearInterval(this.#window);
-    let last = this.socket.bytesRead;
-    this.#window = setInterval(() => {
-      const now = this.socket.bytesRead;
-      const got = now - last;
-      last = now;
-      const res = this.#current;
-      if (!res) {
-        clearInterval(this.#window);
-        return;
-      }
-      if (got < MIN_PROGRESS_BYTES && !res.waiting) {
+    this.#window?.stop();
+    // The same rule as node:http's bodies (StallWatch): a window lading could not read in, or
+    // one in which lading is the one behind (`waiting`), is not the server's fault.
+    this.#window = new StallWatch(
+      this.#timeoutMs,
+      () => this.socket.bytesRead,
+      () => this.#current?.waiting !== false,
+      (got) => {
+        const res = this.#current;
+        if (!res) return;
         const phase = res.status === 0 ? 'response' : 'body';
         this.destroy(timeoutError(phase, 'GET', res.url, this.#timeoutMs, got));
-      }
-    }, this.#timeoutMs);
-    this.#window.unref();
+      },
+    );
   }
 
   /** The response ended: back into the pool, or closed. */
   finished(keepAlive: boolean): void {
     this.#current = undefined;
-    clearInterval(this.#window);
+    this.#window?.stop();
     if (!keepAlive || this.#closed) {
       this.destroy();
       return;
@@ -450,7 +447,7 @@ export class Conn {
   destroy(err?: unknown): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#window);
+    this.#window?.stop();
     this.#pool.forget(this);
     const res = this.#current;
     this.#current = undefined;
