@@ -5,11 +5,13 @@ import {
   convertImageManifest,
   type Descriptor,
   type ImageManifest,
+  type ImageSink,
+  type ImageSource,
   type ManifestFormat,
   MediaType,
   parseManifest,
+  type RawManifest,
 } from '../image/index.ts';
-import type { ImageSink, ImageSource, RawManifest } from '../transports/index.ts';
 import { ociConfigBytes } from './convert-config.ts';
 import { readAtMostFrom } from './util.ts';
 

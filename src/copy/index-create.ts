@@ -1,7 +1,15 @@
 import { sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, MediaType, type Platform, parseConfig, parseManifest } from '../image/index.ts';
-import type { ImageSink, ImageSource, RawManifest } from '../transports/index.ts';
+import {
+  type Descriptor,
+  type ImageSink,
+  type ImageSource,
+  MediaType,
+  type Platform,
+  parseConfig,
+  parseManifest,
+  type RawManifest,
+} from '../image/index.ts';
 import type { CopyOptions, CopyResult } from './copy-options.ts';
 import { ImageCopier } from './image-copier.ts';
 import { readAtMostFrom } from './util.ts';

@@ -1,7 +1,6 @@
-import type { ImageManifest } from '../image/index.ts';
+import type { ImageManifest, ImageSource } from '../image/index.ts';
 import type { Compression } from '../layers/index.ts';
 import { detectCompression } from '../layers/index.ts';
-import type { ImageSource } from '../transports/index.ts';
 import { mapLimit } from './util.ts';
 
 /**

@@ -1,7 +1,6 @@
 import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { parseConfig } from '../image/index.ts';
-import type { ImageSource } from '../transports/index.ts';
+import { type ImageSource, parseConfig } from '../image/index.ts';
 import type { ImageLayers } from './image-layers.ts';
 
 /**

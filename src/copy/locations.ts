@@ -1,5 +1,6 @@
 import type { BlobCache } from '../cache/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
+import type { ImageSink, ImageSource } from '../image/index.ts';
 import type { RegistryPool } from '../registry/index.ts';
 import {
   DaemonSink,
@@ -11,8 +12,6 @@ import {
   dockerSocket,
   formatLocation,
   type ImageLocation,
-  type ImageSink,
-  type ImageSource,
   Nix2containerSource,
   OciArchiveSink,
   OciArchiveSource,

@@ -1,8 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Descriptor } from '../image/index.ts';
+import type { Descriptor, ImageSource } from '../image/index.ts';
 import { extractPaths, type LayerBlob } from '../layers/index.ts';
-import type { ImageSource } from '../transports/index.ts';
 
 /** Which layer decides a path: reading the layers from the top, this is the last one needed. */
 export interface DecidingLayer {

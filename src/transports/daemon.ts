@@ -8,13 +8,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Limits, readAtMost } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
-import type { Descriptor } from '../image/index.ts';
+import type { Descriptor, ImageSource, RawManifest, WholeImage, WholeImageSink } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { makeTempDir } from '../util/index.ts';
 import { dockerArchiveStream } from './docker-archive/index.ts';
 import { archiveInputFor } from './docker-archive-sink.ts';
 import { DockerArchiveSource } from './docker-archive-source.ts';
-import type { ImageSource, RawManifest, WholeImage, WholeImageSink } from './transport.ts';
 
 /** The Docker Engine API socket: `DOCKER_HOST=unix://…`, else `/var/run/docker.sock`. */
 export function dockerSocket(env: NodeJS.ProcessEnv): string {

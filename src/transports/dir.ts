@@ -2,7 +2,15 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestHex } from '../digest/index.ts';
-import { type Descriptor, detectMediaType, manifestDigest } from '../image/index.ts';
+import {
+  type BlobReader,
+  type BlobSink,
+  type Descriptor,
+  detectMediaType,
+  type ImageSource,
+  manifestDigest,
+  type RawManifest,
+} from '../image/index.ts';
 import { holdTemp, sweepStaleTemps, tempName, writeFileAtomic } from '../util/index.ts';
 import { checkDirDestination } from './destination.ts';
 import {
@@ -13,7 +21,6 @@ import {
   writeBlobFile,
   writeBlobFileFrom,
 } from './files.ts';
-import type { BlobReader, BlobSink, ImageSource, RawManifest } from './transport.ts';
 
 /** skopeo's `version` file, exactly. */
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';

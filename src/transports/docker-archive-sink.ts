@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
-import { parseConfig } from '../image/index.ts';
+import { parseConfig, type WholeImage, type WholeImageSink } from '../image/index.ts';
 import { decompress, inflatePieces, syncInflateWorks } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { checkNewFile } from './destination.ts';
@@ -10,7 +10,6 @@ import {
   writeDockerArchive,
   writeDockerArchiveParallel,
 } from './docker-archive/index.ts';
-import type { WholeImage, WholeImageSink } from './transport.ts';
 
 /** Builds the archive writer's input from a whole image (layers decompressed on the fly). */
 export function archiveInputFor(

@@ -7,13 +7,18 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { type Digest, Limits, readAtMost, sha256 } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, MediaType, parseConfig } from '../image/index.ts';
+import {
+  type Descriptor,
+  type ImageSource,
+  MediaType,
+  parseConfig,
+  type RawManifest,
+} from '../image/index.ts';
 import { INFLATE_CHUNK } from '../layers/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { makeTempDir } from '../util/index.ts';
 import { verified } from './files.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
-import type { ImageSource, RawManifest } from './transport.ts';
 
 interface ArchiveManifestItem {
   Config: string;

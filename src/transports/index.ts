@@ -15,14 +15,4 @@ export {
   type RegistrySourceOptions,
 } from './registry.ts';
 export { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
-export type {
-  BlobSink,
-  ExistingLayer,
-  ImageSink,
-  ImageSource,
-  RawManifest,
-  ReuseOutcome,
-  TransportRef,
-  WholeImage,
-  WholeImageSink,
-} from './transport.ts';
+export type { TransportRef } from './transport.ts';

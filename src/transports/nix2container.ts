@@ -4,10 +4,15 @@ import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { type Digest, parseDigest, sha256, VerifyStream } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type BlobReadOptions, type Descriptor, MediaType } from '../image/index.ts';
+import {
+  type BlobReadOptions,
+  type Descriptor,
+  type ImageSource,
+  MediaType,
+  type RawManifest,
+} from '../image/index.ts';
 import { type PermRule, reproducibleTar, type TarPath } from '../layers/index.ts';
 import { GoStruct, type GoValue, goMarshal } from './docker-archive/index.ts';
-import type { ImageSource, RawManifest } from './transport.ts';
 
 /**
  * `nix2container:IMAGE.json`: an image nix2container's `buildImage` describes (its `types/types.go`),

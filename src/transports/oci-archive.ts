@@ -7,13 +7,21 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { type Digest, digestAlgorithm, digestHex, Limits, readAtMost, verifyBytes } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
+import {
+  type BlobSink,
+  type Descriptor,
+  detectMediaType,
+  type ImageSource,
+  MediaType,
+  parseManifest,
+  type RawManifest,
+  type ReuseOutcome,
+} from '../image/index.ts';
 import { ioError, makeTempDir, tempFileBeside } from '../util/index.ts';
 import { checkNewFile } from './destination.ts';
 import { verified } from './files.ts';
 import { OciLayoutSink } from './oci-layout.ts';
 import { indexTar, normaliseMemberName, type TarMember } from './tar-index.ts';
-import type { BlobSink, ImageSource, RawManifest, ReuseOutcome } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 

@@ -3,7 +3,17 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestAlgorithm, digestHex } from '../digest/index.ts';
 import { ErrorCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, detectMediaType, MediaType, parseManifest } from '../image/index.ts';
+import {
+  type BlobReader,
+  type BlobSink,
+  type Descriptor,
+  detectMediaType,
+  type ImageSource,
+  MediaType,
+  parseManifest,
+  type RawManifest,
+  type ReuseOutcome,
+} from '../image/index.ts';
 import {
   holdTemp,
   releaseTemp,
@@ -21,7 +31,6 @@ import {
   writeBlobFile,
   writeBlobFileFrom,
 } from './files.ts';
-import type { BlobReader, BlobSink, ImageSource, RawManifest, ReuseOutcome } from './transport.ts';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}';

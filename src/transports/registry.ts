@@ -2,11 +2,20 @@ import { type Readable, Transform } from 'node:stream';
 import type { BlobCache } from '../cache/index.ts';
 import { type Digest, Limits } from '../digest/index.ts';
 import { ErrorCode, hasCode, LadingError } from '../errors/index.ts';
-import { type Descriptor, detectMediaType, parseConfig, parseManifest } from '../image/index.ts';
+import {
+  type BlobSink,
+  type Descriptor,
+  detectMediaType,
+  type ExistingLayer,
+  type ImageSource,
+  parseConfig,
+  parseManifest,
+  type RawManifest,
+  type ReuseOutcome,
+} from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
 import { type RegistryClient, readBlob } from '../registry/index.ts';
 import { fileTail, layerSizeHintFrom } from './files.ts';
-import type { BlobSink, ExistingLayer, ImageSource, RawManifest, ReuseOutcome } from './transport.ts';
 
 export interface RegistrySourceOptions {
   /** Verified blobs and manifests are read from and written to this cache. */

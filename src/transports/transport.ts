@@ -1,17 +1,3 @@
-// The source/sink contracts live at the image level (src/image/contracts.ts); re-exported here
-// for the transports that implement them.
-export type {
-  BlobReader,
-  BlobSink,
-  ExistingLayer,
-  ImageSink,
-  ImageSource,
-  RawManifest,
-  ReuseOutcome,
-  WholeImage,
-  WholeImageSink,
-} from '../image/index.ts';
-
 /** A parsed `transport:reference` string. */
 export interface TransportRef {
   transport: string;

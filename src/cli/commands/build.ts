@@ -12,7 +12,8 @@ import {
 import { type BlobCache, BlobInfoCache } from '../../cache/index.ts';
 import { checkCompressLevel, copyImage, openSink, openSource } from '../../copy/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
-import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
+import type { ImageSource } from '../../image/index.ts';
+import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheFrom, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeResult } from '../io.ts';

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { BlobInfoCache } from '../../cache/index.ts';
 import { createIndex, openSink, openSource } from '../../copy/index.ts';
-import { formatLocation, type ImageSource, parseLocation } from '../../transports/index.ts';
+import type { ImageSource } from '../../image/index.ts';
+import { formatLocation, parseLocation } from '../../transports/index.ts';
 import { type CacheFlags, cacheFrom, withCacheOptions } from '../cache-options.ts';
 import { action } from '../context.ts';
 import { type CliIo, writeJson, writeLine } from '../io.ts';

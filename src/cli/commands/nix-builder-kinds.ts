@@ -7,7 +7,7 @@ import { BlobCache } from '../../cache/index.ts';
 import { copyImage, imageLayers, withDiffIds } from '../../copy/index.ts';
 import { type Digest, digestHex, parseDigest } from '../../digest/index.ts';
 import { ErrorCode, LadingError } from '../../errors/index.ts';
-import { type Platform, parseManifest, selectImage } from '../../image/index.ts';
+import { type ImageSource, type Platform, parseManifest, selectImage } from '../../image/index.ts';
 import { assertComplete, extractPaths, type LayerBlob, unpackRootfs } from '../../layers/index.ts';
 import { prefetch } from '../../pin/index.ts';
 import { parseReference } from '../../reference/index.ts';
@@ -15,7 +15,6 @@ import {
   DirSource,
   DockerArchiveSink,
   DockerArchiveSource,
-  type ImageSource,
   OciLayoutSource,
 } from '../../transports/index.ts';
 import type { NixBuildEnv } from './nix-builder.ts';
