@@ -13,6 +13,7 @@ import { foreignChallengeError, mayAnswerChallenge } from './origin-policy.ts';
 import { PageWalk } from './pagination.ts';
 import { drain, header } from './response.ts';
 import { clientCertAlert } from './tls-alert.ts';
+import { answersTlsInPlainHttp } from './tls-sniff.ts';
 import { mountBlob, type UploadOptions, uploadBlob, uploadBlobStream } from './upload.ts';
 
 export interface RegistryClientOptions extends HttpOptions, CertDirOptions {
@@ -113,20 +114,13 @@ export class RegistryClient {
   async #ping(signal?: AbortSignal): Promise<URL> {
     // A bad certificate directory is an error of its own, not a reason to try plain HTTP.
     await this.http.prepareTls(new URL(`https://${this.apiHost}/`));
-    const candidates: URL[] = [];
-    if (this.#scheme) candidates.push(new URL(`${this.#scheme}://${this.apiHost}/`));
-    else {
-      candidates.push(new URL(`https://${this.apiHost}/`));
-      // Docker's rule: loopback registries may speak plain HTTP; elsewhere only with --tls-verify=false.
-      if (isLoopbackHost(this.apiHost) || !this.http.tlsVerify)
-        candidates.push(new URL(`http://${this.apiHost}/`));
-    }
+    const { candidates, retry } = await this.#candidates();
     let lastError: unknown;
     for (const base of candidates) {
       const url = new URL('/v2/', base);
       let res: HttpResponse;
       try {
-        res = await this.http.send(url, { method: 'GET', signal, retry: candidates.length === 1 });
+        res = await this.http.send(url, { method: 'GET', signal, retry });
       } catch (err) {
         lastError = err;
         if (base.protocol === 'https:') {
@@ -169,6 +163,25 @@ export class RegistryClient {
       );
     }
     throw lastError;
+  }
+
+  /**
+   * The base URLs to ping, in order: the forced scheme; else HTTPS, then plain HTTP where Docker's
+   * rule allows it (loopback, or --tls-verify=false), without the HTTPS attempt when the port
+   * answers a TLS hello in HTTP (it could only fail: tls-sniff.ts). Retries (network errors, 5xx)
+   * only where there is no other scheme to try, as before the sniff.
+   */
+  async #candidates(): Promise<{ candidates: URL[]; retry: boolean }> {
+    if (this.#scheme) return { candidates: [new URL(`${this.#scheme}://${this.apiHost}/`)], retry: true };
+    const https = new URL(`https://${this.apiHost}/`);
+    if (!isLoopbackHost(this.apiHost) && this.http.tlsVerify) return { candidates: [https], retry: true };
+    const http = new URL(`http://${this.apiHost}/`);
+    const plainOnly =
+      https.port !== '' &&
+      (await answersTlsInPlainHttp(https.hostname, Number(https.port), this.http.timeoutMs));
+    if (!plainOnly) return { candidates: [https, http], retry: false };
+    this.http.debug(`${this.apiHost} answers a TLS hello in plain HTTP: no HTTPS attempt`);
+    return { candidates: [http], retry: false };
   }
 
   async #clientCertError(url: URL, alert: string, cause: unknown): Promise<LadingError> {
