@@ -3,7 +3,9 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { constants, crc32, deflateRaw, deflateRawSync, type ZlibOptions } from 'node:zlib';
 
-const deflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(deflateRaw);
+/** Made at the call: at the top, it would load node:zlib at every command's start. */
+const deflateRawAsync = (block: Buffer, options: ZlibOptions): Promise<Buffer> =>
+  promisify<Buffer, ZlibOptions, Buffer>(deflateRaw)(block, options);
 
 /** Input bytes per independently compressed block. */
 export const GZIP_BLOCK = 1 << 20;

@@ -39,7 +39,8 @@ export interface UnpackResult {
   owners: Record<string, string>;
 }
 
-const execFileP = promisify(execFile);
+/** Made at the call: at the top, it would load node:child_process at every command's start. */
+const execFileP = (file: string, args: string[]) => promisify(execFile)(file, args);
 
 /**
  * Unpacks image layers (bottom first) into `dest`, applying whiteouts and opaque directories as the

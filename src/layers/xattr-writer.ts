@@ -3,7 +3,8 @@ import { promisify } from 'node:util';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import type { TarEntry } from './tar-read.ts';
 
-const execFileP = promisify(execFile);
+/** Made at the call: at the top, it would load node:child_process at every command's start. */
+const execFileP = (file: string, args: string[]) => promisify(execFile)(file, args);
 
 /** Longest part of an attribute's value or of a tool's message quoted in a warning. */
 const QUOTE_MAX = 120;
