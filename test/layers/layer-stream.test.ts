@@ -60,8 +60,9 @@ for (const [kind, packed] of [
 test('openLayer reports a damaged gzip layer as an archive error, read to its end', async () => {
   const packed = gzipSync(plain);
   const damaged = Buffer.from(packed);
-  damaged.fill(0x55, 2000, 2100);
-  assert.throws(() => gunzipSync(damaged));
+  // A deflate block of the reserved type 3: the data cannot be inflated.
+  damaged.fill(0xff, 10, 20);
+  assert.throws(() => gunzipSync(damaged), /invalid block type/);
   let read = 0;
   const l = layer(damaged, sha256(plain));
   const counting = {
@@ -80,6 +81,19 @@ test('openLayer reports a damaged gzip layer as an archive error, read to its en
   });
   // The source is read to the end: its own digest check, when it has one, names a tampered download.
   assert.equal(read, damaged.length);
+});
+
+test('a gzip layer damaged where it still inflates is caught by its diff_id (no CRC-32 is computed)', async () => {
+  const damaged = gzipSync(plain);
+  // Inside the random half, stored as is: the bytes inflate, only to something else.
+  damaged.fill(0x55, 2000, 2100);
+  assert.throws(() => gunzipSync(damaged), /incorrect data check/);
+  await assert.rejects(drain(await openLayer(layer(damaged, sha256(plain)), 'layer 1')), (err) => {
+    assert.ok(isLadingError(err));
+    assert.equal(err.code, 'E_DIGEST_MISMATCH');
+    assert.match(err.message, new RegExp(`expected ${sha256(plain)}`));
+    return true;
+  });
 });
 
 test('openLayer passes a source error on to its reader', async () => {
