@@ -60,6 +60,11 @@ export interface ImageSource {
     signal?: AbortSignal,
     onProgress?: (bytes: number) => void,
   ): Promise<void>;
+  /**
+   * A hint that `desc` will be read (readBlob) soon, for a source that can start on it ahead (a
+   * registry sends the GET, so that its time to the first byte passes meanwhile).
+   */
+  prepareBlob?(desc: Descriptor, signal?: AbortSignal): void;
 }
 
 /**

@@ -271,7 +271,10 @@ export function syncInflateWorks(kind: Exclude<Compression, 'none'>): boolean {
   try {
     // Small and repetitive (this runs before the first layer of every command that inflates), but
     // more than SELF_TEST_BLOCK three times over: the inflater fills its output block several times.
-    const data = Buffer.alloc(3 * SELF_TEST_BLOCK + 123, 'lading checks its synchronous inflater, 0123456789\n');
+    const data = Buffer.alloc(
+      3 * SELF_TEST_BLOCK + 123,
+      'lading checks its synchronous inflater, 0123456789\n',
+    );
     const packed =
       kind === 'gzip'
         ? zlib.gzipSync(data, { level: 1 })

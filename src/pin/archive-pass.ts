@@ -36,10 +36,12 @@ export async function archiveHashOnePass(
     total += b.length;
   };
   const seen = new Set<string>();
-  for (const layer of input.layers) {
+  const layers = input.layers.filter((l) => !seen.has(digestHex(l.diffId)) && seen.add(digestHex(l.diffId)));
+  for (const [i, layer] of layers.entries()) {
     const name = `${digestHex(layer.diffId)}.tar`;
-    if (seen.has(name)) continue;
-    seen.add(name);
+    // The next layer's GET goes out now: the registry's time to its first byte passes meanwhile.
+    const next = layers[i + 1];
+    if (next) input.source.prepareBlob(next.desc, input.signal);
     put(archiveFileHeader(name, layer.size));
     await oneLayer(input, layer, put);
     put(goTarPadding(layer.size));

@@ -258,11 +258,13 @@ async function computeHashes(job: HashJob, hashes: CachedHashes): Promise<void> 
     ahead: Math.min(input.jobs ?? 6, 3),
     signal: input.signal,
   });
+  // The layers' sizes are asked for while the config is read (for the flat hash's tar headers).
+  const hints = job.needFlat ? sizeHints(job) : undefined;
   const configBytes = await readAtMost(await feed.openBlob(image.config), Limits.config, `config of ${what}`);
   const work: Promise<void>[] = [];
-  if (job.needFlat)
+  if (hints)
     work.push(
-      archiveHash(job, feed, configBytes).then((archive) => {
+      archiveHash(job, feed, configBytes, hints).then((archive) => {
         hashes.dockerTools = toSri(parseNixHash(archive.sha256));
         hashes.size = archive.size;
       }),
@@ -287,6 +289,7 @@ async function archiveHash(
   job: HashJob,
   feed: BlobFeed,
   configBytes: Buffer,
+  hints: Map<string, Promise<number | undefined>>,
 ): Promise<{ sha256: Digest; size: number }> {
   const { input, source, what } = job;
   const image = job.sel.manifest;
@@ -298,16 +301,8 @@ async function archiveHash(
       `${what}: the config lists ${diffIds.length} diff_ids for ${image.layers.length} layers`,
     );
   }
-  const single = !input.archivePath && !job.needNar;
+  const single = isSinglePass(job);
   if (!single) await feed.plan(image.layers);
-  // The gzip trailers' sizes (a Range request each, or the cached file), asked for at once.
-  const hints = new Map<string, Promise<number | undefined>>();
-  for (const l of image.layers)
-    if (!hints.has(l.digest))
-      hints.set(
-        l.digest,
-        source.layerSizeHint(l, input.signal).catch(() => undefined),
-      );
   const archiveInput = (hinted: boolean) => ({
     configBytes,
     layers: image.layers.map(
@@ -337,6 +332,29 @@ async function archiveHash(
     if (!hasCode(err, ErrorCode.SizeMismatch)) throw err;
     return flat(false);
   }
+}
+
+/** Whether the flat hash is all there is to make: then it is one pass, socket to hashes. */
+function isSinglePass(job: HashJob): boolean {
+  return !job.input.archivePath && !job.needNar;
+}
+
+/**
+ * The gzip trailers' sizes (a Range request each, or the cached file), asked for at once. For the
+ * one pass, the bottom layer's GET goes out with them (it is read as soon as they are in).
+ */
+function sizeHints(job: HashJob): Map<string, Promise<number | undefined>> {
+  const { source, input } = job;
+  const layers = job.sel.manifest.layers;
+  const hints = new Map<string, Promise<number | undefined>>();
+  for (const l of layers)
+    if (!hints.has(l.digest))
+      hints.set(
+        l.digest,
+        source.layerSizeHint(l, input.signal).catch(() => undefined),
+      );
+  if (isSinglePass(job) && layers[0]) source.prepareBlob(layers[0], input.signal);
+  return hints;
 }
 
 /**

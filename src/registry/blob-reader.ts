@@ -42,10 +42,70 @@ function poolOf(client: RegistryClient): RawPool {
   return p;
 }
 
+/** Blob GETs sent ahead of their read (see sendBlobRequestEarly), per client and blob. */
+const early = new WeakMap<object, Map<string, Promise<RawResponse | undefined>>>();
+
 /** Closes the raw connections a client kept alive (its `close()` calls this). */
 export function closeBlobConnections(client: RegistryClient): void {
+  for (const res of early.get(client.http)?.values() ?? [])
+    res.then(
+      (r) => r?.discard(),
+      () => {},
+    );
+  early.delete(client.http);
   pools.get(client.http)?.close();
   pools.delete(client.http);
+}
+
+/**
+ * Sends the GET of a blob now, for a {@link readBlob} of it soon (the next layer, while this one
+ * is read): the registry's time to the first byte (15-30 ms for a docker-registry on this machine,
+ * a network round trip or more for a remote one) then passes while the blob before it is read.
+ * The response waits with its head read and its socket paused (the server's sending stops at the
+ * socket buffers; no timeout runs against it, as lading is the one not reading) and unreferenced
+ * (one never read holds nobody up); the first readBlob of the blob takes it, or
+ * closeBlobConnections drops it. Unless `skip` resolves true first (the blob is cached): then
+ * nothing is sent. Errors are the reader's: readBlob meets them as its first attempt's.
+ */
+export function sendBlobRequestEarly(
+  client: RegistryClient,
+  repository: string,
+  digest: Digest,
+  opts: { signal?: AbortSignal; skip?: () => Promise<boolean> } = {},
+): void {
+  let byBlob = early.get(client.http);
+  if (!byBlob) {
+    byBlob = new Map();
+    early.set(client.http, byBlob);
+  }
+  const key = `${repository}@${digest}`;
+  if (byBlob.has(key)) return;
+  const res = (async () => {
+    if (await opts.skip?.()) return undefined;
+    const url = new URL(`/v2/${repository}/blobs/${digest}`, await client.base(opts.signal));
+    const r = await openAt(client, repository, url, 0, blobWhat(client, repository, digest), opts.signal);
+    r.unref();
+    return r;
+  })();
+  res.catch(() => {});
+  byBlob.set(key, res);
+}
+
+/** The response sendBlobRequestEarly sent for this blob, once (undefined if none). */
+function takeEarly(
+  client: RegistryClient,
+  repository: string,
+  digest: Digest,
+): Promise<RawResponse | undefined> {
+  const byBlob = early.get(client.http);
+  const key = `${repository}@${digest}`;
+  const res = byBlob?.get(key);
+  byBlob?.delete(key);
+  return res ?? Promise.resolve(undefined);
+}
+
+function blobWhat(client: RegistryClient, repository: string, digest: Digest): string {
+  return `blob ${digest} in ${client.registry}/${repository}`;
 }
 
 export interface BlobReadOptions {
@@ -267,7 +327,8 @@ export async function readBlob(
   digest: Digest,
   opts: BlobReadOptions,
 ): Promise<void> {
-  const what = `blob ${digest} in ${client.registry}/${repository}`;
+  const what = blobWhat(client, repository, digest);
+  const sentEarly = takeEarly(client, repository, digest);
   const base = await client.base(opts.signal);
   const url = new URL(`/v2/${repository}/blobs/${digest}`, base);
   const hash = createHash(digestAlgorithm(digest));
@@ -285,7 +346,10 @@ export async function readBlob(
   for (;;) {
     let res: RawResponse | undefined;
     try {
-      res = await openAt(client, repository, url, offset, what, opts.signal);
+      // The GET sent early is this read's first attempt (its failure counts as one).
+      res =
+        (offset === 0 && failures === 0 ? await sentEarly : undefined) ??
+        (await openAt(client, repository, url, offset, what, opts.signal));
       source = redactUrl(res.url);
       // 200 to a resume: the whole blob again, its first `offset` bytes dropped.
       let skip = checkResumed(res, offset, opts.size, what, client.registry);

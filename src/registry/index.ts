@@ -1,6 +1,6 @@
 export type { CredentialLookup, RegistryCredential } from './authenticator.ts';
 export { Authenticator } from './authenticator.ts';
-export { type BlobReadOptions, readBlob } from './blob-reader.ts';
+export { type BlobReadOptions, readBlob, sendBlobRequestEarly } from './blob-reader.ts';
 export {
   type CertDirOptions,
   certsForHost,

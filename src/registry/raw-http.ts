@@ -94,6 +94,7 @@ export class RawResponse {
    * the response (and the connection) with its error.
    */
   pipe(sink: (b: Buffer) => boolean | undefined): Promise<void> {
+    this.#conn.socket.ref();
     this.#done ??= new Promise<void>((resolve, reject) => {
       this.#onDone = { resolve, reject };
     });
@@ -110,6 +111,11 @@ export class RawResponse {
     else if (this.#finished) this.#onDone!.resolve();
     else if (!this.#paused) this.#conn.resume();
     return this.#done;
+  }
+
+  /** Lets the process end while this response waits to be read (pipe() holds it again). */
+  unref(): void {
+    this.#conn.socket.unref();
   }
 
   /** Continues after the sink returned false. */

@@ -14,7 +14,7 @@ import {
   type ReuseOutcome,
 } from '../image/index.ts';
 import type { Reference } from '../reference/index.ts';
-import { type RegistryClient, readBlob } from '../registry/index.ts';
+import { type RegistryClient, readBlob, sendBlobRequestEarly } from '../registry/index.ts';
 import { fileTail, layerSizeHintFrom } from './files.ts';
 
 export interface RegistrySourceOptions {
@@ -163,6 +163,15 @@ export class RegistrySource implements ImageSource {
       throw err;
     }
     await writer?.commit().catch(() => {});
+  }
+
+  /** `desc` will be read soon (readBlob): unless it is cached, its GET is sent now (a head start). */
+  prepareBlob(desc: Descriptor, signal?: AbortSignal): void {
+    const cache = this.#cache;
+    sendBlobRequestEarly(this.client, this.ref.repository, desc.digest, {
+      signal,
+      skip: cache ? () => cache.has(desc.digest, desc.size) : undefined,
+    });
   }
 
   async layerSizeHint(desc: Descriptor, signal?: AbortSignal): Promise<number | undefined> {

@@ -137,6 +137,9 @@ test('the CRC-32 in the trailer is not checked: the blob digest and the diff_id 
   const data = Buffer.alloc(50_000, 'crc ');
   const g = gzipSync(data);
   g.writeUInt32LE((g.readUInt32LE(g.length - 8) ^ 1) >>> 0, g.length - 8);
-  assert.match(errorOf(() => gunzipSync(g)), /incorrect data check/);
+  assert.match(
+    errorOf(() => gunzipSync(g)),
+    /incorrect data check/,
+  );
   assert.ok(inflate(g, () => 4096).equals(data));
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Digest } from '../../src/digest/index.ts';
 import { isLadingError } from '../../src/errors/index.ts';
-import { RegistryClient, readBlob } from '../../src/registry/index.ts';
+import { RegistryClient, readBlob, sendBlobRequestEarly } from '../../src/registry/index.ts';
 import {
   type BlobOrigin,
   type FaultProxy,
@@ -236,6 +236,68 @@ describe('raw blob reader', () => {
     const lax = await read(client(anonProxy.host, { tlsVerify: false }), 'reader');
     assert.equal(lax.error, undefined, String(lax.error));
     assert.ok(lax.data.equals(bytes));
+  });
+});
+
+describe('GETs sent early (sendBlobRequestEarly)', () => {
+  const blobGets = () => anonProxy.log.filter((e) => e.method === 'GET' && /\/blobs\//.test(e.path));
+  async function until(ok: () => boolean): Promise<void> {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(ok(), 'timed out waiting');
+  }
+
+  test('the read takes the GET sent early: one request, every byte once', async () => {
+    const c = client(anonProxy.host);
+    await c.base();
+    anonProxy.clear();
+    sendBlobRequestEarly(c, 'reader', blob().digest as Digest);
+    // The request is at the registry before anyone reads.
+    await until(() => blobGets().length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    const r = await read(c, 'reader');
+    assert.equal(r.error, undefined);
+    assert.ok(r.data.equals(bytes));
+    assert.equal(r.seen, bytes.length);
+    assert.equal(blobGets().length, 1);
+  });
+
+  test("an early GET that fails is the read's first attempt: retried as one", async () => {
+    const c = client(anonProxy.host);
+    await c.base();
+    anonProxy.clear();
+    anonProxy.addRule({ method: 'GET', path: /\/blobs\//, status: 503 });
+    sendBlobRequestEarly(c, 'reader', blob().digest as Digest);
+    await until(() => blobGets().length === 1);
+    const r = await read(c, 'reader');
+    assert.equal(r.error, undefined);
+    assert.ok(r.data.equals(bytes));
+    assert.deepEqual(
+      blobGets().map((e) => e.status),
+      [503, 200],
+    );
+  });
+
+  test('a 404 sent early fails the read as the registry error, not retried', async () => {
+    const c = client(anonProxy.host);
+    await c.base();
+    anonProxy.clear();
+    const missing = sha(Buffer.from('not in the registry')) as Digest;
+    sendBlobRequestEarly(c, 'reader', missing);
+    const r = await read(c, 'reader', missing, 19);
+    assert.ok(isLadingError(r.error) && r.error.code === 'E_NOT_FOUND', String(r.error));
+    assert.equal(blobGets().length, 1);
+  });
+
+  test('nothing is sent when the skip check says the blob is at hand', async () => {
+    const c = client(anonProxy.host);
+    await c.base();
+    anonProxy.clear();
+    sendBlobRequestEarly(c, 'reader', blob().digest as Digest, { skip: async () => true });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(blobGets().length, 0);
+    const r = await read(c, 'reader');
+    assert.ok(r.data.equals(bytes));
+    assert.equal(blobGets().length, 1);
   });
 });
 

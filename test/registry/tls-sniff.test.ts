@@ -4,8 +4,8 @@
  * (HTTPS first). Against the real registry (plain and TLS) and servers that lie or say nothing.
  */
 import assert from 'node:assert/strict';
-import { createServer as createTcpServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
 import { RegistryClient } from '../../src/registry/index.ts';
 import { answersTlsInPlainHttp } from '../../src/registry/tls-sniff.ts';
@@ -16,7 +16,10 @@ let plain: TestRegistry;
 let tls: TestRegistry;
 
 before(async () => {
-  [plain, tls] = await Promise.all([startRegistry({ auth: 'none' }), startRegistry({ auth: 'none', tls: true })]);
+  [plain, tls] = await Promise.all([
+    startRegistry({ auth: 'none' }),
+    startRegistry({ auth: 'none', tls: true }),
+  ]);
 });
 after(async () => {
   await Promise.all([plain?.stop(), tls?.stop()]);
@@ -83,7 +86,10 @@ test('a loopback registry over plain HTTP is pinged without an HTTPS attempt; ov
   } finally {
     await c.close();
   }
-  assert.ok(lines.some((l) => l.includes('answers a TLS hello in plain HTTP')), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.includes('answers a TLS hello in plain HTTP')),
+    lines.join('\n'),
+  );
   assert.ok(!lines.some((l) => l.includes('GET https://')), lines.join('\n'));
 
   const tlsLines: string[] = [];
