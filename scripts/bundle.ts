@@ -77,6 +77,12 @@ await build({
     js: "import { createRequire as __ladingRequire } from 'node:module';\nconst require = __ladingRequire(import.meta.url);",
   },
   legalComments: 'eof',
+  // Without comments the chunks are ASCII: Node decodes them as one-byte strings (four chunks
+  // had an arrow or an ellipsis in a kept comment, so were decoded and parsed as UTF-16), and
+  // there is a third less to read and scan. Names stay (no minifyIdentifiers), for stack traces.
+  // A warm prefetch took 0.97x the time (31 alternating pairs), `lading --version` 0.98x.
+  minifyWhitespace: true,
+  minifySyntax: true,
   plugins: [lazyBuiltins],
   logLevel: 'warning',
 });
