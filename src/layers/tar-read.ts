@@ -43,6 +43,8 @@ export interface TarEntry {
   body: Readable;
   /** The error the archive (or its source) failed with, once it has. */
   failure: () => Error | undefined;
+  /** The archive, for messages (`layer 0 (sha256:…)`). */
+  where: string;
 }
 
 /**
@@ -63,7 +65,26 @@ export function pipeBody(
     dest.destroy();
     return Promise.reject(err);
   }
-  return pipeline(body, dest);
+  return pipeline(body, dest).catch((err: unknown) => {
+    throw cutShort(e, err);
+  });
+}
+
+/**
+ * tar-stream's words for an archive that ends inside an entry's body: the tar is cut short, or
+ * the entry's size field claims more than there is (a hostile one can claim 8 GiB).
+ */
+const TAR_STREAM_CUT = 'Unexpected end of data';
+
+/** A body that failed because its archive ended early: an archive error, not the destination's. */
+function cutShort(e: TarEntry, err: unknown): unknown {
+  if (err instanceof LadingError || (err as Error | undefined)?.message !== TAR_STREAM_CUT) return err;
+  return new LadingError(
+    ErrorCode.Archive,
+    `${e.where} ends inside ${JSON.stringify(e.rawName)} (its header announces ${e.size} bytes): the tar is cut short, or the size is wrong`,
+    {},
+    { cause: err },
+  );
 }
 
 /**
@@ -318,6 +339,7 @@ export async function* readTar(stream: Readable, where: string): AsyncGenerator<
         xattrs,
         body: e as unknown as Readable,
         failure,
+        where,
       };
       // If the consumer did not read the body, skip it.
       e.resume();
