@@ -24,10 +24,11 @@ function commandPath(c: Command): string {
  */
 function outputError(c: Command) {
   return (str: string, write: (s: string) => void): void => {
-    const text = str
-      .replace(/^error: /, '')
-      .trimEnd()
-      .replace(/\n\(Did you mean (.*)\?\)$/, '\nlading: did you mean $1?');
+    const bare = str.replace(/^error: /, '').trimEnd();
+    // A "command" that starts with "--" (`lading -- --help`) is compared by commander with the
+    // command names cut by two letters, as if they were options: `help` became "did you mean --lp?".
+    const dashed = /^unknown command '-/.test(bare);
+    const text = bare.replace(/\n\(Did you mean (.*)\?\)$/, dashed ? '' : '\nlading: did you mean $1?');
     write(
       `lading: error: ${text}\nlading: run '${commandPath(c)} --help' for usage (exit status 2: bad usage; 'lading --help' lists every exit status)\n`,
     );

@@ -25,6 +25,12 @@ for (const [what, args, message, help] of [
     "'lading --help'",
   ],
   [
+    'an option after -- (an operand there): no suggestion made from a command name cut short',
+    ['--', '--help'],
+    /^lading: error: unknown command '--help'\nlading: run 'lading --help'/,
+    "'lading --help'",
+  ],
+  [
     'a missing argument',
     ['copy', 'x'],
     /^lading: error: missing required argument 'destination'\n/,
