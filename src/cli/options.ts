@@ -1,4 +1,4 @@
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { hostPlatform, normaliseArch, type Platform, parsePlatform } from '../image/index.ts';
 import { defaultPerHostCertDirs, RegistryPool } from '../registry/index.ts';
@@ -195,12 +195,28 @@ export function sideFlags<F extends RegistryFlags>(flags: F & SideRegistryFlags,
   return out;
 }
 
+/**
+ * The parser of an option that takes one value: given twice, it is refused instead of keeping the
+ * last one silently (`copy --platform linux/amd64 --platform linux/arm64` copies one platform,
+ * not both).
+ */
+export function onlyOnce(flag: string): (value: string, previous: string | undefined) => string {
+  return (value, previous) => {
+    if (previous !== undefined)
+      throw new InvalidArgumentError(
+        `${flag} was given twice (${previous}, ${value}): this command takes one`,
+      );
+    return value;
+  };
+}
+
 /** Adds the platform options to a command. */
 export function withPlatformOptions(cmd: Command): Command {
   return cmd
     .option(
       '--platform <os/arch[/variant]>',
       'platform to select from a multi-arch image (default: linux/<host arch>)',
+      onlyOnce('--platform'),
     )
     .option('--override-os <os>', 'skopeo-style: the OS to select')
     .option('--override-arch <arch>', 'skopeo-style: the architecture to select')

@@ -31,6 +31,18 @@ for (const [what, args, message, help] of [
     "'lading --help'",
   ],
   [
+    '--platform twice on a command that takes one platform (it kept the last one silently)',
+    ['copy', '--platform', 'linux/amd64', '--platform', 'linux/arm64', 'a', 'b'],
+    /--platform was given twice \(linux\/amd64, linux\/arm64\): this command takes one\n/,
+    "'lading copy --help'",
+  ],
+  [
+    '--platform twice on prefetch',
+    ['prefetch', '--platform', 'linux/amd64', '--platform', 'linux/arm64', 'alpine'],
+    /--platform was given twice \(linux\/amd64, linux\/arm64\): this command takes one\n/,
+    "'lading prefetch --help'",
+  ],
+  [
     'a missing argument',
     ['copy', 'x'],
     /^lading: error: missing required argument 'destination'\n/,

@@ -17,7 +17,7 @@ import { escapeTerminal, writeOutputFile } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeLine } from '../io.ts';
-import { type RegistryFlags, withRegistryOptions } from '../options.ts';
+import { onlyOnce, type RegistryFlags, withRegistryOptions } from '../options.ts';
 import { formatBytes } from '../render/progress.ts';
 
 interface LockFlags extends CacheFlags {
@@ -71,7 +71,7 @@ function addCommand(io: CliIo): Command {
     .argument('<image>', 'image with tag, e.g. alpine:3.20 or ghcr.io/org/app:1.4')
     .option('--name <name>', 'entry name (default: the last path component)')
     .option('--force', 'replace an entry of the same name')
-    .option('--platform <os/arch[/variant]>', 'platform to pin (default linux/amd64)')
+    .option('--platform <os/arch[/variant]>', 'platform to pin (default linux/amd64)', onlyOnce('--platform'))
     .option('--pin-instance', "pin the platform's manifest digest instead of the index digest")
     .option('--final-image-name <name>', 'name written into the archive')
     .option('--final-image-tag <tag>', 'tag written into the archive')

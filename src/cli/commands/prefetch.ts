@@ -24,7 +24,7 @@ import { makeTempDir } from '../../util/index.ts';
 import { type CacheFlags, cacheRoot, withCacheOptions } from '../cache-options.ts';
 import { action, type CommandContext } from '../context.ts';
 import { type CliIo, writeErr, writeLine } from '../io.ts';
-import { type RegistryFlags, withRegistryOptions } from '../options.ts';
+import { onlyOnce, type RegistryFlags, withRegistryOptions } from '../options.ts';
 import { prepareOutput } from '../output-path.ts';
 
 interface Flags extends CacheFlags {
@@ -76,7 +76,11 @@ export function prefetchCommand(io: CliIo): Command {
       '--arch <arch>',
       'architecture to select (default amd64, as nix-prefetch-docker; x86_64/aarch64 understood)',
     )
-    .option('--platform <os/arch[/variant]>', 'platform to select (instead of --os/--arch)')
+    .option(
+      '--platform <os/arch[/variant]>',
+      'platform to select (instead of --os/--arch)',
+      onlyOnce('--platform'),
+    )
     .option('--final-image-name <name>', 'name written into the archive (default: the image name)')
     .option('--final-image-tag <tag>', 'tag written into the archive (default: the tag, or latest)')
     .option(
