@@ -328,7 +328,7 @@ export async function readBlob(
   opts: BlobReadOptions,
 ): Promise<void> {
   const what = blobWhat(client, repository, digest);
-  const sentEarly = takeEarly(client, repository, digest);
+  let sentEarly: Promise<RawResponse | undefined> | undefined = takeEarly(client, repository, digest);
   const base = await client.base(opts.signal);
   const url = new URL(`/v2/${repository}/blobs/${digest}`, base);
   const hash = createHash(digestAlgorithm(digest));
@@ -345,11 +345,14 @@ export async function readBlob(
     );
   for (;;) {
     let res: RawResponse | undefined;
+    // The GET sent early (if any) is this read's first attempt.
+    const early = sentEarly;
+    sentEarly = undefined;
+    let fromEarly = early !== undefined;
     try {
-      // The GET sent early is this read's first attempt (its failure counts as one).
-      res =
-        (offset === 0 && failures === 0 ? await sentEarly : undefined) ??
-        (await openAt(client, repository, url, offset, what, opts.signal));
+      res = early ? await early : undefined;
+      fromEarly = res !== undefined;
+      res ??= await openAt(client, repository, url, offset, what, opts.signal);
       source = redactUrl(res.url);
       // 200 to a resume: the whole blob again, its first `offset` bytes dropped.
       let skip = checkResumed(res, offset, opts.size, what, client.registry);
@@ -383,6 +386,11 @@ export async function readBlob(
     } catch (err) {
       res?.discard();
       if (opts.signal?.aborted) throw networkError(opts.signal.reason ?? err, 'GET', url);
+      // A GET sent early waited, paused, while the blob before it was read: its connection closed
+      // meanwhile (a server's write timeout, a proxy's idle one; seen only once reading resumes,
+      // after the bytes it had buffered) is not this read failing. Resumed from where those bytes
+      // ended, once, without counting it. Its answers (404, 503) count as they would have.
+      if (fromEarly && !isLadingError(err)) continue;
       const temporary = isLadingError(err) ? err.temporary === true : isRetryableError(err);
       if (!temporary || failures >= retry.times)
         throw isLadingError(err) ? err : networkError(err, 'GET', url);

@@ -277,6 +277,28 @@ describe('GETs sent early (sendBlobRequestEarly)', () => {
     );
   });
 
+  test('an early GET whose connection closed while it waited is sent again, not counted (no retries left)', async () => {
+    const c = client(anonProxy.host, { retry: { times: 0, delayMs: 5, maxDelayMs: 50 } });
+    await c.base();
+    anonProxy.clear();
+    anonProxy.addRule({ method: 'GET', path: /\/blobs\//, dropAfterBytes: 1000 });
+    sendBlobRequestEarly(c, 'reader', blob().digest as Digest);
+    // The proxy sends the head and 1000 bytes, then closes: while nobody reads yet.
+    await until(() => blobGets()[0]?.fault === 'drop');
+    await new Promise((r) => setTimeout(r, 100));
+    const r = await read(c, 'reader');
+    assert.equal(r.error, undefined);
+    assert.ok(r.data.equals(bytes));
+    const gets = blobGets();
+    assert.deepEqual(
+      gets.map((e) => e.fault ?? 'ok'),
+      ['drop', 'ok'],
+    );
+    // Resumed after the bytes the early response had buffered (or from the start, if none were).
+    const from = gets[1]!.range === undefined ? 0 : Number(/^bytes=(\d+)-$/.exec(gets[1]!.range)?.[1]);
+    assert.ok(from >= 0 && from <= 1000, `resumed from ${gets[1]!.range}`);
+  });
+
   test('a 404 sent early fails the read as the registry error, not retried', async () => {
     const c = client(anonProxy.host);
     await c.base();
