@@ -1,7 +1,6 @@
 import * as zlib from 'node:zlib';
 import { ErrorCode, LadingError } from '../errors/index.ts';
 import { type Compression, detectCompression } from './compression.ts';
-import { GZIP_HEADER_MAX, GzipHeaderError, gzipHeaderLength } from './gzip-header.ts';
 
 /** Output block of the synchronous inflaters: reused for the whole layer. */
 const OUT_BLOCK = 256 * 1024;
@@ -13,8 +12,6 @@ const KEEP_MIN_ROOM = 16 * 1024;
  * the test took ~25 ms of each prefetch's start, most of it compressing the data with zstd.
  */
 const SELF_TEST_BLOCK = 4096;
-/** A gzip member's trailer: CRC-32 and length, 4 bytes each. */
-const TRAILER = 8;
 
 /**
  * What a zlib or zstd stream object keeps inside: Node's native handle, whose `writeSync` runs the
@@ -38,28 +35,13 @@ interface HandleOwner {
   _writeState?: Uint32Array;
   _defaultFlushFlag?: number;
   _finishFlushFlag?: number;
-  reset(): void;
   close(): void;
-}
-
-/** Where a gzip stream is: its members' headers and trailers are read here, the deflate data by zlib. */
-interface GzipFrame {
-  state: 'header' | 'deflate' | 'trailer' | 'after' | 'done';
-  /** Header bytes held until the header is whole (it can span pieces). */
-  header: Uint8Array;
-  /** Bytes of the member's trailer (CRC-32 and length, not checked: see gzip-header.ts) to skip. */
-  trailerLeft: number;
-  /** zlib's raw stream ended inside the last input (what follows is the trailer). */
-  ended: boolean;
 }
 
 /**
  * A decompressor driven synchronously: each input piece is inflated at once into one reused
  * output buffer, handed to `onOut` block by block (valid only during the call). No thread-pool
- * job, no allocation per piece. gzip (multi-member too, as zlib's stream does) or zstd. For
- * gzip, zlib inflates the deflate data raw and the member headers and trailers are read here
- * (gzip-header.ts): zlib's gzip mode would also compute a CRC-32 of every inflated byte, which the
- * diff_id every caller checks makes redundant. So the trailers are not checked.
+ * job, no allocation per piece. gzip (multi-member too, as zlib's stream does) or zstd.
  */
 export class SyncInflater {
   readonly kind: Exclude<Compression, 'none'>;
@@ -76,10 +58,6 @@ export class SyncInflater {
   readonly #what: string;
   #error: Error | undefined;
   #closed = false;
-  /** gzip only: the member framing. */
-  readonly #gzip: GzipFrame | undefined;
-  /** Whether the last block's consumer asked for no more for now. */
-  #wantsPause = false;
 
   /**
    * `out`: the reused output block (default: one of 256 KiB), or `'keep'`: each block handed to
@@ -90,12 +68,8 @@ export class SyncInflater {
     this.kind = kind;
     this.#what = what;
     const owner = (kind === 'gzip'
-      ? zlib.createInflateRaw({ chunkSize: OUT_BLOCK })
+      ? zlib.createGunzip({ chunkSize: OUT_BLOCK })
       : zlib.createZstdDecompress({ chunkSize: OUT_BLOCK })) as unknown as HandleOwner;
-    this.#gzip =
-      kind === 'gzip'
-        ? { state: 'header', header: new Uint8Array(0), trailerLeft: TRAILER, ended: false }
-        : undefined;
     const handle = owner._handle;
     const state = owner._writeState;
     if (!handle || typeof handle.writeSync !== 'function' || !(state instanceof Uint32Array)) {
@@ -107,10 +81,6 @@ export class SyncInflater {
     this.#state = state;
     this.#flush = owner._defaultFlushFlag ?? 0;
     this.#finish = owner._finishFlushFlag ?? (kind === 'gzip' ? zlib.constants.Z_FINISH : 2);
-    if (kind === 'gzip' && typeof owner.reset !== 'function') {
-      owner.close();
-      throw new LadingError(ErrorCode.Internal, 'this Node.js has no resettable raw inflater');
-    }
     this.#keep = out === 'keep';
     this.#out = out instanceof Buffer ? out : Buffer.allocUnsafe(this.#keep ? KEEP_SLAB : OUT_BLOCK);
     // Called synchronously from writeSync when the data is bad.
@@ -126,85 +96,16 @@ export class SyncInflater {
    * few bytes can inflate to gigabytes (a zstd RLE block is 4 bytes for 128 KiB).
    */
   write(input: Uint8Array, onOut: (out: Buffer) => unknown): Uint8Array | undefined {
-    if (this.#gzip) return this.#gzipWrite(this.#gzip, input, onOut);
     return this.#run(input, this.#flush, onOut, true);
   }
 
   /** Ends the stream (a truncated one fails here) and frees the native state. */
   end(onOut: (out: Buffer) => void): void {
     try {
-      const gz = this.#gzip;
-      if (!gz || gz.state === 'deflate') this.#run(new Uint8Array(0), this.#finish, onOut, false);
-      // The raw stream is whole; a gzip member without its trailer is cut all the same.
-      if (gz && gz.state !== 'after' && gz.state !== 'done') this.#fail(new Error('unexpected end of file'));
+      this.#run(new Uint8Array(0), this.#finish, onOut, false);
     } finally {
       this.close();
     }
-  }
-
-  /**
-   * gzip: header bytes are read here, deflate data goes to zlib until its stream ends, the
-   * trailer is skipped, and a next member (any byte but 0 after a trailer, as zlib's gunzip
-   * takes it) starts over on the same raw inflater. Pauses as {@link write} says.
-   */
-  #gzipWrite(gz: GzipFrame, input: Uint8Array, onOut: (out: Buffer) => unknown): Uint8Array | undefined {
-    let rest = input;
-    while (rest.length) {
-      if (gz.state === 'header') rest = this.#gzipHeader(gz, rest);
-      else if (gz.state === 'deflate') {
-        const left = this.#run(rest, this.#flush, onOut, true);
-        if (!gz.ended) return left;
-        gz.ended = false;
-        gz.state = 'trailer';
-        rest = left ?? new Uint8Array(0);
-        if (this.#wantsPause) return rest;
-      } else if (gz.state === 'trailer') {
-        const skip = Math.min(gz.trailerLeft, rest.length);
-        gz.trailerLeft -= skip;
-        rest = rest.subarray(skip);
-        if (gz.trailerLeft === 0) gz.state = 'after';
-      } else if (gz.state === 'after' && rest[0] !== 0) {
-        gz.state = 'header';
-        gz.trailerLeft = TRAILER;
-        this.#owner.reset();
-      } else {
-        // After the last member, zlib's gunzip ignores what follows (when it starts with a 0).
-        gz.state = 'done';
-        return undefined;
-      }
-    }
-    return undefined;
-  }
-
-  /** Takes a member header's bytes from `input`; returns the bytes after it (none while it is incomplete). */
-  #gzipHeader(gz: GzipFrame, input: Uint8Array): Uint8Array {
-    const held = gz.header.length ? Buffer.concat([gz.header, input]) : input;
-    let n: number;
-    try {
-      n = gzipHeaderLength(held);
-    } catch (err) {
-      if (!(err instanceof GzipHeaderError)) throw err;
-      return this.#fail(err);
-    }
-    if (n < 0) {
-      if (held.length > GZIP_HEADER_MAX) this.#fail(new Error(`header over ${GZIP_HEADER_MAX} bytes`));
-      gz.header = Buffer.from(held);
-      return new Uint8Array(0);
-    }
-    gz.header = new Uint8Array(0);
-    gz.state = 'deflate';
-    return held.subarray(n);
-  }
-
-  /** Ends the inflater with a decompression error (an E_ARCHIVE that names the layer). */
-  #fail(err: Error): never {
-    this.close();
-    throw new LadingError(
-      ErrorCode.Archive,
-      `cannot decompress ${this.#what}: ${err.message} (damaged, or not ${this.kind})`,
-      {},
-      { cause: err },
-    );
   }
 
   close(): void {
@@ -227,21 +128,23 @@ export class SyncInflater {
       const outOff = this.#outOff;
       const room = out.length - outOff;
       this.#handle.writeSync(flush, input, inOff, inLen, out, outOff, room);
-      if (this.#error) this.#fail(this.#error);
+      if (this.#error) {
+        const err = this.#error;
+        this.close();
+        throw new LadingError(
+          ErrorCode.Archive,
+          `cannot decompress ${this.#what}: ${err.message} (damaged, or not ${this.kind})`,
+          {},
+          { cause: err },
+        );
+      }
       const outLeft = this.#state[0]!;
       const inLeft = this.#state[1]!;
       const produced = room - outLeft;
       const more = produced > 0 ? onOut(out.subarray(outOff, outOff + produced)) !== false : true;
-      this.#wantsPause = !more;
       if (this.#keep) this.#advance(produced);
       inOff += inLen - inLeft;
       inLen = inLeft;
-      // Room for output but input left over: the raw deflate stream ended before it (zlib stops
-      // there and says exactly where). The rest is the gzip trailer and what follows.
-      if (this.#gzip && outLeft !== 0 && inLen !== 0) {
-        this.#gzip.ended = true;
-        return input.subarray(inOff, inOff + inLen);
-      }
       // A full output block may leave more to come; otherwise this input is done (bytes after the
       // end of the stream are ignored, as zlib's stream ignores them).
       if (outLeft !== 0) return undefined;
