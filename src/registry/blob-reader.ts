@@ -42,16 +42,26 @@ function poolOf(client: RegistryClient): RawPool {
   return p;
 }
 
-/** Blob GETs sent ahead of their read (see sendBlobRequestEarly), per client and blob. */
-const early = new WeakMap<object, Map<string, Promise<RawResponse | undefined>>>();
+/** A blob GET sent ahead of its read (see sendBlobRequestEarly), and how to call it off. */
+interface EarlyGet {
+  res: Promise<RawResponse | undefined>;
+  stop: AbortController;
+}
+const early = new WeakMap<object, Map<string, EarlyGet>>();
 
-/** Closes the raw connections a client kept alive (its `close()` calls this). */
+/**
+ * Closes the raw connections a client kept alive (its `close()` calls this), and calls off the
+ * GETs sent early that nobody read: one still waiting for its answer would otherwise hold the
+ * process until the answer or the timeout (a failed command lingered for twice --timeout).
+ */
 export function closeBlobConnections(client: RegistryClient): void {
-  for (const res of early.get(client.http)?.values() ?? [])
-    res.then(
+  for (const e of early.get(client.http)?.values() ?? []) {
+    e.stop.abort(new DOMException('the client closed', 'AbortError'));
+    e.res.then(
       (r) => r?.discard(),
       () => {},
     );
+  }
   early.delete(client.http);
   pools.get(client.http)?.close();
   pools.delete(client.http);
@@ -80,15 +90,17 @@ export function sendBlobRequestEarly(
   }
   const key = `${repository}@${digest}`;
   if (byBlob.has(key)) return;
+  const stop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
   const res = (async () => {
     if (await opts.skip?.()) return undefined;
-    const url = new URL(`/v2/${repository}/blobs/${digest}`, await client.base(opts.signal));
-    const r = await openAt(client, repository, url, 0, blobWhat(client, repository, digest), opts.signal);
+    const url = new URL(`/v2/${repository}/blobs/${digest}`, await client.base(signal));
+    const r = await openAt(client, repository, url, 0, blobWhat(client, repository, digest), signal);
     r.unref();
     return r;
   })();
   res.catch(() => {});
-  byBlob.set(key, res);
+  byBlob.set(key, { res, stop });
 }
 
 /** The response sendBlobRequestEarly sent for this blob, once (undefined if none). */
@@ -99,9 +111,9 @@ function takeEarly(
 ): Promise<RawResponse | undefined> {
   const byBlob = early.get(client.http);
   const key = `${repository}@${digest}`;
-  const res = byBlob?.get(key);
+  const e = byBlob?.get(key);
   byBlob?.delete(key);
-  return res ?? Promise.resolve(undefined);
+  return e?.res ?? Promise.resolve(undefined);
 }
 
 function blobWhat(client: RegistryClient, repository: string, digest: Digest): string {
@@ -390,7 +402,7 @@ export async function readBlob(
       // meanwhile (a server's write timeout, a proxy's idle one; seen only once reading resumes,
       // after the bytes it had buffered) is not this read failing. Resumed from where those bytes
       // ended, once, without counting it. Its answers (404, 503) count as they would have.
-      if (fromEarly && !isLadingError(err)) continue;
+      if (fromEarly && !isLadingError(err) && isRetryableError(err)) continue;
       const temporary = isLadingError(err) ? err.temporary === true : isRetryableError(err);
       if (!temporary || failures >= retry.times)
         throw isLadingError(err) ? err : networkError(err, 'GET', url);

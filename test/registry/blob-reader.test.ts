@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Digest } from '../../src/digest/index.ts';
 import { isLadingError } from '../../src/errors/index.ts';
 import { RegistryClient, readBlob, sendBlobRequestEarly } from '../../src/registry/index.ts';
+import { run } from '../helpers/bins.ts';
 import {
   type BlobOrigin,
   type FaultProxy,
@@ -297,6 +298,31 @@ describe('GETs sent early (sendBlobRequestEarly)', () => {
     // Resumed after the bytes the early response had buffered (or from the start, if none were).
     const from = gets[1]!.range === undefined ? 0 : Number(/^bytes=(\d+)-$/.exec(gets[1]!.range)?.[1]);
     assert.ok(from >= 0 && from <= 1000, `resumed from ${gets[1]!.range}`);
+  });
+
+  test('an early GET still waiting for its answer does not hold the process once the client is closed', async () => {
+    anonProxy.clear();
+    // The registry takes 30 s to answer the early GET: a process that closed its client must not wait for it.
+    anonProxy.addRule({ method: 'GET', path: /\/blobs\//, delayMs: 30_000 });
+    const src = new URL('../../src/registry/index.ts', import.meta.url).href;
+    const script = `
+      const { RegistryClient, sendBlobRequestEarly } = await import(${JSON.stringify(src)});
+      const c = new RegistryClient({ registry: ${JSON.stringify(anonProxy.host)} });
+      await c.base();
+      sendBlobRequestEarly(c, 'reader', ${JSON.stringify(blob().digest)});
+      await new Promise((r) => setTimeout(r, 200));
+      await c.close();
+      console.log('closed');`;
+    const t0 = Date.now();
+    const r = await run(process.execPath, ['--input-type=module', '-e', script], {
+      allowFail: true,
+      timeoutMs: 20_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.toString(), /closed/);
+    assert.ok(Date.now() - t0 < 15_000, `the process ended ${Date.now() - t0} ms later, not when closed`);
+    assert.equal(blobGets().length, 1, 'the early GET was sent');
+    anonProxy.clear();
   });
 
   test('a 404 sent early fails the read as the registry error, not retried', async () => {
