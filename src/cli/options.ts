@@ -210,13 +210,21 @@ export function onlyOnce(flag: string): (value: string, previous: string | undef
   };
 }
 
-/** Adds the platform options to a command. */
-export function withPlatformOptions(cmd: Command): Command {
+/** Values of an option given several times, joined with commas (as one comma-separated value). */
+function joined(value: string, previous: string | undefined): string {
+  return previous === undefined ? value : `${previous},${value}`;
+}
+
+/**
+ * Adds the platform options to a command. `several`: --platform may be repeated (copy keeps
+ * every platform asked for); otherwise a second one is refused.
+ */
+export function withPlatformOptions(cmd: Command, opts: { several?: boolean } = {}): Command {
   return cmd
     .option(
       '--platform <os/arch[/variant]>',
       'platform to select from a multi-arch image (default: linux/<host arch>)',
-      onlyOnce('--platform'),
+      opts.several ? joined : onlyOnce('--platform'),
     )
     .option('--override-os <os>', 'skopeo-style: the OS to select')
     .option('--override-arch <arch>', 'skopeo-style: the architecture to select')

@@ -124,6 +124,20 @@ describe('round trips keep every digest (skopeo and umoci read the results)', ()
       index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture),
       ['amd64', 'arm64'],
     );
+    // --platform given twice is the same as the comma-separated list (the help says so).
+    const repeated = await cli([
+      'copy',
+      '-q',
+      '--json',
+      '--platform',
+      'linux/amd64',
+      '--platform',
+      'linux/arm64',
+      `${reg.host}/conf/multi:1`,
+      `oci:${join(work, 'two-repeated')}:1`,
+    ]);
+    assert.equal(repeated.code, 0, repeated.stderr);
+    assert.equal(JSON.parse(repeated.stdout.toString()).digest, j.digest);
     const one = await cli([
       'copy',
       '-q',

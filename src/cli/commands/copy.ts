@@ -97,7 +97,7 @@ function withCopyOptions(cmd: Command): void {
     .option('--additional-tag <tag>', 'also push the image under this tag (registry destinations)', collect)
     .option('--json', 'print the result as JSON')
     .option('--digestfile <file>', "write the top manifest's digest to FILE (as skopeo does)");
-  withPlatformOptions(cmd);
+  withPlatformOptions(cmd, { several: true });
   withCacheOptions(cmd);
   withRegistryOptions(cmd);
   withSideRegistryOptions(cmd);
