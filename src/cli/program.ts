@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { escapeTerminal } from '../util/index.ts';
 import { commandsNeeded, loadCommands } from './command-loader.ts';
 import type { CliIo } from './io.ts';
 import { ladingVersion } from './version.ts';
@@ -24,7 +25,9 @@ function commandPath(c: Command): string {
  */
 function outputError(c: Command) {
   return (str: string, write: (s: string) => void): void => {
-    const bare = str.replace(/^error: /, '').trimEnd();
+    // commander quotes the arguments it could not take: control characters from the command line
+    // are shown escaped, as every other message shows them.
+    const bare = escapeTerminal(str.replace(/^error: /, '').trimEnd(), { keepNewlines: true });
     // A "command" that starts with "--" (`lading -- --help`) is compared by commander with the
     // command names cut by two letters, as if they were options: `help` became "did you mean --lp?".
     const dashed = /^unknown command '-/.test(bare);

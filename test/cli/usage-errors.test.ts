@@ -32,9 +32,15 @@ for (const [what, args, message, help] of [
   ],
   [
     '--platform twice on a command that takes one platform (it kept the last one silently)',
-    ['copy', '--platform', 'linux/amd64', '--platform', 'linux/arm64', 'a', 'b'],
+    ['unpack', '--platform', 'linux/amd64', '--platform', 'linux/arm64', 'a', 'b'],
     /--platform was given twice \(linux\/amd64, linux\/arm64\): this command takes one\n/,
-    "'lading copy --help'",
+    "'lading unpack --help'",
+  ],
+  [
+    'a control character in a rejected argument is shown escaped',
+    ['unpack', '--platform', 'x\u001b]0;title\u0007', '--platform', 'y', 'a', 'b'],
+    /given twice \(x\\u001b\]0;title\\u0007, y\)/,
+    "'lading unpack --help'",
   ],
   [
     '--platform twice on prefetch',
