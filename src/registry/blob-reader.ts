@@ -75,7 +75,9 @@ export function closeBlobConnections(client: RegistryClient): void {
  * socket buffers; no timeout runs against it, as lading is the one not reading) and unreferenced
  * (one never read holds nobody up); the first readBlob of the blob takes it, or
  * closeBlobConnections drops it. Unless `skip` resolves true first (the blob is cached): then
- * nothing is sent. Errors are the reader's: readBlob meets them as its first attempt's.
+ * nothing is sent. Errors are the reader's: readBlob meets them as its first attempt's. It holds
+ * no slot of the client's limiter (one connection more than --jobs while it waits): callers send
+ * one ahead at a time.
  */
 export function sendBlobRequestEarly(
   client: RegistryClient,

@@ -19,8 +19,11 @@ const HELLO = (() => {
   return Buffer.concat([Buffer.from([0x16, 3, 1, 0, handshake.length]), handshake]);
 })();
 
-/** The longest the sniff waits for an answer before it gives up (and says nothing). */
-const SNIFF_MS = 1000;
+/**
+ * The longest the sniff waits for an answer before it gives up (and says nothing). A registry
+ * answers in milliseconds; a silent server costs this much more before its error.
+ */
+const SNIFF_MS = 500;
 
 /**
  * Whether the server at `host:port` answers a TLS ClientHello in plain HTTP (`HTTP/1.x 400`), as
@@ -29,7 +32,7 @@ const SNIFF_MS = 1000;
  * back to HTTP where that is allowed; asking with a hand-made hello on a plain socket spares
  * loading node:tls and node:https (~40 ms of the command's CPU) to learn the same. Only an answer
  * that starts with `HTTP/` counts: anything else (a TLS record, an alert, silence, a refused or
- * closed connection, no answer within `timeoutMs` or a second) resolves false, and the caller
+ * closed connection, no answer within `timeoutMs` or half a second) resolves false, and the caller
  * tries HTTPS as before. Never rejects.
  */
 export function answersTlsInPlainHttp(host: string, port: number, timeoutMs: number): Promise<boolean> {
